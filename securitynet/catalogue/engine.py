@@ -1,0 +1,144 @@
+"""Engines, sessions and schema migration for the catalogue database.
+
+SQLite (the embedded default) gets WAL, foreign keys and a busy timeout on every
+connection; ``postgresql://`` URLs are routed to psycopg 3. :func:`migrate` runs Alembic to
+head; :func:`open_engine` does that on first use so a new database is ready at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from securitynet.errors import CatalogueError, ConfigurationError, MigrationError
+from securitynet.resources import resource_dir
+
+log = logging.getLogger(__name__)
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` -> ``postgresql+psycopg://`` (psycopg 3); anything else unchanged."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"not a database URL: {url!r}", hint="e.g. sqlite:///path/catalogue.db") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_catalogue_engine(url: str, **kwargs: Any) -> Engine:
+    """A configured engine for ``url`` (no migration)."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, **kwargs)
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise ConfigurationError(
+            f"no database driver for {parsed.drivername}",
+            hint="For PostgreSQL: pip install 'securitynet[postgres]'.",
+        ) from exc
+    return engine
+
+
+def _alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resource_dir("migrations")))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resource_dir("migrations")))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    if head is None:
+        raise MigrationError("no migrations found")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at (None for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except OperationalError as exc:
+        raise CatalogueError(f"cannot open the catalogue at {engine.url!r}: {exc.orig}") from exc
+
+
+def migrate(engine: Engine, revision: str = "head") -> str:
+    """Upgrade the database to ``revision`` (default: head); return the revision reached."""
+    from alembic import command
+
+    cfg = _alembic_config(engine)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except OperationalError as exc:
+        raise CatalogueError(f"cannot migrate the catalogue at {engine.url!r}: {exc.orig}") from exc
+    reached = current_revision(engine)
+    log.info("catalogue at revision %s", reached)
+    return reached or ""
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Migrate a new or older database to head; refuse one that is newer than we know."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None and inspect(engine).has_table("entry"):
+        raise MigrationError(
+            "the database has securitynet tables but no migration stamp",
+            hint="Point SECURITYNET_DATABASE_URL at a fresh database, or stamp it with alembic.",
+        )
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config(engine))
+    if current is not None and script.get_revision(current) is None:
+        raise MigrationError(
+            f"the database is at revision {current}, which this securitynet does not know",
+            hint="Upgrade securitynet, or use another database.",
+        )
+    migrate(engine)
+
+
+def open_engine(url: str, *, upgrade: bool = True) -> Engine:
+    engine = create_catalogue_engine(url)
+    if upgrade:
+        ensure_schema(engine)
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,267 @@
+"""The catalogue's tables (SQLAlchemy 2 typed ORM).
+
+One row of ``entry`` per catalogued checkpoint. Everything said about it sits in child
+tables whose rows carry provenance (``source``: who said it; ``evidence``: where; when),
+and ``origin``: which writer (a scraper, ``curated``, ``evaluate``) put the row there, so a
+re-sync of one source replaces only its own rows. ``entry.dataset`` and ``entry.top1`` are
+the merged view (final training data set, best top-1 claim on it), denormalised and
+indexed because nearly every query filters or sorts on them.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from securitynet.records import ClaimKind, Metric, Stage
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _str_enum(enum_cls: type[enum.Enum], length: int = 16) -> Enum:
+    """Store an enum as its string value (no native enum type, no CHECK constraint)."""
+    return Enum(
+        enum_cls,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Entry(Base):
+    __tablename__ = "entry"
+
+    id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), index=True)
+    name: Mapped[str] = mapped_column(String(480))
+    task: Mapped[str] = mapped_column(String(64), default="image-classification", index=True)
+    architecture: Mapped[str | None] = mapped_column(String(255), index=True)
+    family: Mapped[str | None] = mapped_column(String(128), index=True)
+    num_classes: Mapped[int | None] = mapped_column(Integer, index=True)
+    input_size: Mapped[int | None] = mapped_column(Integer)
+    params: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    gflops: Mapped[float | None] = mapped_column(Float)
+    licence: Mapped[str | None] = mapped_column(String(128), index=True)
+    paper: Mapped[str | None] = mapped_column(String(512))
+    library: Mapped[str | None] = mapped_column(String(64))
+    upstream_url: Mapped[str | None] = mapped_column(Text)
+    revision: Mapped[str | None] = mapped_column(String(128))
+    upstream_modified: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # merged view, denormalised for fast faceted queries
+    dataset: Mapped[str | None] = mapped_column(String(128), index=True)
+    top1: Mapped[float | None] = mapped_column(Float, index=True)
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    load_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    removed_upstream: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    files: Mapped[list[WeightFile]] = relationship(
+        back_populates="entry", cascade="all, delete-orphan", passive_deletes=True, order_by="WeightFile.id"
+    )
+    datasets: Mapped[list[EntryDataset]] = relationship(
+        back_populates="entry", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="EntryDataset.position",
+    )
+    claims: Mapped[list[AccuracyClaimRow]] = relationship(
+        back_populates="entry", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="AccuracyClaimRow.id",
+    )
+    facts: Mapped[list[Fact]] = relationship(
+        back_populates="entry", cascade="all, delete-orphan", passive_deletes=True, order_by="Fact.id"
+    )
+    errors: Mapped[list[AnnotationError]] = relationship(
+        back_populates="entry", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="AnnotationError.id",
+    )
+    evaluations: Mapped[list[Evaluation]] = relationship(
+        back_populates="entry", cascade="all, delete-orphan", passive_deletes=True, order_by="Evaluation.id"
+    )
+
+    __table_args__ = (
+        Index("ix_entry_dataset_top1", "dataset", "top1"),
+        Index("ix_entry_source_removed", "source", "removed_upstream"),
+    )
+
+    def __repr__(self) -> str:
+        return f"Entry({self.id!r})"
+
+
+class Dataset(Base):
+    """A data set named anywhere in the catalogue; ``canonical`` when it is in our taxonomy."""
+
+    __tablename__ = "dataset"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    canonical: Mapped[bool] = mapped_column(Boolean, default=False)
+    num_classes: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str | None] = mapped_column(String(32))
+    url: Mapped[str | None] = mapped_column(Text)
+    aliases: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class _ChildMixin:
+    """Provenance columns shared by every row that states something about an entry."""
+
+    source: Mapped[str] = mapped_column(String(96), index=True)
+    evidence: Mapped[str | None] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(String(32), index=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WeightFile(_ChildMixin, Base):
+    __tablename__ = "weight_file"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entry.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    filename: Mapped[str | None] = mapped_column(String(512))
+    revision: Mapped[str | None] = mapped_column(String(128))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    checksum: Mapped[str | None] = mapped_column(String(128))
+    checksum_algo: Mapped[str | None] = mapped_column(String(32))
+    format: Mapped[str | None] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(32), default="weights")
+
+    entry: Mapped[Entry] = relationship(back_populates="files")
+
+
+class EntryDataset(_ChildMixin, Base):
+    """One step of an entry's training chain, in order (``position``)."""
+
+    __tablename__ = "entry_dataset"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entry.id", ondelete="CASCADE"), index=True)
+    dataset: Mapped[str] = mapped_column(ForeignKey("dataset.name"), index=True)
+    raw_name: Mapped[str | None] = mapped_column(String(255))
+    stage: Mapped[Stage] = mapped_column(_str_enum(Stage))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    entry: Mapped[Entry] = relationship(back_populates="datasets")
+
+
+class AccuracyClaimRow(_ChildMixin, Base):
+    __tablename__ = "accuracy_claim"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entry.id", ondelete="CASCADE"), index=True)
+    dataset: Mapped[str] = mapped_column(ForeignKey("dataset.name"), index=True)
+    split: Mapped[str] = mapped_column(String(32))
+    metric: Mapped[Metric] = mapped_column(_str_enum(Metric))
+    value: Mapped[float] = mapped_column(Float)
+    img_size: Mapped[int | None] = mapped_column(Integer)
+    crop_pct: Mapped[float | None] = mapped_column(Float)
+    kind: Mapped[ClaimKind] = mapped_column(_str_enum(ClaimKind))
+    url: Mapped[str | None] = mapped_column(Text)
+
+    entry: Mapped[Entry] = relationship(back_populates="claims")
+
+    __table_args__ = (Index("ix_accuracy_claim_dataset_metric_value", "dataset", "metric", "value"),)
+
+
+class Fact(_ChildMixin, Base):
+    """A scalar fact (params, licence, ...) as one source stated it. The entry's column holds
+    the merged value; these rows keep every source's word, disagreeing ones included."""
+
+    __tablename__ = "fact"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entry.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    value: Mapped[Any] = mapped_column(JSON)
+
+    entry: Mapped[Entry] = relationship(back_populates="facts")
+
+
+class AnnotationError(_ChildMixin, Base):
+    """Something about an entry that could not be annotated (a malformed card, say)."""
+
+    __tablename__ = "annotation_error"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entry.id", ondelete="CASCADE"), index=True)
+    message: Mapped[str] = mapped_column(Text)
+
+    entry: Mapped[Entry] = relationship(back_populates="errors")
+
+
+class SyncRun(Base):
+    __tablename__ = "sync_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    seen: Mapped[int] = mapped_column(Integer, default=0)
+    added: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    removed: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    state: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, doc="Source-specific resume/incremental state (a cursor, a last-modified mark)."
+    )
+    version: Mapped[str | None] = mapped_column(String(32))
+
+
+class Evaluation(Base):
+    """One attack or defence run on one entry, with what is needed to reproduce it."""
+
+    __tablename__ = "evaluation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entry.id", ondelete="CASCADE"), index=True)
+    attack: Mapped[str] = mapped_column(String(64), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    data_protocol: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), default="ok", index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    entry: Mapped[Entry] = relationship(back_populates="evaluations")

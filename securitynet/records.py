@@ -1,0 +1,206 @@
+"""Pydantic records that cross layers: scrapers yield them, the catalogue stores them,
+the loader reads :class:`LoadSpec` back, the CLI prints them.
+
+Every fact in a record carries provenance: a claim or a training-chain step names its
+``source`` and ``evidence``; the entry's scalar fields are attributed to the record's
+``source`` with the per-field evidence in :attr:`EntryRecord.evidence`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from securitynet.ids import parse_id
+
+
+class StrEnum(str, Enum):
+    """``enum.StrEnum`` for Python 3.10."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class ClaimKind(StrEnum):
+    CLAIMED = "claimed"  # stated by the upstream source (card, registry, paper)
+    MEASURED = "measured"  # measured by us (or by a named third party on a named split)
+
+
+class Stage(StrEnum):
+    """Role of a data set in an entry's training chain."""
+
+    PRETRAIN = "pretrain"  # pre-training (possibly several, in order)
+    TRAIN = "train"  # the final training / fine-tuning data set
+    DISTILL = "distill"  # knowledge-distillation teacher data
+
+
+class Metric(StrEnum):
+    TOP1 = "top1"
+    TOP5 = "top5"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, use_enum_values=False)
+
+
+class AccuracyClaim(_Record):
+    """One accuracy figure for one entry on one data set, in percent."""
+
+    dataset: str = Field(description="Canonical data-set name where known, else the raw name.")
+    split: str = "validation"
+    metric: Metric = Metric.TOP1
+    value: float = Field(ge=0.0, le=100.0, description="Percent.")
+    img_size: int | None = Field(default=None, gt=0)
+    crop_pct: float | None = Field(default=None, gt=0, le=2.0)
+    kind: ClaimKind = ClaimKind.CLAIMED
+    source: str = Field(description="Who said it: a source name or 'curated:<file>'.")
+    evidence: str | None = Field(default=None, description="Which field, row or sentence.")
+    url: str | None = None
+
+
+class DatasetLink(_Record):
+    """One step of an entry's training chain (pre-training -> fine-tuning)."""
+
+    dataset: str = Field(description="Canonical name where known, else the raw name.")
+    raw_name: str | None = Field(default=None, description="The name as upstream wrote it.")
+    stage: Stage = Stage.TRAIN
+    source: str
+    evidence: str | None = None
+
+
+class FileRef(_Record):
+    """A weight (or companion) file an entry is loaded from."""
+
+    url: str
+    filename: str | None = None
+    revision: str | None = None
+    size: int | None = Field(default=None, ge=0)
+    sha256: str | None = Field(default=None, description="Full lowercase hex digest, when known.")
+    checksum: str | None = Field(default=None, description="Upstream checksum (may be a prefix).")
+    checksum_algo: str | None = Field(default=None, description="'sha256', 'sha256-prefix', 'sha1', 'md5'.")
+    format: str | None = Field(default=None, description="'safetensors', 'pytorch', 'zip', ... as declared.")
+    role: str = "weights"
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex64(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.lower()
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+            raise ValueError("sha256 must be 64 hex digits")
+        return value
+
+
+class LoadSpec(_Record):
+    """How the loader builds a net for an entry. Per-model quirks live here, as data."""
+
+    builder: str = Field(description="'timm', 'torchvision', 'pytorchcv', 'transformers', 'state-dict', ...")
+    architecture: str | None = Field(default=None, description="Constructor name in the builder's namespace.")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    state_dict_key: str | None = Field(default=None, description="Key holding the tensors, if wrapped.")
+    strip_prefix: str | None = Field(default=None, description="Prefix to strip from tensor names.")
+    input_size: tuple[int, int, int] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    interpolation: str | None = None
+    crop_pct: float | None = None
+    crop_mode: str | None = None
+    num_classes: int | None = None
+    label_set: str | None = Field(default=None, description="Named label set, e.g. 'imagenet-1k'.")
+    labels: list[str] | None = None
+    output: str | None = Field(default=None, description="'logits', 'log_softmax' or 'softmax'.")
+
+
+class EntryRecord(_Record):
+    """Everything one source knows about one entry."""
+
+    id: str
+    source: str = Field(default="", description="Filled from the id.")
+    name: str = Field(default="", description="Filled from the id.")
+    annotator: str | None = Field(
+        default=None, description="Provenance name of the scalar fields; default: the source."
+    )
+    task: str = "image-classification"
+    architecture: str | None = None
+    family: str | None = None
+    num_classes: int | None = Field(default=None, gt=0)
+    input_size: int | None = Field(default=None, gt=0)
+    params: int | None = Field(default=None, ge=0)
+    gflops: float | None = Field(default=None, ge=0)
+    licence: str | None = None
+    paper: str | None = None
+    library: str | None = None
+    upstream_url: str | None = None
+    revision: str | None = None
+    upstream_modified: datetime | None = None
+    tags: list[str] = Field(default_factory=list)
+    datasets: list[DatasetLink] = Field(default_factory=list)
+    claims: list[AccuracyClaim] = Field(default_factory=list)
+    files: list[FileRef] = Field(default_factory=list)
+    load: LoadSpec | None = None
+    evidence: dict[str, str] = Field(default_factory=dict, description="Field name -> evidence.")
+    errors: list[str] = Field(default_factory=list, description="Per-entry annotation problems.")
+    raw: dict[str, Any] = Field(default_factory=dict, description="Upstream payload, as received.")
+
+    @model_validator(mode="after")
+    def _split_id(self) -> EntryRecord:
+        eid = parse_id(self.id)
+        self.id = str(eid)
+        self.source, self.name = eid.source, eid.name
+        return self
+
+    @property
+    def provenance(self) -> str:
+        return self.annotator or self.source
+
+    @property
+    def final_dataset(self) -> str | None:
+        """The data set the entry was last trained on (end of the training chain)."""
+        trained = [d for d in self.datasets if d.stage is Stage.TRAIN]
+        chain = trained or self.datasets
+        return chain[-1].dataset if chain else None
+
+    def best_top1(self, dataset: str | None = None) -> float | None:
+        """The highest top-1 claim on ``dataset`` (default: the final training data set)."""
+        target = dataset or self.final_dataset
+        values = [
+            c.value for c in self.claims if c.metric is Metric.TOP1 and (target is None or c.dataset == target)
+        ]
+        return max(values) if values else None
+
+    def content_hash(self) -> str:
+        """Stable digest of everything upstream said; a re-sync compares it to skip work."""
+        payload = self.model_dump(mode="json", exclude={"raw"})
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class SyncSummary(_Record):
+    """What one source's sync did."""
+
+    source: str
+    status: str = "ok"  # ok | failed | partial | skipped
+    seen: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    errors: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        if self.status in ("failed", "skipped"):
+            return f"{self.source}: {self.status}: {self.error}"
+        return (
+            f"{self.source}: {self.seen} seen, {self.added} added, {self.updated} updated, "
+            f"{self.unchanged} unchanged, {self.removed} marked removed"
+            + (f", {self.errors} with annotation errors" if self.errors else "")
+            + f" ({self.seconds:.1f} s)"
+        )

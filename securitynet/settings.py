@@ -1,0 +1,66 @@
+"""Settings read from ``SECURITYNET_*`` environment variables (and a ``.env`` file, if any).
+
+Nothing is read at import time: call :func:`get_settings` where a value is needed, so tests
+and users can change the environment between calls.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("securitynet", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every knob of securitynet. Each field ``x`` is read from ``SECURITYNET_X``."""
+
+    model_config = SettingsConfigDict(env_prefix="SECURITYNET_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="Root of the database and cache.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the catalogue; default: SQLite at $SECURITYNET_HOME/catalogue.db.",
+    )
+    cache_dir: Path | None = Field(default=None, description="Weight cache; default: $SECURITYNET_HOME/cache.")
+    offline: bool = Field(default=False, description="Never touch the network.")
+    debug: bool = Field(default=False, description="Show tracebacks in the CLI.")
+    timm_results: Path | None = Field(
+        default=None, description="Folder holding timm's results-imagenet*.csv tables."
+    )
+    timm_results_url: str = Field(
+        default="https://raw.githubusercontent.com/huggingface/pytorch-image-models/main/results",
+        description="Where timm's results tables are fetched from when online.",
+    )
+    github_api_url: str = Field(default="https://api.github.com")
+    github_token: str | None = Field(default=None, repr=False)
+    http_timeout: float = Field(default=30.0, gt=0)
+    http_retries: int = Field(default=5, ge=0)
+    sql_timeout: float = Field(default=10.0, gt=0, description="Seconds a read-only SQL query may run.")
+    sql_max_rows: int = Field(default=10_000, gt=0, description="Rows a read-only SQL query may return.")
+    sync_batch_size: int = Field(default=500, gt=0)
+
+    @field_validator("home", "cache_dir", "timm_results", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'catalogue.db'}"
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir if self.cache_dir is not None else self.home / "cache"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """A fresh :class:`Settings` from the environment, with explicit ``overrides`` on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]
