@@ -1,0 +1,3 @@
+from securitynet.cli import main
+
+main()

@@ -1,0 +1,85 @@
+"""The Typer application and the CLI's one error boundary.
+
+A :class:`SecurityNetError` prints one line (plus its hint) and exits 1;
+``SECURITYNET_DEBUG=1`` shows the traceback instead. Locals are never printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from securitynet import __version__
+from securitynet.errors import SecurityNetError
+
+app = typer.Typer(
+    name="securitynet",
+    help="Public image-classification checkpoints, catalogued for security and privacy research.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"securitynet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens (to stderr).")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _register_commands() -> None:
+    # Each module adds its commands to ``app``; imported here, never at package import.
+    from securitynet.cli import commands_catalogue  # noqa: F401
+
+
+def _debug() -> bool:
+    return os.environ.get("SECURITYNET_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``securitynet`` script."""
+    _register_commands()
+    try:
+        app(args=argv, standalone_mode=False)
+    except SecurityNetError as exc:
+        if _debug():
+            raise
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        if exc.hint:
+            typer.echo(f"hint: {exc.hint}", err=True)
+        raise SystemExit(1) from None
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise SystemExit(130) from None
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        if isinstance(exc, click.exceptions.Exit):
+            raise SystemExit(exc.exit_code) from None
+        raise

@@ -1,0 +1,1 @@
+"""Catalogue commands: sync, list, show, stats, sql, export, db."""
