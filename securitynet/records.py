@@ -204,3 +204,58 @@ class SyncSummary(_Record):
             + (f", {self.errors} with annotation errors" if self.errors else "")
             + f" ({self.seconds:.1f} s)"
         )
+
+
+class FactRecord(_Record):
+    """One scalar fact as one source stated it."""
+
+    key: str
+    value: Any
+    source: str
+    evidence: str | None = None
+    recorded_at: datetime | None = None
+
+
+class EvaluationRecord(_Record):
+    """One stored attack/defence run on an entry."""
+
+    id: int | None = None
+    attack: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    data_protocol: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, Any] = Field(default_factory=dict)
+    duration_s: float | None = None
+    status: str = "ok"
+    error: str | None = None
+    created_at: datetime | None = None
+
+
+class CatalogueEntry(EntryRecord):
+    """An entry as the catalogue holds it: the merged view plus every fact with provenance."""
+
+    dataset: str | None = Field(default=None, description="Final training data set (merged view).")
+    top1: float | None = Field(default=None, description="Best top-1 claim on that data set.")
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    removed_upstream: bool = False
+    facts: list[FactRecord] = Field(default_factory=list)
+    evaluations: list[EvaluationRecord] = Field(default_factory=list)
+
+
+class EntrySummary(_Record):
+    """One row of a catalogue listing (no child rows)."""
+
+    id: str
+    source: str
+    name: str
+    architecture: str | None = None
+    family: str | None = None
+    num_classes: int | None = None
+    input_size: int | None = None
+    params: int | None = None
+    gflops: float | None = None
+    licence: str | None = None
+    dataset: str | None = None
+    top1: float | None = None
+    removed_upstream: bool = False
