@@ -36,7 +36,7 @@ from securitynet.errors import SecurityNetError
 from securitynet.progress import track
 from securitynet.records import EntryRecord, SyncSummary
 from securitynet.scrapers import DEFAULT_SOURCES, get_scraper
-from securitynet.scrapers.base import Scraper, SyncContext, Unchanged
+from securitynet.scrapers.base import Fingerprinted, Scraper, SyncContext, Unchanged
 from securitynet.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,17 @@ def _last_state(session: Session, source: str) -> dict[str, Any]:
     return dict(state or {})
 
 
+def _last_complete_fingerprint(session: Session, source: str) -> str | None:
+    state = session.scalar(
+        select(SyncRun.state)
+        .where(SyncRun.source == source, SyncRun.status == "ok", SyncRun.complete.is_(True))
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+    value = (state or {}).get("fingerprint")
+    return str(value) if value is not None else None
+
+
 def sync_source(
     engine: Engine,
     scraper: Scraper,
@@ -274,6 +285,13 @@ def sync_source(
         summary.status, summary.error = "skipped", reason
         log.info("%s skipped: %s", source, reason)
         return summary
+
+    fingerprint = scraper.fingerprint(ctx) if isinstance(scraper, Fingerprinted) else None
+    if fingerprint is not None and limit is None:
+        with Session(engine) as session:
+            previous = _last_complete_fingerprint(session, source)
+        if previous == fingerprint:
+            return _record_unchanged_run(engine, source, known, fingerprint, started, state)
 
     with Session(engine) as session, session.begin():
         run = SyncRun(
@@ -338,6 +356,8 @@ def sync_source(
         status, error = "failed", f"{type(exc).__name__}: {exc}"
 
     complete = status == "ok" and limit is None
+    if complete and fingerprint is not None:
+        ctx.state["fingerprint"] = fingerprint
     with Session(engine) as session, session.begin():
         if complete:
             gone = [i for i, r in known.items() if i not in seen]
@@ -367,6 +387,30 @@ def sync_source(
     summary.status, summary.error = status, error
     summary.seconds = time.perf_counter() - started
     log.info(summary.line())
+    return summary
+
+
+def _record_unchanged_run(
+    engine: Engine, source: str, known: dict[str, str | None], fingerprint: str, started: float,
+    state: dict[str, Any],
+) -> SyncSummary:
+    """Upstream is byte-for-byte what the last complete run saw: touch, don't re-read."""
+    now = utcnow()
+    ids = list(known)
+    with Session(engine) as session, session.begin():
+        for start in range(0, len(ids), 1000):
+            session.execute(update(Entry).where(Entry.id.in_(ids[start : start + 1000])).values(last_seen=now))
+        session.add(
+            SyncRun(
+                source=source, status="ok", complete=True, started_at=now, finished_at=utcnow(),
+                seen=len(ids), unchanged=len(ids), version=__version__,
+                state={**state, "fingerprint": fingerprint},
+                options={"skipped": "fingerprint unchanged"},
+            )
+        )
+    summary = SyncSummary(source=source, seen=len(ids), unchanged=len(ids))
+    summary.seconds = time.perf_counter() - started
+    log.info("%s: upstream unchanged (%s); %d entries touched", source, fingerprint, len(ids))
     return summary
 
 

@@ -222,3 +222,24 @@ def test_sigkill_mid_sync_leaves_a_consistent_catalogue(catalogue_url: str, tmp_
         statuses = [r for r in s.scalars(select(SyncRun.status).order_by(SyncRun.id))]
     assert statuses == ["interrupted", "ok"]
     cat.close()
+
+
+class FingerprintedScraper(ListScraper):
+    def __init__(self, items: list[EntryRecord | Unchanged], fp: str) -> None:
+        super().__init__(items)
+        self.fp = fp
+
+    def fingerprint(self, ctx: SyncContext) -> str | None:
+        return self.fp
+
+
+def test_unchanged_fingerprint_skips_reading_upstream(cat: Catalogue) -> None:
+    settings = get_settings()
+    sync_source(cat.engine, FingerprintedScraper([record(i) for i in range(5)], "timm 1.0.31"), settings=settings)
+    same = FingerprintedScraper([record(i) for i in range(5)], "timm 1.0.31")
+    s = sync_source(cat.engine, same, settings=settings)
+    assert same.contexts == [], "upstream was not read at all"
+    assert (s.status, s.unchanged, s.removed) == ("ok", 5, 0)
+    newer = FingerprintedScraper([record(i) for i in range(4)], "timm 1.0.32")
+    s = sync_source(cat.engine, newer, settings=settings)
+    assert newer.contexts and s.removed == 1
