@@ -19,9 +19,13 @@ from sqlalchemy.orm import Session
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     default_results = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "timm"
-    parser.add_argument("--timm-results", type=Path, default=default_results if default_results.is_dir() else None)
+    parser.add_argument(
+        "--timm-results", type=Path, default=default_results if default_results.is_dir() else None
+    )
     parser.add_argument("--url", default=None, help="database URL (default: a fresh SQLite file)")
     args = parser.parse_args()
 

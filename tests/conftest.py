@@ -32,11 +32,18 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """Every test gets its own SECURITYNET_HOME: no test touches the user's catalogue or cache."""
     home = tmp_path_factory.mktemp("securitynet-home")
     monkeypatch.setenv("SECURITYNET_HOME", str(home))
-    for var in ("SECURITYNET_DATABASE_URL", "SECURITYNET_CACHE_DIR", "SECURITYNET_OFFLINE", "SECURITYNET_TIMM_RESULTS"):
+    for var in (
+        "SECURITYNET_DATABASE_URL",
+        "SECURITYNET_CACHE_DIR",
+        "SECURITYNET_OFFLINE",
+        "SECURITYNET_TIMM_RESULTS",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     yield home
@@ -52,7 +59,9 @@ def postgres_server() -> Iterator[str]:
     if find_pg_bin() is None:
         if os.environ.get("CI"):
             pytest.fail("CI must test PostgreSQL, but no PostgreSQL binaries were found")
-        pytest.skip("PostgreSQL binaries not found (set SECURITYNET_TEST_PG_BIN or SECURITYNET_TEST_PG_URL)")
+        pytest.skip(
+            "PostgreSQL binaries not found (set SECURITYNET_TEST_PG_BIN or SECURITYNET_TEST_PG_URL)"
+        )
     with throwaway_server() as url:
         yield url
 
@@ -62,7 +71,10 @@ def _fresh_pg_database(server_url: str) -> str:
     from sqlalchemy.engine import make_url
 
     name = f"securitynet_test_{os.getpid()}_{next(_db_counter)}"
-    admin = create_engine(server_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        server_url.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+    )
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()

@@ -66,8 +66,17 @@ def throwaway_server() -> Iterator[str]:
     user = "postgres" if as_root else os.environ.get("USER", "postgres")
     run("initdb", "-D", str(data), "-A", "trust", "-U", user, "--no-sync", "-E", "UTF8")
     run(
-        "pg_ctl", "-D", str(data), "-w", "-t", "60", "-l", str(base / "log"), "start",
-        "-o", f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+        "pg_ctl",
+        "-D",
+        str(data),
+        "-w",
+        "-t",
+        "60",
+        "-l",
+        str(base / "log"),
+        "start",
+        "-o",
+        f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
     )
     try:
         yield f"postgresql://{user}@127.0.0.1:{port}/postgres"

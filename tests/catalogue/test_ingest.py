@@ -29,12 +29,27 @@ def record(i: int, *, top1: float | None = None, params: int | None = None) -> E
         params=params if params is not None else 1_000_000 + i,
         licence="apache-2.0",
         datasets=[
-            {"dataset": "ImageNet-21k", "stage": "pretrain", "source": "timm", "evidence": "tag in21k"},
-            {"dataset": "ImageNet-1k", "stage": "train", "source": "timm", "evidence": "tag ft_in1k"},
+            {
+                "dataset": "ImageNet-21k",
+                "stage": "pretrain",
+                "source": "timm",
+                "evidence": "tag in21k",
+            },
+            {
+                "dataset": "ImageNet-1k",
+                "stage": "train",
+                "source": "timm",
+                "evidence": "tag ft_in1k",
+            },
         ],
         claims=[
-            {"dataset": "ImageNet-1k", "value": top1 if top1 is not None else 70.0 + i % 20, "img_size": 224,
-             "source": "timm-results", "evidence": "results-imagenet.csv"},
+            {
+                "dataset": "ImageNet-1k",
+                "value": top1 if top1 is not None else 70.0 + i % 20,
+                "img_size": 224,
+                "source": "timm-results",
+                "evidence": "results-imagenet.csv",
+            },
             {"dataset": "ImageNet-1k", "value": 60.0, "img_size": 160, "source": "timm-results"},
         ],
         files=[{"url": f"hf://timm/net{i}/model.safetensors"}],
@@ -48,7 +63,9 @@ class ListScraper:
     name = "timm"
     needs_network = False
 
-    def __init__(self, items: list[EntryRecord | Unchanged], *, fail_after: int | None = None) -> None:
+    def __init__(
+        self, items: list[EntryRecord | Unchanged], *, fail_after: int | None = None
+    ) -> None:
         self.items, self.fail_after = items, fail_after
         self.contexts: list[SyncContext] = []
 
@@ -71,12 +88,17 @@ def cat(catalogue_url: str) -> Iterator[Catalogue]:
 
 
 def test_first_sync_adds_everything_and_keeps_provenance(cat: Catalogue) -> None:
-    s = sync_source(cat.engine, ListScraper([record(i) for i in range(50)]), settings=get_settings())
+    s = sync_source(
+        cat.engine, ListScraper([record(i) for i in range(50)]), settings=get_settings()
+    )
     assert (s.status, s.seen, s.added, s.updated, s.unchanged) == ("ok", 50, 50, 0, 0)
     e = cat.get("timm:net3.in21k_ft_in1k")
     assert e.dataset == "ImageNet-1k" and e.top1 == 73.0  # best claim on the final data set
     assert [d.stage for d in e.datasets] == [Stage.PRETRAIN, Stage.TRAIN]
-    assert {(c.value, c.img_size, c.source) for c in e.claims} == {(73.0, 224, "timm-results"), (60.0, 160, "timm-results")}
+    assert {(c.value, c.img_size, c.source) for c in e.claims} == {
+        (73.0, 224, "timm-results"),
+        (60.0, 160, "timm-results"),
+    }
     params = [f for f in e.facts if f.key == "params"]
     assert params[0].source == "timm" and params[0].evidence == "results-imagenet.csv param_count"
     assert e.files[0].url == "hf://timm/net3/model.safetensors"
@@ -109,7 +131,9 @@ def test_vanished_entries_are_marked_not_deleted_and_come_back(cat: Catalogue) -
 def test_partial_crawl_marks_nothing_removed(cat: Catalogue) -> None:
     settings = get_settings()
     sync_source(cat.engine, ListScraper([record(i) for i in range(10)]), settings=settings)
-    s = sync_source(cat.engine, ListScraper([record(i) for i in range(10)]), settings=settings, limit=3)
+    s = sync_source(
+        cat.engine, ListScraper([record(i) for i in range(10)]), settings=settings, limit=3
+    )
     assert (s.status, s.seen, s.removed) == ("partial", 3, 0)
     assert cat.count() == 10
 
@@ -128,7 +152,9 @@ def test_unchanged_markers_and_known_revisions(cat: Catalogue) -> None:
 
 def test_failing_source_is_recorded_and_keeps_what_it_wrote(cat: Catalogue) -> None:
     settings = get_settings(sync_batch_size=10)
-    s = sync_source(cat.engine, ListScraper([record(i) for i in range(30)], fail_after=25), settings=settings)
+    s = sync_source(
+        cat.engine, ListScraper([record(i) for i in range(30)], fail_after=25), settings=settings
+    )
     assert s.status == "failed" and "upstream went away" in (s.error or "")
     assert cat.count() == 20  # two committed batches survive; nothing is marked removed
     s = sync_source(cat.engine, ListScraper([record(i) for i in range(30)]), settings=settings)
@@ -149,7 +175,17 @@ def test_search_filters_and_sorting(cat: Catalogue) -> None:
         cat.search(colour="red")
     frame = cat.to_dataframe()
     assert len(frame) == 40
-    assert {"id", "source", "name", "architecture", "family", "num_classes", "params", "dataset", "top1"} <= set(frame.columns)
+    assert {
+        "id",
+        "source",
+        "name",
+        "architecture",
+        "family",
+        "num_classes",
+        "params",
+        "dataset",
+        "top1",
+    } <= set(frame.columns)
 
 
 def test_unknown_id_is_a_typed_error_with_a_hint(cat: Catalogue) -> None:
@@ -191,8 +227,15 @@ _KILL_SCRIPT = textwrap.dedent(
 def test_sigkill_mid_sync_leaves_a_consistent_catalogue(catalogue_url: str, tmp_path: Path) -> None:
     script = tmp_path / "killme.py"
     script.write_text(_KILL_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, str(script), catalogue_url], stdout=subprocess.PIPE, env=env, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, str(script), catalogue_url], stdout=subprocess.PIPE, env=env, text=True
+    )
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
     while proc.stdout.readline().strip() != "READY":
@@ -213,9 +256,15 @@ def test_sigkill_mid_sync_leaves_a_consistent_catalogue(catalogue_url: str, tmp_
         assert claims == n, "every committed entry has its claims: no half-written entry"
         assert s.scalar(select(SyncRun.status)) == "running"
 
-    items = [EntryRecord(id=f"timm:k{i}.tag", params=i,
-                         claims=[{"dataset": "ImageNet-1k", "value": 50.0, "source": "timm-results"}],
-                         datasets=[{"dataset": "ImageNet-1k", "source": "timm"}]) for i in range(n + 100)]
+    items = [
+        EntryRecord(
+            id=f"timm:k{i}.tag",
+            params=i,
+            claims=[{"dataset": "ImageNet-1k", "value": 50.0, "source": "timm-results"}],
+            datasets=[{"dataset": "ImageNet-1k", "source": "timm"}],
+        )
+        for i in range(n + 100)
+    ]
     s2 = sync_source(cat.engine, ListScraper(list(items)), settings=get_settings())
     assert (s2.status, s2.added, s2.unchanged) == ("ok", 100, n)
     with cat.session() as s:
@@ -235,7 +284,11 @@ class FingerprintedScraper(ListScraper):
 
 def test_unchanged_fingerprint_skips_reading_upstream(cat: Catalogue) -> None:
     settings = get_settings()
-    sync_source(cat.engine, FingerprintedScraper([record(i) for i in range(5)], "timm 1.0.31"), settings=settings)
+    sync_source(
+        cat.engine,
+        FingerprintedScraper([record(i) for i in range(5)], "timm 1.0.31"),
+        settings=settings,
+    )
     same = FingerprintedScraper([record(i) for i in range(5)], "timm 1.0.31")
     s = sync_source(cat.engine, same, settings=settings)
     assert same.contexts == [], "upstream was not read at all"
