@@ -1,0 +1,17 @@
+"""The internal refusal signal of the safe reader.
+
+Checks deep in the readers raise :class:`Refusal` with a stable code and a sentence; the
+public functions in :mod:`securitynet.loader.safe` turn it into an
+:class:`~securitynet.errors.UnsafeCheckpointError` that names the file and its format.
+"""
+
+from __future__ import annotations
+
+
+class Refusal(Exception):
+    """Why a checkpoint is not read: ``code`` is stable (tests, JSON), ``detail`` is for people."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
