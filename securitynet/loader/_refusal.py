@@ -9,9 +9,14 @@ from __future__ import annotations
 
 
 class Refusal(Exception):
-    """Why a checkpoint is not read: ``code`` is stable (tests, JSON), ``detail`` is for people."""
+    """Why a checkpoint is not read: ``code`` is stable (tests, JSON), ``detail`` is for people.
 
-    def __init__(self, code: str, detail: str) -> None:
+    ``format`` refines the sniffed format when a check learnt more (a zip that turned out
+    to be TorchScript, or no torch checkpoint at all).
+    """
+
+    def __init__(self, code: str, detail: str, *, format: str | None = None) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
+        self.format = format  # set when the check learnt the format better than the sniff

@@ -78,7 +78,7 @@ def unwrap(obj: object, *, key: str | None = None) -> Unwrapped:
             plain = _plain(value, depth=0, budget=[MAX_METADATA_LEAVES])
             if plain is not _NOT_PLAIN:
                 metadata[name] = plain
-            elif _only_tensors_and_plain(value, depth=0):
+            elif _only_tensors_and_plain(value, depth=0, budget=[MAX_METADATA_LEAVES]):
                 # Optimiser state, EMA weights, a second copy: safe data we do not return.
                 notes.append(f"left out {name!r} (holds tensors; not the net's state)")
             else:
@@ -190,16 +190,17 @@ def _plain(value: object, *, depth: int, budget: list[int]) -> Any:
     return _NOT_PLAIN
 
 
-def _only_tensors_and_plain(value: object, *, depth: int) -> bool:
-    if depth > MAX_METADATA_DEPTH:
+def _only_tensors_and_plain(value: object, *, depth: int, budget: list[int]) -> bool:
+    budget[0] -= 1
+    if depth > MAX_METADATA_DEPTH or budget[0] < 0:
         return False
     if isinstance(value, torch.Tensor):
         return True
     if isinstance(value, (list, tuple)):
-        return all(_only_tensors_and_plain(v, depth=depth + 1) for v in value)
+        return all(_only_tensors_and_plain(v, depth=depth + 1, budget=budget) for v in value)
     if isinstance(value, Mapping):
         return all(
-            isinstance(k, (str, int)) and _only_tensors_and_plain(v, depth=depth + 1)
+            isinstance(k, (str, int)) and _only_tensors_and_plain(v, depth=depth + 1, budget=budget)
             for k, v in value.items()
         )
-    return _plain(value, depth=depth, budget=[MAX_METADATA_LEAVES]) is not _NOT_PLAIN
+    return _plain(value, depth=depth, budget=budget) is not _NOT_PLAIN

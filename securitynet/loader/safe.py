@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 import torch
 
 from securitynet.errors import LoaderError, UnsafeCheckpointError
-from securitynet.loader import _sniff, _stcheck, _torchguard, _unwrap
+from securitynet.loader import _picklecheck, _sniff, _stcheck, _torchguard, _unwrap, _zipcheck
 from securitynet.loader._refusal import Refusal
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def read_checkpoint(
                     _read_pickled(f, size=size, fmt=fmt, allow_legacy=allow_legacy), key=key
                 )
     except Refusal as refusal:
-        raise _unsafe(path, fmt, refusal) from None
+        raise _unsafe(path, refusal.format or fmt, refusal) from None
     except OSError as exc:
         raise LoaderError(f"{path}: cannot read: {exc.strerror or exc}", path=str(path)) from exc
     return Checkpoint(
@@ -130,7 +130,7 @@ def _unsafe(path: Path, fmt: str, refusal: Refusal) -> UnsafeCheckpointError:
 def _read_pickled(f: BinaryIO, *, size: int, fmt: str, allow_legacy: bool) -> object:
     """Check the torch checkpoint ``f`` and return what the weights-only unpickler built."""
     if fmt == _sniff.PYTORCH_ZIP:
-        return _read_torch(f, legacy=False)
+        return _read_torch(f, size=size, legacy=False)
     if fmt == _sniff.PYTORCH_LEGACY:
         if not allow_legacy:
             raise Refusal(
@@ -138,7 +138,7 @@ def _read_pickled(f: BinaryIO, *, size: int, fmt: str, allow_legacy: bool) -> ob
                 "a legacy (pre-1.6, non-zip) torch pickle; pass allow_legacy=True to read it "
                 "through the restricted path",
             )
-        return _read_torch(f, legacy=True)
+        return _read_torch(f, size=size, legacy=True)
     raise Refusal(
         f"format-{fmt}",
         _REFUSED_FORMATS.get(fmt, f"a {fmt} file is not a checkpoint format we read"),
@@ -194,17 +194,54 @@ def _read_safetensors(f: BinaryIO, path: Path, *, size: int, key: str | None) ->
     )
 
 
-def _read_torch(f: BinaryIO, *, legacy: bool) -> object:
+def _read_torch(f: BinaryIO, *, size: int, legacy: bool) -> object:
+    """Check a torch checkpoint (container, dry run of its pickle), then let torch read it."""
     _torchguard.require_safe_torch()
+    if legacy:
+        described = _picklecheck.check_legacy_stream(f, size=size)
+    else:
+        layout = _zipcheck.check_zip(f, size=size)
+        described, _ = _picklecheck.check_zip_pickle(
+            layout.data_pkl, {key: record.size for key, record in layout.storages.items()}
+        )
     f.seek(0)
     try:
-        return torch.load(f, map_location="cpu", weights_only=True, mmap=False)
+        # weights_only=True always passed explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD only
+        # overrides calls that leave it unset. The same open file torch reads is the one we
+        # checked, so swapping the path in between changes nothing.
+        loaded = torch.load(f, map_location="cpu", weights_only=True, mmap=False)
     except pickle.UnpicklingError as exc:
         raise Refusal("weights-only-refused", _first_line(str(exc))) from exc
-    except (RuntimeError, ValueError, EOFError, KeyError, TypeError) as exc:
+    except (RuntimeError, ValueError, EOFError, KeyError, TypeError, OSError) as exc:
         raise Refusal(
             "torch-unreadable", f"torch could not read it: {_first_line(str(exc))}"
         ) from exc
+    _same_tensors(described, loaded)
+    return loaded
+
+
+def _same_tensors(described: object, loaded: object) -> None:
+    """torch must have built exactly the tensors our dry run described (no parser differential)."""
+    want = [(ref.size, ref.dtype) for ref in _picklecheck.iter_tensor_refs(described)]
+    got = [(tuple(t.shape), t.dtype) for t in _iter_tensors(loaded)]
+    if want != got:
+        raise Refusal(
+            "parser-differential",
+            f"torch read {len(got)} tensors where the checked pickle describes {len(want)}, or they differ",
+        )
+
+
+def _iter_tensors(obj: object, depth: int = 0) -> Iterator[torch.Tensor]:
+    if depth > 64:
+        return
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from _iter_tensors(value, depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _iter_tensors(value, depth + 1)
 
 
 def _first_line(text: str) -> str:
