@@ -47,7 +47,7 @@ class _Inert:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StorageRef(_Inert):
     key: str
     dtype: torch.dtype | None  # None: an UntypedStorage (bytes; the tensor names the dtype)
@@ -59,7 +59,7 @@ class StorageRef(_Inert):
         return self.numel * (_itemsize(self.dtype) if self.dtype is not None else 1)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TensorRef(_Inert):
     storage: StorageRef
     dtype: torch.dtype
@@ -72,17 +72,17 @@ class TensorRef(_Inert):
         return math.prod(self.size)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class _StorageType(_Inert):
     dtype: torch.dtype | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class _Dtype(_Inert):
     dtype: torch.dtype
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class _TensorType(_Inert):
     name: str
 
@@ -236,7 +236,7 @@ def _set(items: object = ()) -> list[Any]:
     return list(items)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class _Global(_Inert):
     """An allowlisted global as the pickle sees it: calls our stand-in, nothing else."""
 

@@ -15,8 +15,13 @@ class Refusal(Exception):
     to be TorchScript, or no torch checkpoint at all).
     """
 
-    def __init__(self, code: str, detail: str, *, format: str | None = None) -> None:
+    def __init__(
+        self, code: str, detail: str, *, format: str | None = None, hint: str | None = None
+    ) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
         self.format = format  # set when the check learnt the format better than the sniff
+        self.hint = (
+            hint  # replaces UnsafeCheckpointError's hint when the fix is not "get another file"
+        )

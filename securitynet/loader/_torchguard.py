@@ -21,7 +21,7 @@ import zipfile
 
 import torch
 
-from securitynet.errors import UnsafeCheckpointError
+from securitynet.loader._refusal import Refusal
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +57,14 @@ def _canary_checkpoint() -> bytes:
 
 
 def require_safe_torch() -> None:
-    """Raise UnsafeCheckpointError unless torch is recent and weights-only loading holds."""
+    """Raise Refusal unless torch is recent and weights-only loading holds."""
     version = torch_version()
     if version < MIN_TORCH:
-        raise UnsafeCheckpointError(
+        raise Refusal(
+            "torch-too-old",
             f"torch {torch.__version__} is too old to read untrusted checkpoints "
             f"(need >= {MIN_TORCH[0]}.{MIN_TORCH[1]}, CVE-2026-24747)",
             hint="Upgrade torch: pip install 'torch>=2.10'.",
-            reason="torch-too-old",
-            torch_version=torch.__version__,
         )
     state = (torch.__version__, id(torch.load), *(os.environ.get(v) for v in _ENV_VARS))
     if state in _verified:
@@ -82,11 +81,10 @@ def require_safe_torch() -> None:
         except Exception as exc:  # any other failure is not proof that the unpickler is restricted
             logger.warning("weights-only self-check failed unexpectedly: %r", exc)
         if not refused or len(_canary_calls) != calls_before:
-            raise UnsafeCheckpointError(
+            raise Refusal(
+                "weights-only-not-enforced",
                 "torch.load(weights_only=True) did not refuse a foreign global in this process; "
-                "no checkpoint will be read",
+                "no pickle-based checkpoint will be read",
                 hint="Check TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD and anything that patches torch.load.",
-                reason="weights-only-not-enforced",
-                torch_version=torch.__version__,
             )
         _verified.add(state)

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import pickle
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +121,7 @@ def read_checkpoint(
 def _unsafe(path: Path, fmt: str, refusal: Refusal) -> UnsafeCheckpointError:
     return UnsafeCheckpointError(
         f"{path}: refused ({fmt}): {refusal.detail}",
+        hint=refusal.hint,
         reason=refusal.code,
         detail=refusal.detail,
         path=str(path),
@@ -211,7 +213,7 @@ def _read_torch(f: BinaryIO, *, size: int, legacy: bool) -> object:
         # checked, so swapping the path in between changes nothing.
         loaded = torch.load(f, map_location="cpu", weights_only=True, mmap=False)
     except pickle.UnpicklingError as exc:
-        raise Refusal("weights-only-refused", _first_line(str(exc))) from exc
+        raise Refusal("weights-only-refused", _weights_only_detail(str(exc))) from exc
     except (RuntimeError, ValueError, EOFError, KeyError, TypeError, OSError) as exc:
         raise Refusal(
             "torch-unreadable", f"torch could not read it: {_first_line(str(exc))}"
@@ -242,6 +244,22 @@ def _iter_tensors(obj: object, depth: int = 0) -> Iterator[torch.Tensor]:
     elif isinstance(obj, (list, tuple)):
         for value in obj:
             yield from _iter_tensors(value, depth + 1)
+
+
+def _weights_only_detail(message: str) -> str:
+    """What torch's weights-only unpickler refused, without its advice to set weights_only=False."""
+    boilerplate = (
+        "weights only load failed",
+        "weights_only",
+        "check the documentation",
+        "please file an issue",
+    )
+    facts = [
+        re.sub(r"^.*WeightsUnpickler error:\s*", "", line).strip()
+        for line in message.splitlines()
+        if line.strip() and not any(b in line.lower() for b in boilerplate)
+    ]
+    return "torch's weights-only unpickler refused it" + (f": {facts[0]}" if facts else "")
 
 
 def _first_line(text: str) -> str:
