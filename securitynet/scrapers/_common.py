@@ -1,12 +1,16 @@
-"""Small helpers the registry scrapers share: file-name checksums, JSON-able payloads."""
+"""Small helpers the registry scrapers share: file-name checksums, JSON-able payloads,
+fingerprints of what a sync would read."""
 
 from __future__ import annotations
 
 import enum
+import functools
+import hashlib
 import math
 import re
-from collections.abc import Mapping
-from pathlib import PurePath
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -53,3 +57,35 @@ def jsonable(value: Any) -> Any:
 
 def limit_reached(count: int, limit: int | None) -> bool:
     return limit is not None and count >= limit
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """Digest of the code that turns upstream data into records (scrapers and annotators).
+
+    Part of every registry fingerprint, so a new securitynet that annotates differently
+    re-reads sources whose upstream did not change.
+    """
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for folder in ("scrapers", "annotate"):
+        for path in sorted((package / folder).glob("*.py")):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def package_version(name: str) -> str | None:
+    """An installed distribution's version, without importing it (torch takes seconds)."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def files_digest(paths: Iterable[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -25,6 +25,7 @@ What the columns mean was checked against imgclsmob itself:
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.util
 import io
 import logging
@@ -45,7 +46,7 @@ from securitynet.records import (
     Metric,
     Stage,
 )
-from securitynet.scrapers._common import limit_reached
+from securitynet.scrapers._common import code_digest, limit_reached
 from securitynet.scrapers.base import SyncContext, Unchanged
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,11 @@ class ImgclsmobScraper:
         if importlib.util.find_spec("pytorchcv") is None:
             return "pytorchcv is not installed (it ships imgclsmob's model_metainfos.csv)"
         return None
+
+    def fingerprint(self, ctx: SyncContext) -> str | None:
+        text, version = load_metainfo()
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return f"pytorchcv {version}; metainfo {digest}; code {code_digest()}"
 
     def iter_records(self, ctx: SyncContext) -> Iterator[EntryRecord | Unchanged]:
         text, version = load_metainfo()

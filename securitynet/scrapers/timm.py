@@ -39,7 +39,15 @@ from securitynet.annotate.timm_results import (
 from securitynet.annotate.timm_tags import ChainStep, TagInfo, chain_links, parse_tag
 from securitynet.errors import NotFoundError, RateLimitedError, SecurityNetError, UpstreamError
 from securitynet.records import AccuracyClaim, EntryRecord, FileRef, LoadSpec, Metric, Stage
-from securitynet.scrapers._common import hash_prefix, jsonable, limit_reached, url_filename
+from securitynet.scrapers._common import (
+    code_digest,
+    files_digest,
+    hash_prefix,
+    jsonable,
+    limit_reached,
+    package_version,
+    url_filename,
+)
 from securitynet.scrapers.base import SyncContext, Unchanged
 from securitynet.settings import Settings
 
@@ -61,6 +69,18 @@ class TimmScraper:
         if importlib.util.find_spec("timm") is None:
             return "timm is not installed"
         return None
+
+    def fingerprint(self, ctx: SyncContext) -> str | None:
+        """timm's version, the results tables' digest and our code's; None when the tables
+        would be fetched (their content is only known by fetching them)."""
+        folder = _results_folder(ctx)
+        if folder is not None:
+            tables = files_digest(p for p in folder.glob("*.csv") if p.is_file()) if folder.is_dir() else "missing"
+        elif ctx.settings.offline:
+            tables = "none"
+        else:
+            return None
+        return f"timm {package_version('timm')}; results {tables}; code {code_digest()}"
 
     def iter_records(self, ctx: SyncContext) -> Iterator[EntryRecord | Unchanged]:
         import timm
@@ -85,10 +105,14 @@ class TimmScraper:
 # --- results tables -----------------------------------------------------------------------
 
 
+def _results_folder(ctx: SyncContext) -> Path | None:
+    option = ctx.options.get("timm_results")
+    return Path(option).expanduser() if option else ctx.settings.timm_results
+
+
 def load_results(ctx: SyncContext) -> TimmResults | None:
     """The results tables for this sync, or None (after one warning) when there are none."""
-    option = ctx.options.get("timm_results")
-    folder = Path(option).expanduser() if option else ctx.settings.timm_results
+    folder = _results_folder(ctx)
     try:
         if folder is not None:
             results = read_results_dir(folder)

@@ -25,7 +25,14 @@ from securitynet.annotate.datasets import dataset_name
 from securitynet.annotate.families import family_of
 from securitynet.annotate.timm_tags import ChainStep, chain_links, parse_tag
 from securitynet.records import AccuracyClaim, EntryRecord, FileRef, LoadSpec, Metric, Stage
-from securitynet.scrapers._common import hash_prefix, jsonable, limit_reached, url_filename
+from securitynet.scrapers._common import (
+    code_digest,
+    hash_prefix,
+    jsonable,
+    limit_reached,
+    package_version,
+    url_filename,
+)
 from securitynet.scrapers.base import SyncContext, Unchanged
 
 log = logging.getLogger(__name__)
@@ -49,6 +56,9 @@ class TorchvisionScraper:
         if importlib.util.find_spec("torchvision") is None:
             return "torchvision is not installed"
         return None
+
+    def fingerprint(self, ctx: SyncContext) -> str | None:
+        return f"torchvision {package_version('torchvision')}; code {code_digest()}"
 
     def iter_records(self, ctx: SyncContext) -> Iterator[EntryRecord | Unchanged]:
         import torchvision
