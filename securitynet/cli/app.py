@@ -58,10 +58,13 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``securitynet`` script."""
     _register_commands()
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone_mode=False hands typer.Exit(n) back as a return value, not an exception
+        code = app(args=argv, standalone_mode=False)
     except SecurityNetError as exc:
         if _debug():
             raise
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         if exc.hint:
             typer.echo(f"hint: {exc.hint}", err=True)
@@ -83,3 +86,5 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, click.exceptions.Exit):
             raise SystemExit(exc.exit_code) from None
         raise
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
