@@ -29,6 +29,7 @@ import os
 import pickle
 import re
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -201,11 +202,20 @@ def _read_torch(f: BinaryIO, *, size: int, legacy: bool) -> object:
     _torchguard.require_safe_torch()
     if legacy:
         described = _picklecheck.check_legacy_stream(f, size=size)
-    else:
-        layout = _zipcheck.check_zip(f, size=size)
-        described, _ = _picklecheck.check_zip_pickle(
-            layout.data_pkl, {key: record.size for key, record in layout.storages.items()}
-        )
+        return _torch_load(f, described, crc_check=None)
+    layout = _zipcheck.check_zip(f, size=size, verify_storages=False)
+    described, _ = _picklecheck.check_zip_pickle(
+        layout.data_pkl, {key: record.size for key, record in layout.storages.items()}
+    )
+    # The tensor records' CRCs (plain bytes, most of the file) are checked beside torch's read
+    # rather than before it: everything torch *interprets* (the zip structure, data.pkl) is
+    # already verified, and a bad CRC still refuses the whole checkpoint.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="securitynet-crc") as pool:
+        crc_check = pool.submit(_zipcheck.verify_records, f, list(layout.storages.values()))
+        return _torch_load(f, described, crc_check=crc_check)
+
+
+def _torch_load(f: BinaryIO, described: object, *, crc_check: Future[None] | None) -> object:
     f.seek(0)
     try:
         # weights_only=True always passed explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD only
@@ -218,6 +228,9 @@ def _read_torch(f: BinaryIO, *, size: int, legacy: bool) -> object:
         raise Refusal(
             "torch-unreadable", f"torch could not read it: {_first_line(str(exc))}"
         ) from exc
+    finally:
+        if crc_check is not None:
+            crc_check.result()  # raises the Refusal of a bad CRC, after torch is done
     _same_tensors(described, loaded)
     return loaded
 
