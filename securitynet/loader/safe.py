@@ -28,6 +28,7 @@ import logging
 import os
 import pickle
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -96,6 +97,8 @@ def read_checkpoint(
     path = Path(path)
     fmt = _sniff.UNKNOWN
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device would block or never end
+            raise LoaderError(f"{path}: not a regular file", path=str(path))
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             fmt = _sniff.sniff_file(f, size=size)
@@ -339,13 +342,18 @@ def scan_file(path: str | os.PathLike[str], *, allow_legacy: bool = False) -> Sc
 
 
 def iter_scan_targets(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
-    """Files named, and every regular file under folders named (recursively, sorted)."""
+    """Files named, and every regular file under folders named (recursively, sorted; links
+    inside folders are skipped, a link named on its own is followed)."""
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if child.is_file() and not child.is_symlink():
-                    yield child
+            # os.walk does not follow symlinked folders (no loops, no escaping the tree).
+            for folder, dirs, files in os.walk(path, followlinks=False):
+                dirs.sort()
+                for name in sorted(files):
+                    child = Path(folder) / name
+                    if child.is_file() and not child.is_symlink():
+                        yield child
         else:
             yield path
 
