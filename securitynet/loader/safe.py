@@ -110,7 +110,7 @@ def read_checkpoint(
                     _read_pickled(f, size=size, fmt=fmt, allow_legacy=allow_legacy), key=key
                 )
     except Refusal as refusal:
-        raise _unsafe(path, refusal.format or fmt, refusal) from None
+        raise _unsafe(path, refusal.format or fmt, refusal) from refusal
     except OSError as exc:
         raise LoaderError(f"{path}: cannot read: {exc.strerror or exc}", path=str(path)) from exc
     return Checkpoint(
@@ -141,8 +141,9 @@ def _read_pickled(f: BinaryIO, *, size: int, fmt: str, allow_legacy: bool) -> ob
         if not allow_legacy:
             raise Refusal(
                 "legacy-refused",
-                "a legacy (pre-1.6, non-zip) torch pickle; pass allow_legacy=True to read it "
-                "through the restricted path",
+                "a legacy (pre-1.6, non-zip) torch pickle",
+                hint="Legacy checkpoints are read only on request: allow_legacy=True "
+                "(securitynet scan --allow-legacy); they still go through the restricted path.",
             )
         return _read_torch(f, size=size, legacy=True)
     raise Refusal(
