@@ -48,6 +48,9 @@ def _root(
 def _register_commands() -> None:
     # Each module adds its commands to ``app``; imported here, never at package import.
     from securitynet.cli import commands_catalogue  # noqa: F401
+    from securitynet.cli.commands_loader_scan import register as register_scan
+
+    register_scan(app)
 
 
 def _debug() -> bool:
