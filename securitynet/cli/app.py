@@ -66,8 +66,6 @@ def main(argv: list[str] | None = None) -> None:
     except SecurityNetError as exc:
         if _debug():
             raise
-    if isinstance(code, int) and code:
-        raise SystemExit(code)
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         if exc.hint:
             typer.echo(f"hint: {exc.hint}", err=True)
