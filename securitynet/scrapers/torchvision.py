@@ -6,7 +6,7 @@ they are out of scope (quantized weights would need a quantized engine to load a
 same training runs as their float counterparts).
 
 Everything comes from the weights enum as data: ``meta`` (categories, ``num_params``,
-``_ops`` GFLOPS, ``_metrics`` per data set, ``recipe``, ``_docs``, ``license``), the URL
+``_ops`` GMACs (its docs say GFLOPS), ``_metrics`` per data set, ``recipe``, ``_docs``, ``license``), the URL
 (its file name carries a sha256 prefix) and ``transforms()`` (crop, resize, mean/std,
 interpolation). No weights are downloaded or unpickled.
 """
@@ -103,7 +103,7 @@ def build_record(builder: str, weights: Enum, *, builder_doc: str | None = None,
         "architecture": "torchvision builder name",
         "family": f"family rules on '{builder}'",
         "params": "weights.meta['num_params']",
-        "gflops": "weights.meta['_ops']",
+        "gflops": "2 x weights.meta['_ops'] (torchvision's 'GFLOPS' count multiply-accumulates)",
         "upstream_url": "weights.meta['recipe']",
     }
     categories: list[str] | None = meta.get("categories")
@@ -189,7 +189,8 @@ def build_record(builder: str, weights: Enum, *, builder_doc: str | None = None,
         num_classes=len(categories) if classifier and categories else None,
         input_size=crop,
         params=meta.get("num_params"),
-        gflops=meta.get("_ops"),
+        # torchvision's "GFLOPS" (``_ops``) are GMACs; the catalogue's gflops are FLOPs (2 x MACs)
+        gflops=round(2 * meta["_ops"], 6) if meta.get("_ops") is not None else None,
         licence=licence,
         paper=paper[0] if paper else None,
         library="torchvision",
