@@ -264,7 +264,7 @@ def _torchvision_input_size(net: nn.Module, spec: ArchSpec) -> InputSize:
         return (3, size, size)
     try:
         weights = models.get_model_weights(spec.architecture)
-        keywords = getattr(weights.DEFAULT.transforms, "keywords", {})  # type: ignore[attr-defined]
+        keywords = getattr(weights.DEFAULT.transforms, "keywords", {})
         crop = keywords.get("crop_size")
     except (ValueError, KeyError, AttributeError):
         crop = None
@@ -352,9 +352,11 @@ def _registration_to_meta() -> Iterator[None]:
             return None
         return buffer.to(torch.device("meta"))
 
+    # torch's annotations say these hooks return None; its docs (and code) take a returned
+    # value as the replacement, which is the point here
     handles = [
-        register_module_parameter_registration_hook(on_parameter),
-        register_module_buffer_registration_hook(on_buffer),
+        register_module_parameter_registration_hook(on_parameter),  # type: ignore[arg-type]
+        register_module_buffer_registration_hook(on_buffer),  # type: ignore[arg-type]
     ]
     try:
         yield
@@ -546,11 +548,11 @@ def _iter_measured(
                     if deadline is not None and time.monotonic() >= deadline:
                         exhausted = True
                         break
-                    spec = next(pending, None)
-                    if spec is None:
+                    upcoming = next(pending, None)
+                    if upcoming is None:
                         exhausted = True
                         break
-                    running[pool.submit(_measure, spec)] = spec
+                    running[pool.submit(_measure, upcoming)] = upcoming
                 if not running:
                     break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -88,7 +88,9 @@ def catalogue(tmp_path: Path) -> Catalogue:
 def _facts(cat: Catalogue, entry_id: str) -> dict[tuple[str, str], object]:
     with Session(cat.engine) as session:
         rows = session.execute(
-            select(Fact.key, Fact.source, Fact.value).where(Fact.entry_id == entry_id)
+            select(Fact.key, Fact.source, Fact.value).where(
+                Fact.entry_id == entry_id, Fact.key.in_(("params", "gflops"))
+            )
         ).all()
     return {(r.key, r.source): r.value for r in rows}
 
@@ -182,10 +184,11 @@ def test_limit_caps_distinct_architectures_and_sources_filter(
 ) -> None:
     cache = ArchFactsCache(tmp_path / "cache")
     summary = apply_arch_facts(
-        catalogue.engine, sources=["timm"], limit=1, cache=cache, progress=False
+        catalogue.engine, sources=["timm"], limit=2, cache=cache, progress=False
     )
-    # the first architecture in id order is test_resnet@160: both of its tags get facts
-    assert summary.architectures == 1 and summary.entries == 2
+    # in id order: no_such_net, then test_resnet@160, whose two tags both get facts
+    assert summary.architectures == 2 and summary.entries == 3 and summary.failed == 1
+    assert catalogue.get("timm:test_resnet.other_in1k").params is not None
     assert catalogue.get("torchvision:mobilenet_v3_small.IMAGENET1K_V1").gflops is None
     assert list((tmp_path / "cache").glob("arch-facts-timm-*.json"))
 
@@ -209,7 +212,27 @@ def test_cli_prints_one_summary_line(
     from securitynet.cli.app import main
 
     monkeypatch.setenv("SECURITYNET_DATABASE_URL", catalogue.url)
-    main(["annotate", "arch-facts", "--source", "timm", "--limit", "1"])
+    main(["annotate", "arch-facts", "--source", "timm", "--limit", "2"])
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1 and out[0].startswith("arch facts: 2 entries, 1 architectures (1 computed")
+    assert len(out) == 1 and out[0].startswith(
+        "arch facts: 3 entries, 2 architectures (2 computed, 0 cached, 1 failed)"
+    )
     assert catalogue.get("timm:test_resnet.r160_in1k").params is not None
+
+
+def test_measured_flops_agree_with_torchvision_in_the_same_units(tmp_path: Path) -> None:
+    from torchvision.models import ResNet50_Weights
+
+    from securitynet.scrapers.torchvision import build_record
+
+    cat = Catalogue(url=f"sqlite:///{tmp_path / 'tv.db'}")
+    with Session(cat.engine) as session, session.begin():
+        write_records(
+            session,
+            [build_record("resnet50", ResNet50_Weights.IMAGENET1K_V2)],
+            origin="torchvision",
+        )
+    apply_arch_facts(cat.engine, only_missing=False, progress=False)
+    facts = _facts(cat, "torchvision:resnet50.IMAGENET1K_V2")
+    assert facts[("params", SOURCE)] == facts[("params", "torchvision")] == 25_557_032
+    assert facts[("gflops", SOURCE)] == pytest.approx(facts[("gflops", "torchvision")], rel=0.002)
