@@ -47,6 +47,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,16 +73,17 @@ InputSize = tuple[int, int, int]
 class ArchSpec:
     """One net to measure: a builder's constructor and the arguments that change its shape.
 
-    ``input_size`` and ``num_classes`` left as None mean the builder's default. Build specs
-    with :meth:`of`, which strips a timm tag (``resnet50.a1_in1k`` -> ``resnet50``) and puts
-    ``kwargs`` in a canonical order, so equal nets get equal specs.
+    ``input_size`` and ``num_classes`` left as None mean the builder's default. Extra
+    constructor arguments are held as canonical JSON (hashable, whatever their shape). Build
+    specs with :meth:`of`, which strips a timm tag (``resnet50.a1_in1k`` -> ``resnet50``),
+    so equal nets get equal specs.
     """
 
     builder: str
     architecture: str
     input_size: InputSize | None = None
     num_classes: int | None = None
-    kwargs: tuple[tuple[str, Any], ...] = ()
+    kwargs_json: str = ""
 
     @classmethod
     def of(
@@ -102,23 +104,31 @@ class ArchSpec:
             architecture=arch,
             input_size=_input_size(input_size),
             num_classes=num_classes,
-            kwargs=tuple(sorted((kwargs or {}).items())),
+            kwargs_json=_canonical_json(kwargs) if kwargs else "",
         )
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """Extra constructor arguments (from the entry's load spec)."""
+        value: dict[str, Any] = json.loads(self.kwargs_json) if self.kwargs_json else {}
+        return value
 
     @property
     def key(self) -> str:
         """The cache key within one builder version: ``arch|CxHxW|classes|kwargs``."""
         size = "x".join(map(str, self.input_size)) if self.input_size else "default"
         classes = str(self.num_classes) if self.num_classes is not None else "default"
-        extra = (
-            json.dumps(dict(self.kwargs), sort_keys=True, separators=(",", ":"))
-            if self.kwargs
-            else ""
-        )
-        return f"{self.architecture}|{size}|{classes}|{extra}"
+        return f"{self.architecture}|{size}|{classes}|{self.kwargs_json}"
 
     def __str__(self) -> str:
         return f"{self.builder}:{self.key.rstrip('|')}"
+
+
+def _canonical_json(value: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidQueryError(f"constructor arguments must be JSON values: {exc}") from exc
 
 
 def _input_size(value: int | Iterable[int] | None) -> InputSize | None:
@@ -190,16 +200,22 @@ class Builder:
     tagged: bool = False  # architecture names may carry a '.tag' (timm)
 
     def version(self) -> str:
-        try:
-            return importlib.metadata.version(self.distribution)
-        except importlib.metadata.PackageNotFoundError:
-            return "absent"
+        return _distribution_version(self.distribution)
+
+
+@cache
+def _distribution_version(name: str) -> str:
+    """An installed distribution's version (reading its metadata costs milliseconds: once)."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
 
 
 def _build_timm(spec: ArchSpec) -> nn.Module:
     import timm
 
-    kwargs = dict(spec.kwargs)
+    kwargs = spec.kwargs
     if spec.num_classes is not None:
         kwargs.setdefault("num_classes", spec.num_classes)
     if spec.input_size is not None:
@@ -242,7 +258,7 @@ def _rebuild_for_size(
 def _build_torchvision(spec: ArchSpec) -> nn.Module:
     from torchvision import models
 
-    kwargs = dict(spec.kwargs)
+    kwargs = spec.kwargs
     kwargs.setdefault("weights", None)
     if spec.num_classes is not None:
         kwargs.setdefault("num_classes", spec.num_classes)
@@ -276,7 +292,7 @@ def _torchvision_input_size(net: nn.Module, spec: ArchSpec) -> InputSize:
 def _build_pytorchcv(spec: ArchSpec) -> nn.Module:
     from pytorchcv.model_provider import get_model
 
-    kwargs = dict(spec.kwargs)
+    kwargs = spec.kwargs
     kwargs.setdefault("pretrained", False)
     if spec.num_classes is not None:
         kwargs.setdefault("num_classes", spec.num_classes)
@@ -309,7 +325,7 @@ BUILDERS: dict[str, Builder] = {
 
 def torch_version() -> str:
     """The installed torch's version without its local build tag (2.14.1, not 2.14.1+cu130)."""
-    return importlib.metadata.version("torch").split("+", 1)[0]
+    return _distribution_version("torch").split("+", 1)[0]
 
 
 def get_builder(name: str) -> Builder:
@@ -376,7 +392,9 @@ def _build_on_meta(builder: Builder, spec: ArchSpec) -> tuple[nn.Module, str]:
         warnings.simplefilter("ignore")  # init-scheme and deprecation chatter of the builders
         try:
             with MetaCounter(count=False), torch.device("meta"):
-                return builder.build(spec), "meta-device"
+                net = builder.build(spec)
+            # tensors made by legacy constructors (torch.Tensor(n)) ignore the device context
+            return net.to(torch.device("meta")), "meta-device"
         except Exception as exc:  # any constructor may fail on meta; try the other way
             errors.append(f"meta-device: {_describe(exc)}")
         try:

@@ -33,6 +33,7 @@ from securitynet.annotate.archfacts import (
     find_builder,
 )
 from securitynet.catalogue.models import AnnotationError, Entry, Fact, utcnow
+from securitynet.errors import InvalidQueryError
 from securitynet.ids import normalise_source
 from securitynet.records import LoadSpec
 
@@ -87,20 +88,23 @@ def spec_of(load_spec: dict[str, Any] | None, *, num_classes: int | None = None)
         return None
     if load.architecture is None or find_builder(load.builder) is None:
         return None
-    return ArchSpec.of(
-        load.builder,
-        load.architecture,
-        input_size=load.input_size,
-        num_classes=load.num_classes if load.num_classes is not None else num_classes,
-        kwargs=load.kwargs,
-    )
+    try:
+        return ArchSpec.of(
+            load.builder,
+            load.architecture,
+            input_size=load.input_size,
+            num_classes=load.num_classes if load.num_classes is not None else num_classes,
+            kwargs=load.kwargs,
+        )
+    except InvalidQueryError:  # constructor arguments that are not JSON values
+        return None
 
 
 def _evidence(key: str, spec: ArchSpec, facts: ArchFacts) -> str:
     size = "x".join(map(str, facts.input_size)) if facts.input_size else "default"
     built = f"{facts.library} '{spec.architecture}' built with pretrained=False on torch's meta device ({facts.method})"
     if key == "params":
-        return f"{built}, {facts.num_classes} classes; parameters counted, buffers not"
+        return f"{built}, {facts.num_classes} classes; every parameter counted (trainable or not), buffers not"
     return (
         f"{built}; FLOPs of one {size} image, eval mode, counted by torch {facts.torch} FlopCounterMode "
         f"(1 multiply-accumulate = 2 FLOPs; GMACs = gflops / 2)"
@@ -201,6 +205,7 @@ def apply_arch_facts(
                 )
             facts_rows: list[dict[str, Any]] = []
             error_rows: list[dict[str, Any]] = []
+            column_rows: list[dict[str, Any]] = []
             for eid, spec, claims in chunk:
                 facts = batch.facts[spec]
                 common = {"entry_id": eid, "source": SOURCE, "origin": ORIGIN, "recorded_at": now}
@@ -221,9 +226,11 @@ def apply_arch_facts(
                     )
                 fill = {key: value for key, value in values.items() if not claims[key]}
                 if fill:
-                    session.execute(update(Entry).where(Entry.id == eid).values(**fill))
+                    column_rows.append({"id": eid, **fill})
                     summary.filled_params += fill.get("params") is not None
                     summary.filled_gflops += fill.get("gflops") is not None
+            if column_rows:  # bulk UPDATE by primary key, batched per set of columns
+                session.execute(update(Entry), column_rows)
             if facts_rows:
                 session.execute(insert(Fact), facts_rows)
             if error_rows:

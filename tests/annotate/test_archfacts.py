@@ -44,6 +44,8 @@ def _real_net(builder: str, architecture: str, **kwargs: object) -> nn.Module:
         # RegNet computes its widths with tensors (.tolist()): only the hooks way builds it
         ("torchvision", "regnet_y_400mf", "meta-hooks"),
         ("pytorchcv", "resnet20_cifar10", "meta-device"),
+        # its masks are made with torch.Tensor(...), which ignores the device context
+        ("pytorchcv", "xdensenet40_2_k24_bc_cifar10", "meta-device"),
     ],
 )
 def test_params_on_meta_equal_a_real_instantiation(
@@ -75,6 +77,21 @@ def test_flops_on_meta_equal_flops_counted_on_a_real_forward() -> None:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         real(torch.zeros(1, 3, 96, 96))
     assert facts.gflops == pytest.approx(counter.get_total_flops() / 1e9)
+
+
+@pytest.mark.parametrize("architecture", ["test_vit", "test_efficientnet", "test_resnet"])
+def test_shortcut_counter_equals_flop_counter_mode_on_meta(architecture: str) -> None:
+    """Skipped in-place ops and memoised meta kernels change nothing FlopCounterMode sees."""
+    import timm
+    from torch.utils.flop_counter import FlopCounterMode
+
+    facts = compute_arch_facts("timm", architecture)
+    with torch.device("meta"):
+        net = timm.create_model(architecture).eval().requires_grad_(False)
+    assert facts.input_size is not None
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.empty(1, *facts.input_size, device="meta"))
+    assert facts.gflops is not None and round(facts.gflops * 1e9) == counter.get_total_flops()
 
 
 def test_timm_tag_is_stripped_and_a_fixed_size_net_is_built_at_the_requested_size() -> None:
@@ -176,6 +193,8 @@ def test_specs_are_canonical() -> None:
     a = ArchSpec.of("TIMM", "resnet50.a1_in1k", input_size=224, kwargs={"b": 1, "a": 2})
     b = ArchSpec.of("timm", "resnet50.tv_in1k", input_size=(3, 224, 224), kwargs={"a": 2, "b": 1})
     assert a == b and a.key == b.key
+    nested = ArchSpec.of("timm", "test_vit", kwargs={"img_size": [96, 96], "extra": {"x": 1}})
+    assert {nested: 1}[nested] == 1 and nested.kwargs == {"extra": {"x": 1}, "img_size": [96, 96]}
     assert (
         ArchSpec.of("torchvision", "resnet50").key
         != ArchSpec.of("torchvision", "resnet50", num_classes=10).key
