@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+#: Fixtures shared across test directories (catalogue_url, catalogue, ...).
+pytest_plugins = ("tests.catalogue.fixtures",)
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
