@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -249,6 +249,16 @@ def get_entry(session: Session, entry_id: str) -> CatalogueEntry:
         hint = f"Did you mean: {', '.join(similar)}?" if similar else None
         raise EntryNotFoundError(f"no entry {eid!r} in the catalogue", hint=hint, entry_id=eid)
     return found
+
+
+def iter_entries(session: Session, entry_ids: Sequence[str], *, chunk_size: int = 500) -> Iterator[CatalogueEntry]:
+    """The full entries ``entry_ids`` (those that exist), loaded ``chunk_size`` at a time;
+    in id order when ``entry_ids`` is sorted."""
+    for start in range(0, len(entry_ids), chunk_size):
+        chunk = entry_ids[start : start + chunk_size]
+        entries = session.scalars(select(Entry).where(Entry.id.in_(chunk)).order_by(Entry.id).options(*_FULL)).all()
+        yield from (_to_record(e) for e in entries)
+        session.expunge_all()  # keep memory flat over a whole-catalogue export
 
 
 def get_entries(session: Session, entry_ids: Sequence[str]) -> list[CatalogueEntry]:
