@@ -75,11 +75,24 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None
     except Exception as exc:  # click usage errors
+        if isinstance(exc, _click_exceptions()):
+            exc.show()  # type: ignore[attr-defined]
+            raise SystemExit(exc.exit_code) from None  # type: ignore[attr-defined]
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
         if isinstance(exc, click.exceptions.Exit):
             raise SystemExit(exc.exit_code) from None
         raise
+
+
+def _click_exceptions() -> tuple[type[Exception], ...]:
+    """Click's usage-error base: from click, and from the copy of click that typer >= 0.2x
+    vendors (its BadParameter and UsageError do not derive from click's)."""
+    import click
+
+    found: list[type[Exception]] = [click.exceptions.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as VendoredClickException
+    except ImportError:
+        return tuple(found)
+    return (*found, VendoredClickException)
