@@ -103,6 +103,16 @@ def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
     return cond
 
 
+#: Filters that leave out the NULLs of a sort column.
+_BOUNDS: dict[str, tuple[str, ...]] = {"top1": ("min_top1", "max_top1"), "params": ("min_params", "max_params")}
+
+
+def _may_be_null(column: Any, flt: EntryFilter) -> bool:
+    if not column.nullable:
+        return False
+    return all(getattr(flt, bound) is None for bound in _BOUNDS.get(column.key, ()))
+
+
 def search_statement(
     flt: EntryFilter, *, sort: str | None = "top1", descending: bool = True, limit: int | None = None, offset: int = 0
 ) -> Select[Any]:
@@ -115,8 +125,12 @@ def search_statement(
             )
         column = SORT_KEYS[key]
         desc = descending if not sort.startswith("-") else True
-        # NULLs last either way, so "best first" lists start with real figures
-        stmt = stmt.order_by(column.is_(None), column.desc() if desc else column.asc(), Entry.id)
+        order = column.desc() if desc else column.asc()
+        if _may_be_null(column, flt):
+            # NULLs last either way, so "best first" lists start with real figures. Said as
+            # NULLS LAST (not as a sort on "column IS NULL") so an index can still give the order.
+            order = order.nulls_last()
+        stmt = stmt.order_by(order, Entry.id)
     if limit is not None:
         if limit < 0:
             raise InvalidQueryError("limit must be >= 0", value=limit)

@@ -57,3 +57,11 @@ def test_check_facets_names_close_values(catalogue: Catalogue) -> None:
         with pytest.raises(InvalidQueryError, match="no entry has licence 'zzz'") as info:
             check_facets(session, make_filter(licence="zzz"))
         assert "stats --by licence" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_entries_without_the_sort_value_come_last_either_way(catalogue: Catalogue, descending: bool) -> None:
+    values = [e.top1 for e in catalogue.search(sort="top1", descending=descending)]
+    present = [v for v in values if v is not None]
+    assert values == [*present, None, None]
+    assert present == sorted(present, reverse=descending)
