@@ -87,6 +87,10 @@ def plot_accuracy(
     return plot_frame(catalogue.to_dataframe(**filters), path, by=by, max_groups=max_groups)
 
 
+def _shorten(label: str, width: int = 36) -> str:
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
 def plot_frame(frame: pd.DataFrame, path: str | Path, *, by: str = "dataset", max_groups: int = 25) -> Path:
     import numpy as np
     from matplotlib.figure import Figure
@@ -115,16 +119,19 @@ def plot_frame(frame: pd.DataFrame, path: str | Path, *, by: str = "dataset", ma
     )
     rng = np.random.default_rng(0)  # the same jitter every time: the same picture for the same data
     for pos, values in zip(positions, data, strict=True):
-        ax.scatter(values, pos + rng.uniform(-0.2, 0.2, len(values)), s=9, alpha=0.45, color="#1f2937", linewidths=0)
-    ax.set_yticks(positions, [f"{g}  (n={len(groups[g])})" for g in kept])
+        alpha = min(0.6, 8 / np.sqrt(len(values)))  # fainter points where they crowd
+        ax.scatter(values, pos + rng.uniform(-0.2, 0.2, len(values)), s=9, alpha=alpha, color="#1f2937",
+                   linewidths=0)
+    ax.set_yticks(positions, [f"{_shorten(str(g))}  (n={len(groups[g])})" for g in kept])
     ax.set_xlabel("top-1 accuracy (%)")
     ax.grid(axis="x", linestyle=":", alpha=0.6)
-    title = f"Top-1 accuracy per {STATS_BY[by]}"
+    notes = []
     if len(groups) > len(kept):
-        title += f" (the {len(kept)} largest of {len(groups)} groups)"
+        notes.append(f"the {len(kept)} largest of {len(groups)} groups")
     if by != "dataset":
-        title += "\neach entry's best top-1 on its own training data set"
-    ax.set_title(title, loc="left")
+        notes.append("each entry's best top-1 on its own training data set")
+    title = f"Top-1 accuracy per {STATS_BY[by]}" + (f"\n({'; '.join(notes)})" if notes else "")
+    fig.suptitle(title, x=0.01, ha="left")
 
     out = Path(path)
     try:
