@@ -34,8 +34,18 @@ from securitynet.catalogue.models import Entry
 
 #: (data set, share of entries in percent); the shares add up to 100.
 DATASETS = (
-    ("ImageNet-1k", 40), ("CIFAR-10", 15), ("CIFAR-100", 10), ("ImageNet-21k", 5), ("SVHN", 5), ("MNIST", 5),
-    ("CUB-200-2011", 4), ("Fashion-MNIST", 4), ("LAION-2B", 4), ("ImageNet-12k", 4), ("JFT-300M", 2), ("WebLI", 2),
+    ("ImageNet-1k", 40),
+    ("CIFAR-10", 15),
+    ("CIFAR-100", 10),
+    ("ImageNet-21k", 5),
+    ("SVHN", 5),
+    ("MNIST", 5),
+    ("CUB-200-2011", 4),
+    ("Fashion-MNIST", 4),
+    ("LAION-2B", 4),
+    ("ImageNet-12k", 4),
+    ("JFT-300M", 2),
+    ("WebLI", 2),
 )
 QUERY = {"dataset": "CIFAR-10", "min_top1": 90.0}
 LIMIT = 20
@@ -88,8 +98,15 @@ def fill(cat: Catalogue, rows: int) -> float:
         )
     indexes = sorted(Entry.__table__.indexes, key=lambda ix: str(ix.name))
     with cat.engine.begin() as conn:
-        for table in ("evaluation", "annotation_error", "fact", "accuracy_claim", "entry_dataset", "weight_file",
-                      "entry"):
+        for table in (
+            "evaluation",
+            "annotation_error",
+            "fact",
+            "accuracy_claim",
+            "entry_dataset",
+            "weight_file",
+            "entry",
+        ):
             conn.execute(text(f"DELETE FROM {table}"))
         for index in indexes:  # a bulk load, then each index built in one sorted pass: much faster
             index.drop(conn)
@@ -123,11 +140,16 @@ def bench(url: str, rows: int, repeat: int) -> dict[str, float]:
 
         started = time.perf_counter()
         frame = cat.to_dataframe()
-        print(f"[{backend}] to_dataframe: {len(frame):,} rows in {time.perf_counter() - started:.1f} s", flush=True)
+        print(
+            f"[{backend}] to_dataframe: {len(frame):,} rows in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
 
         sql_s, found = timed(lambda: cat.search(sort="top1", limit=LIMIT, **QUERY), repeat)
         pandas_s, expected = timed(
-            lambda: frame[(frame.dataset == QUERY["dataset"]) & (frame.top1 >= QUERY["min_top1"])].nlargest(LIMIT, "top1"),
+            lambda: frame[
+                (frame.dataset == QUERY["dataset"]) & (frame.top1 >= QUERY["min_top1"])
+            ].nlargest(LIMIT, "top1"),
             repeat,
         )
         matches = cat.count(**QUERY)
@@ -136,8 +158,10 @@ def bench(url: str, rows: int, repeat: int) -> dict[str, float]:
             sys.exit(f"[{backend}] the two answers differ")
         plan = _plan(cat)
     print(f"[{backend}] {matches:,} entries match; plan: {plan}")
-    print(f"[{backend}] Catalogue.search {sql_s * 1000:.2f} ms | pandas {pandas_s * 1000:.2f} ms "
-          f"| pandas / catalogue = {pandas_s / sql_s:.1f}x")
+    print(
+        f"[{backend}] Catalogue.search {sql_s * 1000:.2f} ms | pandas {pandas_s * 1000:.2f} ms "
+        f"| pandas / catalogue = {pandas_s / sql_s:.1f}x"
+    )
     return {"catalogue_ms": sql_s * 1000, "pandas_ms": pandas_s * 1000}
 
 
@@ -158,8 +182,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=50)
-    parser.add_argument("--sqlite", type=Path, default=None, help="database file (default: a temporary one)")
-    parser.add_argument("--pg-url", default=None, help="also run on this PostgreSQL database (its entries are replaced)")
+    parser.add_argument(
+        "--sqlite", type=Path, default=None, help="database file (default: a temporary one)"
+    )
+    parser.add_argument(
+        "--pg-url",
+        default=None,
+        help="also run on this PostgreSQL database (its entries are replaced)",
+    )
     args = parser.parse_args()
 
     results = {}
@@ -169,8 +199,10 @@ def main() -> int:
     if args.pg_url:
         results["postgresql"] = bench(args.pg_url, args.rows, args.repeat)
     for backend, r in results.items():
-        print(f"faceted query on {args.rows:,} entries, {backend}: {r['catalogue_ms']:.2f} ms "
-              f"(pandas {r['pandas_ms']:.2f} ms, {r['pandas_ms'] / r['catalogue_ms']:.1f}x)")
+        print(
+            f"faceted query on {args.rows:,} entries, {backend}: {r['catalogue_ms']:.2f} ms "
+            f"(pandas {r['pandas_ms']:.2f} ms, {r['pandas_ms'] / r['catalogue_ms']:.1f}x)"
+        )
     return 0
 
 

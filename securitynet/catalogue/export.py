@@ -43,7 +43,14 @@ if TYPE_CHECKING:
 
 FLAT_FORMATS = ("csv", "json", "jsonl", "parquet")
 FULL_FORMATS = ("jsonl", "json")
-_BY_SUFFIX = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+_BY_SUFFIX = {
+    ".csv": "csv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 CHAIN_SEPARATOR = " > "
 
 
@@ -53,7 +60,9 @@ class ExportRow(BaseModel):
     model_config = ConfigDict(extra="forbid", title="securitynet export row")
 
     id: str = Field(description="Entry id, 'source:name'.")
-    source: str = Field(description="Where the entry comes from: timm, torchvision, imgclsmob, hf, ...")
+    source: str = Field(
+        description="Where the entry comes from: timm, torchvision, imgclsmob, hf, ..."
+    )
     name: str = Field(description="The entry's name within its source.")
     task: str
     architecture: str | None = Field(description="Constructor or model-type name.")
@@ -66,13 +75,17 @@ class ExportRow(BaseModel):
     paper: str | None = Field(description="arXiv id or URL of the paper.")
     library: str | None
     upstream_url: str | None
-    revision: str | None = Field(description="Upstream revision or checksum the entry is pinned to.")
+    revision: str | None = Field(
+        description="Upstream revision or checksum the entry is pinned to."
+    )
     dataset: str | None = Field(description="Final training data set.")
     top1: float | None = Field(description="Best top-1 claim on that data set, percent.")
     training_chain: str | None = Field(
         description=f"Training data sets in order, joined by {CHAIN_SEPARATOR!r}; a curated chain wins over a scraped one."
     )
-    claims: int = Field(description="Number of accuracy claims (every source, data set and metric).")
+    claims: int = Field(
+        description="Number of accuracy claims (every source, data set and metric)."
+    )
     weights_url: str | None = Field(description="URL of the entry's first weight file.")
     weights_sha256: str | None = Field(description="Its full SHA-256, when known.")
     first_seen: datetime
@@ -103,7 +116,9 @@ def export_format(path: str | Path, format: str | None = None, *, full: bool = F
     if chosen not in allowed:
         what = "a full export" if full else "an export"
         raise InvalidQueryError(
-            f"{what} cannot be written as {chosen}", hint=f"Use one of: {', '.join(allowed)}.", value=chosen
+            f"{what} cannot be written as {chosen}",
+            hint=f"Use one of: {', '.join(allowed)}.",
+            value=chosen,
         )
     return chosen
 
@@ -138,16 +153,30 @@ def export_rows(catalogue: Catalogue, **filters: Any) -> list[dict[str, Any]]:
     ids = _matching_ids(filters)
     entry_columns = [c for c in EXPORT_COLUMNS if c in Entry.__table__.columns]
     with catalogue.session() as s:
-        entries = s.execute(select(*(getattr(Entry, c) for c in entry_columns)).where(Entry.id.in_(ids)).order_by(Entry.id))
-        chains = _chains(s.execute(
-            select(EntryDataset.entry_id, EntryDataset.dataset, EntryDataset.stage, EntryDataset.origin)
-            .where(EntryDataset.entry_id.in_(ids))
-            .order_by(EntryDataset.entry_id, EntryDataset.position, EntryDataset.id)
-        ))
-        claims = dict(s.execute(
-            select(AccuracyClaimRow.entry_id, func.count()).where(AccuracyClaimRow.entry_id.in_(ids))
-            .group_by(AccuracyClaimRow.entry_id)
-        ).all())
+        entries = s.execute(
+            select(*(getattr(Entry, c) for c in entry_columns))
+            .where(Entry.id.in_(ids))
+            .order_by(Entry.id)
+        )
+        chains = _chains(
+            s.execute(
+                select(
+                    EntryDataset.entry_id,
+                    EntryDataset.dataset,
+                    EntryDataset.stage,
+                    EntryDataset.origin,
+                )
+                .where(EntryDataset.entry_id.in_(ids))
+                .order_by(EntryDataset.entry_id, EntryDataset.position, EntryDataset.id)
+            )
+        )
+        claims = dict(
+            s.execute(
+                select(AccuracyClaimRow.entry_id, func.count())
+                .where(AccuracyClaimRow.entry_id.in_(ids))
+                .group_by(AccuracyClaimRow.entry_id)
+            ).all()
+        )
         weights: dict[str, tuple[str | None, str | None]] = {}
         for entry_id, file_url, file_sha256 in s.execute(
             select(WeightFile.entry_id, WeightFile.url, WeightFile.sha256)
@@ -225,11 +254,18 @@ def _write_json_lines(items: Iterable[dict[str, Any]], fh: IO[str], *, array: bo
 def _arrow_schema() -> Any:
     import pyarrow as pa
 
-    types = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_(),
-             datetime: pa.timestamp("us", tz="UTC")}
+    types = {
+        str: pa.string(),
+        int: pa.int64(),
+        float: pa.float64(),
+        bool: pa.bool_(),
+        datetime: pa.timestamp("us", tz="UTC"),
+    }
     fields = []
     for name, info in ExportRow.model_fields.items():
-        base = next(t for t in types if t in (info.annotation, *getattr(info.annotation, "__args__", ())))
+        base = next(
+            t for t in types if t in (info.annotation, *getattr(info.annotation, "__args__", ()))
+        )
         fields.append(pa.field(name, types[base], nullable=info.annotation is not base))
     return pa.schema(fields)
 
@@ -242,7 +278,12 @@ def _write_parquet(rows: list[dict[str, Any]], fh: IO[bytes]) -> None:
 
 
 def export_catalogue(
-    catalogue: Catalogue, path: str | Path, *, format: str | None = None, full: bool = False, **filters: Any
+    catalogue: Catalogue,
+    path: str | Path,
+    *,
+    format: str | None = None,
+    full: bool = False,
+    **filters: Any,
 ) -> ExportResult:
     """Write the entries matching ``filters`` to ``path`` (see the module's docstring)."""
     out = Path(path)
@@ -250,7 +291,9 @@ def export_catalogue(
     try:
         if full:
             with _atomic(out, "w") as fh:
-                n = _write_json_lines(iter_full_entries(catalogue, **filters), fh, array=chosen == "json")
+                n = _write_json_lines(
+                    iter_full_entries(catalogue, **filters), fh, array=chosen == "json"
+                )
             return ExportResult(out, chosen, n, full)
         rows = export_rows(catalogue, **filters)
         if chosen == "parquet":

@@ -26,7 +26,9 @@ _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9, "t": 10**12}
 _COUNT = re.compile(r"^\s*(\d+(?:_\d+)*(?:\.\d*)?(?:e[+-]?\d+)?)\s*([kmgbt]?)\s*$", re.IGNORECASE)
 
 #: Sort keys whose natural order is largest first; the others (names) sort A to Z.
-DESCENDING_BY_DEFAULT = frozenset({"top1", "params", "gflops", "num_classes", "first_seen", "last_seen"})
+DESCENDING_BY_DEFAULT = frozenset(
+    {"top1", "params", "gflops", "num_classes", "first_seen", "last_seen"}
+)
 
 #: Facets :func:`check_facets` looks up, and the column each names.
 TEXT_FACETS: dict[str, Any] = {
@@ -44,7 +46,9 @@ def parse_count(text: str | int) -> int:
     match = _COUNT.match(text)
     if not match:
         raise InvalidQueryError(
-            f"not a parameter count: {text!r}", hint="Write it as 25000000, 25M, 1.5B or 300k.", value=text
+            f"not a parameter count: {text!r}",
+            hint="Write it as 25000000, 25M, 1.5B or 300k.",
+            value=text,
         )
     number, suffix = match.groups()
     return round(float(number.replace("_", "")) * _SUFFIXES[suffix.lower()])
@@ -58,7 +62,8 @@ def parse_sort(spec: str) -> tuple[str, bool]:
     key = key.lower()
     if key not in SORT_KEYS:
         raise InvalidQueryError(
-            f"unknown sort key {spec!r}", hint=f"Sort by one of: {', '.join(SORT_KEYS)} (prefix - or + to flip).",
+            f"unknown sort key {spec!r}",
+            hint=f"Sort by one of: {', '.join(SORT_KEYS)} (prefix - or + to flip).",
             value=spec,
         )
     descending = sign == "-" if sign else key in DESCENDING_BY_DEFAULT
@@ -73,10 +78,24 @@ def check_facets(session: Session, flt: EntryFilter) -> None:
         if not wanted:
             continue
         value = resolve_dataset(wanted) if facet == "dataset" else wanted.strip()
-        if session.scalar(select(Entry.id).where(func.lower(column) == value.lower()).limit(1)) is not None:
+        if (
+            session.scalar(select(Entry.id).where(func.lower(column) == value.lower()).limit(1))
+            is not None
+        ):
             continue
-        known = [v for v in session.scalars(select(column).distinct().where(column.is_not(None))) if v]
+        known = [
+            v for v in session.scalars(select(column).distinct().where(column.is_not(None))) if v
+        ]
         by_lower = {v.lower(): v for v in known}
-        close = [by_lower[m] for m in difflib.get_close_matches(value.lower(), list(by_lower), n=3, cutoff=0.6)]
-        hint = f"Did you mean {', '.join(close)}?" if close else f"'securitynet stats --by {facet}' lists them."
-        raise InvalidQueryError(f"no entry has {facet} {wanted!r}", hint=hint, facet=facet, value=wanted)
+        close = [
+            by_lower[m]
+            for m in difflib.get_close_matches(value.lower(), list(by_lower), n=3, cutoff=0.6)
+        ]
+        hint = (
+            f"Did you mean {', '.join(close)}?"
+            if close
+            else f"'securitynet stats --by {facet}' lists them."
+        )
+        raise InvalidQueryError(
+            f"no entry has {facet} {wanted!r}", hint=hint, facet=facet, value=wanted
+        )

@@ -38,7 +38,10 @@ def _export_full() -> dict[str, Any]:
 SCHEMAS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "annotations.schema.json": ("A curated annotation file (annotations/*.yaml)", _annotations),
     "export.schema.json": ("One row of a flat export (securitynet export FILE)", _export_row),
-    "export-full.schema.json": ("One entry of a full export (securitynet export --full FILE)", _export_full),
+    "export-full.schema.json": (
+        "One entry of a full export (securitynet export --full FILE)",
+        _export_full,
+    ),
 }
 
 
@@ -54,8 +57,11 @@ def render_schemas() -> dict[str, str]:
 
 def stale_schemas(folder: Path) -> list[str]:
     """Names of the schema files in ``folder`` that are missing or differ from the models."""
-    return [name for name, text in render_schemas().items()
-            if not (folder / name).is_file() or (folder / name).read_text(encoding="utf-8") != text]
+    return [
+        name
+        for name, text in render_schemas().items()
+        if not (folder / name).is_file() or (folder / name).read_text(encoding="utf-8") != text
+    ]
 
 
 def write_schemas(folder: Path) -> list[Path]:
@@ -70,8 +76,12 @@ def write_schemas(folder: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     from securitynet.resources import resource_dir
 
-    parser = argparse.ArgumentParser(prog="python -m securitynet.catalogue.schemas", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only report stale files (exit 1 if any)")
+    parser = argparse.ArgumentParser(
+        prog="python -m securitynet.catalogue.schemas", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="only report stale files (exit 1 if any)"
+    )
     parser.add_argument("--folder", type=Path, default=None, help="default: the schema/ folder")
     args = parser.parse_args(argv)
     folder = args.folder or resource_dir("schema")

@@ -47,14 +47,28 @@ QUERY_KEYWORDS: dict[str, frozenset[str]] = {
 }
 
 #: SQLite pragmas that only describe the schema; every other pragma is denied.
-SQLITE_INTROSPECTION_PRAGMAS = frozenset({
-    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
-    "foreign_key_list", "collation_list", "function_list", "module_list", "pragma_list",
-    "database_list", "compile_options",
-})
+SQLITE_INTROSPECTION_PRAGMAS = frozenset(
+    {
+        "table_info",
+        "table_xinfo",
+        "table_list",
+        "index_list",
+        "index_info",
+        "index_xinfo",
+        "foreign_key_list",
+        "collation_list",
+        "function_list",
+        "module_list",
+        "pragma_list",
+        "database_list",
+        "compile_options",
+    }
+)
 
 #: SQLite functions denied even inside a SELECT (off by default; denied in case they are not).
-_SQLITE_DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"})
+_SQLITE_DENIED_FUNCTIONS = frozenset(
+    {"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"}
+)
 
 _SQLITE_PROGRESS_STEPS = 1_000  # VM instructions between two looks at the clock (~10 µs)
 _SQLITE_MAX_LENGTH = 256 * 1024 * 1024  # largest string or blob a query may build
@@ -114,12 +128,18 @@ def run_sql(engine: Engine, statement: str, *, max_rows: int, timeout: float) ->
         raise InvalidQueryError("timeout must be more than 0 seconds", value=timeout)
     keyword = first_keyword(statement)
     if not keyword:
-        raise InvalidQueryError("the query is empty", hint='e.g. securitynet sql "SELECT * FROM v_entries_per_source"')
+        raise InvalidQueryError(
+            "the query is empty", hint='e.g. securitynet sql "SELECT * FROM v_entries_per_source"'
+        )
     backend = engine.url.get_backend_name()
     if backend not in QUERY_KEYWORDS:
-        raise ConfigurationError(f"read-only SQL is not supported on {backend}", hint="Use SQLite or PostgreSQL.")
+        raise ConfigurationError(
+            f"read-only SQL is not supported on {backend}", hint="Use SQLite or PostgreSQL."
+        )
     if keyword not in QUERY_KEYWORDS[backend]:
-        raise ReadOnlyViolationError(f"refused: {keyword.upper()} is not a query", statement=statement)
+        raise ReadOnlyViolationError(
+            f"refused: {keyword.upper()} is not a query", statement=statement
+        )
     if backend == "sqlite":
         return _run_sqlite(engine, statement, max_rows=max_rows, timeout=timeout)
     return _run_postgres(engine, statement, keyword=keyword, max_rows=max_rows, timeout=timeout)
@@ -137,11 +157,36 @@ _SQLITE_ALLOWED_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ,
 _SQLITE_ACTION_NAMES = {
     getattr(sqlite3, f"SQLITE_{name}"): name.replace("_", " ")
     for name in (
-        "CREATE_INDEX", "CREATE_TABLE", "CREATE_TEMP_INDEX", "CREATE_TEMP_TABLE", "CREATE_TEMP_TRIGGER",
-        "CREATE_TEMP_VIEW", "CREATE_TRIGGER", "CREATE_VIEW", "DELETE", "DROP_INDEX", "DROP_TABLE",
-        "DROP_TEMP_INDEX", "DROP_TEMP_TABLE", "DROP_TEMP_TRIGGER", "DROP_TEMP_VIEW", "DROP_TRIGGER",
-        "DROP_VIEW", "INSERT", "PRAGMA", "TRANSACTION", "UPDATE", "ATTACH", "DETACH", "ALTER_TABLE",
-        "REINDEX", "ANALYZE", "CREATE_VTABLE", "DROP_VTABLE", "FUNCTION", "SAVEPOINT",
+        "CREATE_INDEX",
+        "CREATE_TABLE",
+        "CREATE_TEMP_INDEX",
+        "CREATE_TEMP_TABLE",
+        "CREATE_TEMP_TRIGGER",
+        "CREATE_TEMP_VIEW",
+        "CREATE_TRIGGER",
+        "CREATE_VIEW",
+        "DELETE",
+        "DROP_INDEX",
+        "DROP_TABLE",
+        "DROP_TEMP_INDEX",
+        "DROP_TEMP_TABLE",
+        "DROP_TEMP_TRIGGER",
+        "DROP_TEMP_VIEW",
+        "DROP_TRIGGER",
+        "DROP_VIEW",
+        "INSERT",
+        "PRAGMA",
+        "TRANSACTION",
+        "UPDATE",
+        "ATTACH",
+        "DETACH",
+        "ALTER_TABLE",
+        "REINDEX",
+        "ANALYZE",
+        "CREATE_VTABLE",
+        "DROP_VTABLE",
+        "FUNCTION",
+        "SAVEPOINT",
     )
 }
 
@@ -157,10 +202,15 @@ class _SqliteGuard:
         self.timed_out = False
         self.denied: str | None = None
 
-    def authorize(self, action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None) -> int:
+    def authorize(
+        self, action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None
+    ) -> int:
         if action in _SQLITE_ALLOWED_ACTIONS:
             return sqlite3.SQLITE_OK
-        if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() not in _SQLITE_DENIED_FUNCTIONS:
+        if (
+            action == sqlite3.SQLITE_FUNCTION
+            and (arg2 or "").lower() not in _SQLITE_DENIED_FUNCTIONS
+        ):
             return sqlite3.SQLITE_OK
         if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in SQLITE_INTROSPECTION_PRAGMAS:
             return sqlite3.SQLITE_OK
@@ -191,8 +241,12 @@ def sqlite_database_path(engine: Engine) -> Path:
 def open_sqlite_readonly(path: Path, guard: _SqliteGuard) -> sqlite3.Connection:
     """A connection to ``path`` that cannot write, attach, or run past ``guard``'s deadline."""
     if not path.is_file():
-        raise ConfigurationError(f"no catalogue database at {path}", hint="Run 'securitynet sync' first.")
-    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+        raise ConfigurationError(
+            f"no catalogue database at {path}", hint="Run 'securitynet sync' first."
+        )
+    conn = sqlite3.connect(
+        f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+    )
     try:
         conn.execute("PRAGMA query_only=ON")
         conn.execute("PRAGMA trusted_schema=OFF")
@@ -224,13 +278,18 @@ def _run_sqlite(engine: Engine, statement: str, *, max_rows: int, timeout: float
         cursor.close()
     except sqlite3.Error as exc:
         if guard.timed_out:
-            raise QueryTimeoutError(f"the query ran past its time limit of {timeout:g} s", timeout=timeout) from exc
+            raise QueryTimeoutError(
+                f"the query ran past its time limit of {timeout:g} s", timeout=timeout
+            ) from exc
         if guard.denied or _is_readonly_error(exc):
             what = guard.denied or "writing"
-            raise ReadOnlyViolationError(f"refused: {what} is not allowed in a read-only query", statement=statement) from exc
+            raise ReadOnlyViolationError(
+                f"refused: {what} is not allowed in a read-only query", statement=statement
+            ) from exc
         if isinstance(exc, sqlite3.ProgrammingError) and "one statement" in str(exc):
             raise InvalidQueryError(
-                "only one statement may run at a time", hint="Remove everything after the first ';'."
+                "only one statement may run at a time",
+                hint="Remove everything after the first ';'.",
             ) from exc
         raise InvalidQueryError(f"SQL error: {_one_line(exc)}", statement=statement) from exc
     finally:
@@ -250,7 +309,9 @@ _PG_READ_ONLY_VIOLATION = "25006"  # read_only_sql_transaction
 _PG_QUERY_CANCELED = "57014"  # query_canceled: statement_timeout
 
 
-def _run_postgres(engine: Engine, statement: str, *, keyword: str, max_rows: int, timeout: float) -> QueryResult:
+def _run_postgres(
+    engine: Engine, statement: str, *, keyword: str, max_rows: int, timeout: float
+) -> QueryResult:
     import psycopg
 
     started = time.perf_counter()
@@ -259,18 +320,24 @@ def _run_postgres(engine: Engine, statement: str, *, keyword: str, max_rows: int
         conn: psycopg.Connection[Any] = sa_conn.connection.driver_connection  # type: ignore[assignment]
         try:
             try:
-                columns, rows = _pg_fetch(conn, statement, max_rows=max_rows, timeout=timeout, use_cursor=use_cursor)
+                columns, rows = _pg_fetch(
+                    conn, statement, max_rows=max_rows, timeout=timeout, use_cursor=use_cursor
+                )
             except (psycopg.errors.SyntaxError, psycopg.errors.FeatureNotSupported):
                 if not use_cursor:
                     raise
                 # A cursor cannot hold this statement (WITH ... DELETE, a data-modifying WITH):
                 # run it plainly, still read-only, and let PostgreSQL say what it makes of it.
-                columns, rows = _pg_fetch(conn, statement, max_rows=max_rows, timeout=timeout, use_cursor=False)
+                columns, rows = _pg_fetch(
+                    conn, statement, max_rows=max_rows, timeout=timeout, use_cursor=False
+                )
         except psycopg.Error as exc:
             code = getattr(exc, "sqlstate", None)
             message = _one_line(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             if code == _PG_QUERY_CANCELED:
-                raise QueryTimeoutError(f"the query ran past its time limit of {timeout:g} s", timeout=timeout) from exc
+                raise QueryTimeoutError(
+                    f"the query ran past its time limit of {timeout:g} s", timeout=timeout
+                ) from exc
             if code == _PG_READ_ONLY_VIOLATION:
                 raise ReadOnlyViolationError(f"refused: {message}", statement=statement) from exc
             raise InvalidQueryError(f"SQL error: {message}", statement=statement) from exc

@@ -32,14 +32,25 @@ STATS_BY: dict[str, str] = {
     "licence": "licence",
     "architecture": "architecture",
 }
-STAT_COLUMNS = ("entries", "with_top1", "top1_min", "top1_q1", "top1_median", "top1_q3", "top1_max", "top1_mean")
+STAT_COLUMNS = (
+    "entries",
+    "with_top1",
+    "top1_min",
+    "top1_q1",
+    "top1_median",
+    "top1_q3",
+    "top1_max",
+    "top1_mean",
+)
 UNKNOWN_GROUP = "(unknown)"
 
 
 def _check_by(by: str) -> str:
     key = by.strip().lower()
     if key not in STATS_BY:
-        raise InvalidQueryError(f"cannot group by {by!r}", hint=f"Group by one of: {', '.join(STATS_BY)}.", value=by)
+        raise InvalidQueryError(
+            f"cannot group by {by!r}", hint=f"Group by one of: {', '.join(STATS_BY)}.", value=by
+        )
     return key
 
 
@@ -50,17 +61,21 @@ def summarise(frame: pd.DataFrame, by: str) -> pd.DataFrame:
 
     by = _check_by(by)
     top1 = frame.groupby(by, dropna=False, sort=False)["top1"]
-    out = pd.DataFrame({
-        "entries": top1.size(),
-        "with_top1": top1.count(),
-        "top1_min": top1.min(),
-        "top1_q1": top1.quantile(0.25),
-        "top1_median": top1.median(),
-        "top1_q3": top1.quantile(0.75),
-        "top1_max": top1.max(),
-        "top1_mean": top1.mean(),
-    }).reset_index()
-    out = out.sort_values(["entries", by], ascending=[False, True], na_position="last", kind="stable")
+    out = pd.DataFrame(
+        {
+            "entries": top1.size(),
+            "with_top1": top1.count(),
+            "top1_min": top1.min(),
+            "top1_q1": top1.quantile(0.25),
+            "top1_median": top1.median(),
+            "top1_q3": top1.quantile(0.75),
+            "top1_max": top1.max(),
+            "top1_mean": top1.mean(),
+        }
+    ).reset_index()
+    out = out.sort_values(
+        ["entries", by], ascending=[False, True], na_position="last", kind="stable"
+    )
     return out.astype({"entries": "int64", "with_top1": "int64"}).reset_index(drop=True)
 
 
@@ -80,7 +95,12 @@ def catalogue_overview(catalogue: Catalogue) -> pd.DataFrame:
 
 
 def plot_accuracy(
-    catalogue: Catalogue, path: str | Path, *, by: str = "dataset", max_groups: int = 25, **filters: Any
+    catalogue: Catalogue,
+    path: str | Path,
+    *,
+    by: str = "dataset",
+    max_groups: int = 25,
+    **filters: Any,
 ) -> Path:
     """Draw top-1 per group (a box per group over its points) to ``path``; the format follows
     the file's extension (PNG when it has none). Returns the path written."""
@@ -91,7 +111,9 @@ def _shorten(label: str, width: int = 36) -> str:
     return label if len(label) <= width else label[: width - 1] + "…"
 
 
-def plot_frame(frame: pd.DataFrame, path: str | Path, *, by: str = "dataset", max_groups: int = 25) -> Path:
+def plot_frame(
+    frame: pd.DataFrame, path: str | Path, *, by: str = "dataset", max_groups: int = 25
+) -> Path:
     import numpy as np
     from matplotlib.figure import Figure
 
@@ -100,9 +122,13 @@ def plot_frame(frame: pd.DataFrame, path: str | Path, *, by: str = "dataset", ma
         raise InvalidQueryError("max_groups must be at least 1", value=max_groups)
     rated = frame.loc[frame["top1"].notna(), [by, "top1"]]
     if rated.empty:
-        raise InvalidQueryError("no entry here has a top-1 claim to plot", hint="Loosen the filters.")
+        raise InvalidQueryError(
+            "no entry here has a top-1 claim to plot", hint="Loosen the filters."
+        )
     rated = rated.assign(**{by: rated[by].astype(object).where(rated[by].notna(), UNKNOWN_GROUP)})
-    groups = {name: values.to_numpy(dtype=float) for name, values in rated.groupby(by, sort=False)["top1"]}
+    groups = {
+        name: values.to_numpy(dtype=float) for name, values in rated.groupby(by, sort=False)["top1"]
+    }
     # the largest groups, drawn best median at the top
     kept = sorted(groups, key=lambda g: (-len(groups[g]), str(g)))[:max_groups]
     kept.sort(key=lambda g: (float(np.median(groups[g])), str(g)))
@@ -112,16 +138,28 @@ def plot_frame(frame: pd.DataFrame, path: str | Path, *, by: str = "dataset", ma
     fig = Figure(figsize=(9.0, 1.6 + 0.36 * len(kept)), layout="constrained")
     ax = fig.add_subplot()
     ax.boxplot(
-        data, positions=positions, orientation="horizontal", widths=0.6, showfliers=False, patch_artist=True,
+        data,
+        positions=positions,
+        orientation="horizontal",
+        widths=0.6,
+        showfliers=False,
+        patch_artist=True,
         boxprops={"facecolor": "#dbe7f3", "edgecolor": "#35608a"},
         medianprops={"color": "#c2410c", "linewidth": 2},
-        whiskerprops={"color": "#35608a"}, capprops={"color": "#35608a"},
+        whiskerprops={"color": "#35608a"},
+        capprops={"color": "#35608a"},
     )
     rng = np.random.default_rng(0)  # the same jitter every time: the same picture for the same data
     for pos, values in zip(positions, data, strict=True):
         alpha = min(0.6, 8 / np.sqrt(len(values)))  # fainter points where they crowd
-        ax.scatter(values, pos + rng.uniform(-0.2, 0.2, len(values)), s=9, alpha=alpha, color="#1f2937",
-                   linewidths=0)
+        ax.scatter(
+            values,
+            pos + rng.uniform(-0.2, 0.2, len(values)),
+            s=9,
+            alpha=alpha,
+            color="#1f2937",
+            linewidths=0,
+        )
     ax.set_yticks(positions, [f"{_shorten(str(g))}  (n={len(groups[g])})" for g in kept])
     ax.set_xlabel("top-1 accuracy (%)")
     ax.grid(axis="x", linestyle=":", alpha=0.6)
@@ -137,7 +175,9 @@ def plot_frame(frame: pd.DataFrame, path: str | Path, *, by: str = "dataset", ma
     try:
         fig.savefig(out, dpi=150, format=out.suffix.lstrip(".").lower() or "png")
     except ValueError as exc:  # an extension matplotlib does not write
-        raise InvalidQueryError(f"cannot draw {out.name}: {exc}", hint="Name the file .png, .svg or .pdf.") from exc
+        raise InvalidQueryError(
+            f"cannot draw {out.name}: {exc}", hint="Name the file .png, .svg or .pdf."
+        ) from exc
     except OSError as exc:
         raise SecurityNetError(f"cannot write {out}: {exc.strerror}", path=str(out)) from exc
     return out

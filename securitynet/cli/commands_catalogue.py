@@ -28,26 +28,47 @@ from securitynet.errors import UpstreamError
 if TYPE_CHECKING:
     from securitynet.catalogue.api import Catalogue
 
-db_app = typer.Typer(help="The catalogue database: upgrade its schema, or show its revision.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The catalogue database: upgrade its schema, or show its revision.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 
 # --- options shared by list, stats and export ------------------------------------------------
 
 SourceOpt = Annotated[
-    str | None, typer.Option("--source", help="Only entries of this source: timm, torchvision, imgclsmob, hf, ...")
+    str | None,
+    typer.Option(
+        "--source", help="Only entries of this source: timm, torchvision, imgclsmob, hf, ..."
+    ),
 ]
 DatasetOpt = Annotated[
-    str | None, typer.Option("--dataset", help="Final training data set, e.g. CIFAR-10 (cifar10 works too).")
+    str | None,
+    typer.Option("--dataset", help="Final training data set, e.g. CIFAR-10 (cifar10 works too)."),
 ]
-FamilyOpt = Annotated[str | None, typer.Option("--family", help="Architecture family, e.g. resnet.")]
-ArchitectureOpt = Annotated[str | None, typer.Option("--architecture", help="Architecture, e.g. resnet50.")]
+FamilyOpt = Annotated[
+    str | None, typer.Option("--family", help="Architecture family, e.g. resnet.")
+]
+ArchitectureOpt = Annotated[
+    str | None, typer.Option("--architecture", help="Architecture, e.g. resnet50.")
+]
 LicenceOpt = Annotated[str | None, typer.Option("--licence", help="Licence, e.g. apache-2.0.")]
-MinParamsOpt = Annotated[str | None, typer.Option("--min-params", help="At least this many parameters: 25M, 1.5B, 300k.")]
-MaxParamsOpt = Annotated[str | None, typer.Option("--max-params", help="At most this many parameters.")]
-MinTop1Opt = Annotated[float | None, typer.Option("--min-top1", help="Top-1 accuracy (%) at least this.")]
-SearchOpt = Annotated[str | None, typer.Option("--search", help="Text in the id or the architecture.")]
+MinParamsOpt = Annotated[
+    str | None, typer.Option("--min-params", help="At least this many parameters: 25M, 1.5B, 300k.")
+]
+MaxParamsOpt = Annotated[
+    str | None, typer.Option("--max-params", help="At most this many parameters.")
+]
+MinTop1Opt = Annotated[
+    float | None, typer.Option("--min-top1", help="Top-1 accuracy (%) at least this.")
+]
+SearchOpt = Annotated[
+    str | None, typer.Option("--search", help="Text in the id or the architecture.")
+]
 IncludeRemovedOpt = Annotated[
-    bool, typer.Option("--include-removed", help="Also entries that vanished upstream (kept, never deleted).")
+    bool,
+    typer.Option(
+        "--include-removed", help="Also entries that vanished upstream (kept, never deleted)."
+    ),
 ]
 TableFormatOpt = Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")]
 TextFormatOpt = Annotated[TextFormat, typer.Option("--format", "-f", help="Output format.")]
@@ -99,14 +120,25 @@ OVERVIEW_COLUMNS = ("source", "entries", "with_top1", "datasets", "families", "r
 def sync(
     source: Annotated[
         list[str] | None,
-        typer.Option("--source", "-s", help="A source to sync (repeat for more). Default: every source that works offline."),
+        typer.Option(
+            "--source",
+            "-s",
+            help="A source to sync (repeat for more). Default: every source that works offline.",
+        ),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(min=1, help="Stop each source after N entries (a partial sync marks nothing removed).")
+        int | None,
+        typer.Option(
+            min=1, help="Stop each source after N entries (a partial sync marks nothing removed)."
+        ),
     ] = None,
     timm_results: Annotated[
         Path | None,
-        typer.Option(file_okay=False, exists=True, help="Folder of timm's results-imagenet*.csv (offline accuracy)."),
+        typer.Option(
+            file_okay=False,
+            exists=True,
+            help="Folder of timm's results-imagenet*.csv (offline accuracy).",
+        ),
     ] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,
     fmt: TextFormatOpt = TextFormat.TEXT,
@@ -130,14 +162,18 @@ def sync(
         overview = catalogue_overview(cat).to_dict("records")
 
     if fmt is TextFormat.JSON:
-        emit_json({"sources": [s.model_dump(mode="json") for s in summaries], "catalogue": overview})
+        emit_json(
+            {"sources": [s.model_dump(mode="json") for s in summaries], "catalogue": overview}
+        )
     else:
         for summary in summaries:
             typer.echo(summary.line())
         total = sum(int(r["entries"]) for r in overview)
         typer.echo("")
         emit_table(overview, OVERVIEW_COLUMNS, title=f"The catalogue holds {total:,} entries.")
-        note("Next: securitynet list --dataset ImageNet-1k --sort top1 --limit 20; securitynet stats --by dataset")
+        note(
+            "Next: securitynet list --dataset ImageNet-1k --sort top1 --limit 20; securitynet stats --by dataset"
+        )
     failed = [s.source for s in summaries if s.status == "failed"]
     if failed:
         raise UpstreamError(
@@ -180,8 +216,15 @@ def list_entries(
     from securitynet.catalogue.queries import SUMMARY_COLUMNS
 
     filters = _filters(
-        source=source, dataset=dataset, family=family, architecture=architecture, licence=licence,
-        min_params=min_params, max_params=max_params, min_top1=min_top1, search=search,
+        source=source,
+        dataset=dataset,
+        family=family,
+        architecture=architecture,
+        licence=licence,
+        min_params=min_params,
+        max_params=max_params,
+        min_top1=min_top1,
+        search=search,
         include_removed=include_removed,
     )
     key, descending = parse_sort(sort)
@@ -189,10 +232,15 @@ def list_entries(
         rows = cat.search(sort=key, descending=descending, limit=limit or None, **filters)
         if not rows:
             with cat.session() as session:
-                check_facets(session, make_filter(**filters))  # a typo gets a hint, not an empty table
+                check_facets(
+                    session, make_filter(**filters)
+                )  # a typo gets a hint, not an empty table
         total = cat.count(**filters) if limit and len(rows) == limit else len(rows)
     emit_rows(
-        [r.model_dump() for r in rows], fmt, columns=SUMMARY_COLUMNS, table_columns=LIST_TABLE_COLUMNS,
+        [r.model_dump() for r in rows],
+        fmt,
+        columns=SUMMARY_COLUMNS,
+        table_columns=LIST_TABLE_COLUMNS,
         formatters={"params": human_count},
     )
     if total > len(rows):
@@ -236,12 +284,26 @@ def _print_entry(entry: Any) -> None:
         typer.echo(f"{key.ljust(width)}  {value}")
 
     sections: list[tuple[str, list[dict[str, Any]], tuple[str, ...]]] = [
-        ("Training chain", [d.model_dump() for d in entry.datasets],
-         ("stage", "dataset", "raw_name", "source", "evidence")),
-        ("Accuracy claims", [c.model_dump() for c in entry.claims],
-         ("dataset", "split", "metric", "value", "img_size", "kind", "source", "evidence")),
-        ("Facts (every source's word)", [f.model_dump() for f in entry.facts], ("key", "value", "source", "evidence")),
-        ("Evaluations", [v.model_dump() for v in entry.evaluations], ("id", "attack", "status", "metrics", "created_at")),
+        (
+            "Training chain",
+            [d.model_dump() for d in entry.datasets],
+            ("stage", "dataset", "raw_name", "source", "evidence"),
+        ),
+        (
+            "Accuracy claims",
+            [c.model_dump() for c in entry.claims],
+            ("dataset", "split", "metric", "value", "img_size", "kind", "source", "evidence"),
+        ),
+        (
+            "Facts (every source's word)",
+            [f.model_dump() for f in entry.facts],
+            ("key", "value", "source", "evidence"),
+        ),
+        (
+            "Evaluations",
+            [v.model_dump() for v in entry.evaluations],
+            ("id", "attack", "status", "metrics", "created_at"),
+        ),
     ]
     for title, rows, columns in sections:
         if rows:
@@ -250,8 +312,12 @@ def _print_entry(entry: Any) -> None:
     if entry.files:
         typer.echo("\nFiles")
         for f in entry.files:
-            details = [_digest(f), f"{human_count(f.size)}B" if f.size else None, f.format,
-                       f.role if f.role != "weights" else None]
+            details = [
+                _digest(f),
+                f"{human_count(f.size)}B" if f.size else None,
+                f.format,
+                f.role if f.role != "weights" else None,
+            ]
             typer.echo(f"  {f.url}\n    {'  '.join(d for d in details if d) or '(no checksum)'}")
     for message in entry.errors:
         note(f"annotation problem: {message}")
@@ -259,7 +325,9 @@ def _print_entry(entry: Any) -> None:
 
 @app.command()
 def show(
-    entry_id: Annotated[str, typer.Argument(metavar="ID", help="Entry id, e.g. timm:resnet50.a1_in1k.")],
+    entry_id: Annotated[
+        str, typer.Argument(metavar="ID", help="Entry id, e.g. timm:resnet50.a1_in1k.")
+    ],
     fmt: TextFormatOpt = TextFormat.TEXT,
 ) -> None:
     """Show one entry with every claim, data set, file and fact, and who said each."""
@@ -276,9 +344,12 @@ def show(
 
 @app.command()
 def stats(
-    by: Annotated[str, typer.Option(help="Group by dataset, source, family, licence or architecture.")] = "dataset",
+    by: Annotated[
+        str, typer.Option(help="Group by dataset, source, family, licence or architecture.")
+    ] = "dataset",
     plot: Annotated[
-        Path | None, typer.Option(help="Also draw top-1 per group to this file (.png, .svg or .pdf).")
+        Path | None,
+        typer.Option(help="Also draw top-1 per group to this file (.png, .svg or .pdf)."),
     ] = None,
     source: SourceOpt = None,
     dataset: DatasetOpt = None,
@@ -290,14 +361,30 @@ def stats(
     """Entries and top-1 spread (min, quartiles, max, mean) per group."""
     from securitynet.catalogue.stats import STAT_COLUMNS, UNKNOWN_GROUP, plot_frame, summarise
 
-    filters = _filters(source=source, dataset=dataset, family=family, licence=licence, include_removed=include_removed)
+    filters = _filters(
+        source=source,
+        dataset=dataset,
+        family=family,
+        licence=licence,
+        include_removed=include_removed,
+    )
     with _catalogue() as cat:
         frame = cat.to_dataframe(**filters)
     table = summarise(frame, by)
     key = table.columns[0]
     emit_rows(
-        table.to_dict("records"), fmt, columns=(key, *STAT_COLUMNS),
-        table_columns=(key, "entries", "with_top1", "top1_min", "top1_median", "top1_max", "top1_mean"),
+        table.to_dict("records"),
+        fmt,
+        columns=(key, *STAT_COLUMNS),
+        table_columns=(
+            key,
+            "entries",
+            "with_top1",
+            "top1_min",
+            "top1_median",
+            "top1_max",
+            "top1_mean",
+        ),
         formatters={key: lambda v: cell(v) or UNKNOWN_GROUP},
     )
     if plot is not None:
@@ -311,13 +398,22 @@ def stats(
 @app.command()
 def sql(
     query: Annotated[
-        str, typer.Argument(help="One SELECT / WITH / VALUES / EXPLAIN statement; '-' reads it from stdin.")
+        str,
+        typer.Argument(
+            help="One SELECT / WITH / VALUES / EXPLAIN statement; '-' reads it from stdin."
+        ),
     ],
     max_rows: Annotated[
-        int | None, typer.Option(min=1, help="Return at most N rows (default: SECURITYNET_SQL_MAX_ROWS, 10000).")
+        int | None,
+        typer.Option(
+            min=1, help="Return at most N rows (default: SECURITYNET_SQL_MAX_ROWS, 10000)."
+        ),
     ] = None,
     timeout: Annotated[
-        float | None, typer.Option(min=0.001, help="Stop after S seconds (default: SECURITYNET_SQL_TIMEOUT, 10).")
+        float | None,
+        typer.Option(
+            min=0.001, help="Stop after S seconds (default: SECURITYNET_SQL_TIMEOUT, 10)."
+        ),
     ] = None,
     fmt: TableFormatOpt = TableFormat.TABLE,
 ) -> None:
@@ -342,10 +438,17 @@ def sql(
 def export(
     path: Annotated[Path, typer.Argument(help="File to write: .csv, .json, .jsonl or .parquet.")],
     fmt: Annotated[
-        str | None, typer.Option("--format", "-f", help="csv, json, jsonl or parquet (default: from the extension).")
+        str | None,
+        typer.Option(
+            "--format", "-f", help="csv, json, jsonl or parquet (default: from the extension)."
+        ),
     ] = None,
     full: Annotated[
-        bool, typer.Option("--full", help="Every entry whole (claims, data sets, files, facts) as JSON lines or JSON.")
+        bool,
+        typer.Option(
+            "--full",
+            help="Every entry whole (claims, data sets, files, facts) as JSON lines or JSON.",
+        ),
     ] = False,
     source: SourceOpt = None,
     dataset: DatasetOpt = None,
@@ -356,10 +459,18 @@ def export(
     """Write the catalogue to a file: one flat row per entry, or --full entries."""
     from securitynet.catalogue.export import export_catalogue
 
-    filters = _filters(source=source, dataset=dataset, family=family, licence=licence, include_removed=include_removed)
+    filters = _filters(
+        source=source,
+        dataset=dataset,
+        family=family,
+        licence=licence,
+        include_removed=include_removed,
+    )
     with _catalogue() as cat:
         result = export_catalogue(cat, path, format=fmt, full=full, **filters)
-    note(f"wrote {result.rows:,} {'full ' if result.full else ''}entries to {result.path} ({result.format})")
+    note(
+        f"wrote {result.rows:,} {'full ' if result.full else ''}entries to {result.path} ({result.format})"
+    )
 
 
 # --- db --------------------------------------------------------------------------------------
@@ -394,7 +505,9 @@ def db_current(fmt: TextFormatOpt = TextFormat.TEXT) -> None:
         url = _safe_url(cat.url)
     head = head_revision()
     if fmt is TextFormat.JSON:
-        emit_json({"database": url, "current": current, "head": head, "up_to_date": current == head})
+        emit_json(
+            {"database": url, "current": current, "head": head, "up_to_date": current == head}
+        )
         return
     typer.echo(f"database: {url}")
     typer.echo(f"current:  {current or '(empty: no schema yet)'}")

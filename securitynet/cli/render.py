@@ -112,7 +112,9 @@ def _csv_value(value: Any) -> Any:
 def _numeric_column(values: Sequence[Any]) -> bool:
     """Right-align a column whose every present value is a number."""
     present = [v for v in values if _clean(v) is not None]
-    return bool(present) and all(isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for v in present)
+    return bool(present) and all(
+        isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for v in present
+    )
 
 
 def emit_table(
@@ -135,14 +137,27 @@ def emit_table(
         # is ever cut; other text gives way with an ellipsis on a narrow terminal
         widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
         whole = [i == 0 or numeric[c] for i, c in enumerate(columns)]
-        table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold", pad_edge=False)
+        table = Table(
+            title=title,
+            box=box.SIMPLE_HEAD,
+            title_justify="left",
+            title_style="bold",
+            pad_edge=False,
+        )
         for c, width, keep in zip(columns, widths, whole, strict=True):
-            table.add_column(c, justify="right" if numeric[c] else "left", no_wrap=True,
-                             min_width=width if keep else None, overflow="fold" if keep else "ellipsis")
+            table.add_column(
+                c,
+                justify="right" if numeric[c] else "left",
+                no_wrap=True,
+                min_width=width if keep else None,
+                overflow="fold" if keep else "ellipsis",
+            )
         for row in cells:
             table.add_row(*row)
         console = Console()
-        needed = sum(w if keep else min(w, 8) for w, keep in zip(widths, whole, strict=True)) + 3 * len(columns)
+        needed = sum(
+            w if keep else min(w, 8) for w, keep in zip(widths, whole, strict=True)
+        ) + 3 * len(columns)
         if needed > console.width:  # a terminal too narrow for the figures: wrap, never crop them
             console = Console(width=needed)
         console.print(table)
@@ -150,7 +165,10 @@ def emit_table(
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
 
     def line(values: Sequence[str]) -> str:
-        parts = [v.rjust(w) if numeric[c] else v.ljust(w) for v, w, c in zip(values, widths, columns, strict=True)]
+        parts = [
+            v.rjust(w) if numeric[c] else v.ljust(w)
+            for v, w, c in zip(values, widths, columns, strict=True)
+        ]
         return "  ".join(parts).rstrip()
 
     if title:

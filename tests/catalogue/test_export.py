@@ -27,7 +27,9 @@ VIT = "timm:vit_base_patch16_224.augreg_in21k_ft_in1k"
 
 
 def _as_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()} for row in rows]
+    return [
+        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()} for row in rows
+    ]
 
 
 def test_flat_rows_carry_entry_fields_chain_claims_and_weights(catalogue: Catalogue) -> None:
@@ -35,7 +37,12 @@ def test_flat_rows_carry_entry_fields_chain_claims_and_weights(catalogue: Catalo
     assert len(rows) == len(sample.LIVE)
     vit = rows[VIT]
     assert vit["training_chain"] == "ImageNet-21k > ImageNet-1k"
-    assert (vit["dataset"], vit["top1"], vit["params"], vit["claims"]) == ("ImageNet-1k", 84.5, 86_567_656, 1)
+    assert (vit["dataset"], vit["top1"], vit["params"], vit["claims"]) == (
+        "ImageNet-1k",
+        84.5,
+        86_567_656,
+        1,
+    )
     assert vit["weights_sha256"] == sample.SHA and vit["weights_url"].endswith("/0.pth")
     assert rows["timm:resnet50.a1_in1k"]["claims"] == 2
     assert rows["hf:someone/mystery-net"]["weights_url"] is None
@@ -46,7 +53,9 @@ def test_flat_rows_carry_entry_fields_chain_claims_and_weights(catalogue: Catalo
 def test_json_round_trips(catalogue: Catalogue, tmp_path: Path) -> None:
     result = export_catalogue(catalogue, tmp_path / "c.json")
     assert (result.format, result.rows) == ("json", len(sample.LIVE))
-    assert json.loads((tmp_path / "c.json").read_text(encoding="utf-8")) == _as_json(export_rows(catalogue))
+    assert json.loads((tmp_path / "c.json").read_text(encoding="utf-8")) == _as_json(
+        export_rows(catalogue)
+    )
 
 
 def test_jsonl_round_trips(catalogue: Catalogue, tmp_path: Path) -> None:
@@ -84,36 +93,51 @@ def test_format_option_wins_over_the_extension(catalogue: Catalogue, tmp_path: P
 
 def test_filters_choose_the_rows(catalogue: Catalogue, tmp_path: Path) -> None:
     assert export_catalogue(catalogue, tmp_path / "c.json", source="imgclsmob").rows == 5
-    assert export_catalogue(catalogue, tmp_path / "all.json", include_removed=True).rows == len(sample.RECORDS)
+    assert export_catalogue(catalogue, tmp_path / "all.json", include_removed=True).rows == len(
+        sample.RECORDS
+    )
 
 
 def test_full_export_has_every_entry_whole(catalogue: Catalogue, tmp_path: Path) -> None:
     result = export_catalogue(catalogue, tmp_path / "full.jsonl", full=True)
-    entries = [CatalogueEntry.model_validate_json(line) for line in
-               (tmp_path / "full.jsonl").read_text(encoding="utf-8").splitlines()]
+    entries = [
+        CatalogueEntry.model_validate_json(line)
+        for line in (tmp_path / "full.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert result.rows == len(entries) == len(sample.LIVE)
     assert [e.id for e in entries] == sorted(e.id for e in entries)
     vit = next(e for e in entries if e.id == VIT)
     assert vit.model_dump(mode="json") == catalogue.get(VIT).model_dump(mode="json")
     assert [(d.dataset, d.stage.value, d.source) for d in vit.datasets] == [
-        ("ImageNet-21k", "pretrain", "timm"), ("ImageNet-1k", "train", "timm")]
+        ("ImageNet-21k", "pretrain", "timm"),
+        ("ImageNet-1k", "train", "timm"),
+    ]
     assert {f.key for f in vit.facts} >= {"params", "architecture"}
-    array = json.loads(export_catalogue(catalogue, tmp_path / "full.json", full=True).path.read_text(encoding="utf-8"))
+    array = json.loads(
+        export_catalogue(catalogue, tmp_path / "full.json", full=True).path.read_text(
+            encoding="utf-8"
+        )
+    )
     assert [e["id"] for e in array] == [e.id for e in entries]
 
 
-@pytest.mark.parametrize(("name", "fmt", "full", "message"), [
-    ("c.txt", None, False, "cannot tell the format"),
-    ("c.csv", None, True, "full export cannot be written as csv"),
-    ("c.parquet", None, True, "full export cannot be written as parquet"),
-    ("c.csv", "xml", False, "cannot be written as xml"),
-])
+@pytest.mark.parametrize(
+    ("name", "fmt", "full", "message"),
+    [
+        ("c.txt", None, False, "cannot tell the format"),
+        ("c.csv", None, True, "full export cannot be written as csv"),
+        ("c.parquet", None, True, "full export cannot be written as parquet"),
+        ("c.csv", "xml", False, "cannot be written as xml"),
+    ],
+)
 def test_bad_formats_are_refused(name: str, fmt: str | None, full: bool, message: str) -> None:
     with pytest.raises(InvalidQueryError, match=message):
         export_format(name, fmt, full=full)
 
 
-def test_a_failed_export_leaves_no_file(catalogue: Catalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_export_leaves_no_file(
+    catalogue: Catalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "c.csv"
     target.write_text("the previous export\n", encoding="utf-8")
 

@@ -37,7 +37,9 @@ VIEWS = (
 def test_the_orm_and_the_migrations_agree(empty_catalogue: Catalogue) -> None:
     engine = empty_catalogue.engine  # migrated to head on first use
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+        )
     assert diff == []
 
 
@@ -71,7 +73,12 @@ def _view(cat: Catalogue, name: str, order: str) -> pd.DataFrame:
 
 def test_entries_per_source_counts_live_and_removed(catalogue: Catalogue) -> None:
     frame = _view(catalogue, "v_entries_per_source", "source").set_index("source")
-    assert frame.loc["imgclsmob", ["entries", "with_top1", "datasets", "removed"]].tolist() == [5, 5, 2, 0]
+    assert frame.loc["imgclsmob", ["entries", "with_top1", "datasets", "removed"]].tolist() == [
+        5,
+        5,
+        2,
+        0,
+    ]
     assert frame.loc["timm", ["entries", "with_top1", "removed"]].tolist() == [3, 2, 1]
     assert frame.loc["hf", ["entries", "with_top1", "datasets"]].tolist() == [1, 0, 0]
 
@@ -79,19 +86,30 @@ def test_entries_per_source_counts_live_and_removed(catalogue: Catalogue) -> Non
 def test_entries_per_dataset_and_family(catalogue: Catalogue) -> None:
     per_dataset = _view(catalogue, "v_entries_per_dataset", "dataset")
     assert dict(zip(per_dataset.dataset.fillna("-"), per_dataset.entries, strict=True)) == {
-        "CIFAR-10": 4, "CIFAR-100": 1, "ImageNet-1k": 3, "LAION-2B": 1, "-": 1,
+        "CIFAR-10": 4,
+        "CIFAR-100": 1,
+        "ImageNet-1k": 3,
+        "LAION-2B": 1,
+        "-": 1,
     }
     per_family = _view(catalogue, "v_entries_per_family", "family").set_index("family")
-    assert per_family.loc["resnet", ["entries", "architectures", "datasets", "sources"]].tolist() == [5, 3, 3, 3]
+    assert per_family.loc[
+        "resnet", ["entries", "architectures", "datasets", "sources"]
+    ].tolist() == [5, 3, 3, 3]
 
 
 def test_accuracy_per_dataset_matches_pandas(catalogue: Catalogue) -> None:
     view = _view(catalogue, "v_accuracy_per_dataset", "dataset").set_index("dataset")
     cifar10 = view.loc["CIFAR-10"]
     # 94, 95, 96, 97: quartiles interpolated linearly, as pandas does
-    assert cifar10[["entries", "top1_min", "top1_q1", "top1_median", "top1_q3", "top1_max", "top1_mean"]].tolist() \
-        == pytest.approx([4, 94.0, 94.75, 95.5, 96.25, 97.0, 95.5])
-    expected = summarise(catalogue.to_dataframe(), "dataset").dropna(subset=["top1_median"]).set_index("dataset")
+    assert cifar10[
+        ["entries", "top1_min", "top1_q1", "top1_median", "top1_q3", "top1_max", "top1_mean"]
+    ].tolist() == pytest.approx([4, 94.0, 94.75, 95.5, 96.25, 97.0, 95.5])
+    expected = (
+        summarise(catalogue.to_dataframe(), "dataset")
+        .dropna(subset=["top1_median"])
+        .set_index("dataset")
+    )
     for column in ("top1_min", "top1_q1", "top1_median", "top1_q3", "top1_max", "top1_mean"):
         assert view.loc[expected.index, column].tolist() == pytest.approx(expected[column].tolist())
     assert view.loc[expected.index, "entries"].tolist() == expected["with_top1"].tolist()
@@ -103,22 +121,32 @@ def test_claims_and_training_chain_views_join_entry_fields(catalogue: Catalogue)
     row = claims[claims.entry_id == "torchvision:resnet50.IMAGENET1K_V1"].set_index("metric")
     assert row.loc["top5", "value"] == pytest.approx(92.862)
     assert row.loc["top1", ["architecture", "trained_on", "source", "evidence"]].tolist() == [
-        "resnet50", "ImageNet-1k", "torchvision", "results table"]
+        "resnet50",
+        "ImageNet-1k",
+        "torchvision",
+        "results table",
+    ]
     chain = _view(catalogue, "v_training_chain", "entry_id, position")
     steps = chain[chain.entry_id == vit]
     assert steps[["stage", "dataset", "final_dataset"]].values.tolist() == [
-        ["pretrain", "ImageNet-21k", "ImageNet-1k"], ["train", "ImageNet-1k", "ImageNet-1k"]]
+        ["pretrain", "ImageNet-21k", "ImageNet-1k"],
+        ["train", "ImageNet-1k", "ImageNet-1k"],
+    ]
 
 
 def test_the_catalogue_doc_describes_every_table_column_and_view() -> None:
     doc = (SCHEMA_DIR / "catalogue.md").read_text(encoding="utf-8")
     missing = []
     for table in Base.metadata.sorted_tables:
-        section = re.search(rf"^### `{table.name}`\n(.*?)(?=^### |\Z)", doc, re.MULTILINE | re.DOTALL)
+        section = re.search(
+            rf"^### `{table.name}`\n(.*?)(?=^### |\Z)", doc, re.MULTILINE | re.DOTALL
+        )
         if section is None:
             missing.append(table.name)
             continue
-        missing += [f"{table.name}.{c.name}" for c in table.columns if f"`{c.name}`" not in section.group(1)]
+        missing += [
+            f"{table.name}.{c.name}" for c in table.columns if f"`{c.name}`" not in section.group(1)
+        ]
     missing += [v for v in VIEWS if f"### `{v}`" not in doc]
     assert missing == []
 
@@ -137,7 +165,9 @@ def test_every_annotation_file_validates_against_its_schema() -> None:
     for path in files:
         jsonschema.validate(yaml.safe_load(path.read_text(encoding="utf-8")), schema)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"annotator": "x", "items": [{"id": "timm:a", "evidence": "e", "oops": 1}]}, schema)
+        jsonschema.validate(
+            {"annotator": "x", "items": [{"id": "timm:a", "evidence": "e", "oops": 1}]}, schema
+        )
 
 
 def test_export_rows_validate_against_the_export_schema(catalogue: Catalogue) -> None:
@@ -158,7 +188,9 @@ def _documented_queries() -> list[str]:
     return re.findall(r"```sql\n(.*?)```", doc, re.DOTALL)
 
 
-@pytest.mark.parametrize("query", _documented_queries(), ids=lambda q: q.split("FROM")[1].split()[0])
+@pytest.mark.parametrize(
+    "query", _documented_queries(), ids=lambda q: q.split("FROM")[1].split()[0]
+)
 def test_every_documented_example_runs(catalogue: Catalogue, query: str) -> None:
     result = catalogue.sql(query)
     assert result.columns

@@ -19,7 +19,9 @@ from securitynet.errors import InvalidQueryError, QueryTimeoutError, ReadOnlyVio
 from tests.catalogue import sample
 from tests.catalogue.fixtures import backend
 
-RECURSIVE_FOREVER = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+RECURSIVE_FOREVER = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+)
 
 
 def _entries(cat: Catalogue) -> int:
@@ -27,9 +29,16 @@ def _entries(cat: Catalogue) -> int:
 
 
 def test_a_query_returns_columns_and_rows(catalogue: Catalogue) -> None:
-    result = catalogue.sql("SELECT source, count(*) AS n FROM entry GROUP BY source ORDER BY source")
+    result = catalogue.sql(
+        "SELECT source, count(*) AS n FROM entry GROUP BY source ORDER BY source"
+    )
     assert result.columns == ("source", "n")
-    assert [tuple(r) for r in result.rows] == [("hf", 1), ("imgclsmob", 5), ("timm", 4), ("torchvision", 1)]
+    assert [tuple(r) for r in result.rows] == [
+        ("hf", 1),
+        ("imgclsmob", 5),
+        ("timm", 4),
+        ("torchvision", 1),
+    ]
     assert result.truncated is False
     assert result.elapsed > 0
     assert result.records()[0] == {"source": "hf", "n": 1}
@@ -74,7 +83,9 @@ def test_writes_are_refused(catalogue: Catalogue, statement: str) -> None:
         "/* a comment first */ WITH x AS (SELECT 1) UPDATE entry SET top1 = 0",
     ],
 )
-def test_a_write_hidden_behind_a_with_is_refused_by_the_database(catalogue: Catalogue, statement: str) -> None:
+def test_a_write_hidden_behind_a_with_is_refused_by_the_database(
+    catalogue: Catalogue, statement: str
+) -> None:
     # these start with WITH, which the keyword check lets through: the database refuses them
     assert first_keyword(statement) == "with"
     before = catalogue.sql("SELECT count(*), sum(top1) FROM entry").rows
@@ -91,14 +102,19 @@ def test_postgres_data_modifying_cte_is_refused(catalogue: Catalogue, catalogue_
     assert _entries(catalogue) == len(sample.RECORDS)
 
 
-def test_the_sqlite_connection_itself_cannot_write_or_attach(catalogue: Catalogue, catalogue_url: str,
-                                                             tmp_path: Path) -> None:
+def test_the_sqlite_connection_itself_cannot_write_or_attach(
+    catalogue: Catalogue, catalogue_url: str, tmp_path: Path
+) -> None:
     if backend(catalogue_url) != "sqlite":
         pytest.skip("SQLite connection guard")
     guard = _SqliteGuard(timeout=5)
     conn = open_sqlite_readonly(sqlite_database_path(catalogue.engine), guard)
     try:
-        for statement in ("DELETE FROM entry", "PRAGMA writable_schema=ON", f"ATTACH '{tmp_path / 'x.db'}' AS x"):
+        for statement in (
+            "DELETE FROM entry",
+            "PRAGMA writable_schema=ON",
+            f"ATTACH '{tmp_path / 'x.db'}' AS x",
+        ):
             with pytest.raises(sqlite3.DatabaseError):
                 conn.execute(statement)
         with pytest.raises(sqlite3.DatabaseError):
@@ -136,7 +152,9 @@ def test_an_empty_query_is_an_error(catalogue: Catalogue, statement: str) -> Non
         catalogue.sql(statement)
 
 
-def test_introspection_pragmas_and_views_are_readable(catalogue: Catalogue, catalogue_url: str) -> None:
+def test_introspection_pragmas_and_views_are_readable(
+    catalogue: Catalogue, catalogue_url: str
+) -> None:
     assert catalogue.sql("SELECT count(*) FROM v_entries_per_dataset").rows[0][0] > 0
     if backend(catalogue_url) == "sqlite":
         names = {r[1] for r in catalogue.sql("PRAGMA table_info(entry)").rows}
@@ -149,8 +167,12 @@ def test_explain_runs(catalogue: Catalogue) -> None:
 
 @pytest.mark.parametrize(
     ("statement", "keyword"),
-    [("select 1", "select"), ("  -- c\n /* d */ (SELECT 1)", "select"), ("WITH x AS (SELECT 1) SELECT 2", "with"),
-     ("", "")],
+    [
+        ("select 1", "select"),
+        ("  -- c\n /* d */ (SELECT 1)", "select"),
+        ("WITH x AS (SELECT 1) SELECT 2", "with"),
+        ("", ""),
+    ],
 )
 def test_first_keyword(statement: str, keyword: str) -> None:
     assert first_keyword(statement) == keyword

@@ -29,13 +29,17 @@ def test_stats_by_dataset_are_right(catalogue: Catalogue) -> None:
     assert list(frame.columns) == ["dataset", *STAT_COLUMNS]
     rows = frame.set_index(frame["dataset"].fillna("-"))
     assert rows.loc["CIFAR-10", list(STAT_COLUMNS)].tolist() == pytest.approx(
-        [4, 4, 94.0, 94.75, 95.5, 96.25, 97.0, 95.5])
+        [4, 4, 94.0, 94.75, 95.5, 96.25, 97.0, 95.5]
+    )
     # the removed timm entry (10 %) is left out: 76.13, 81.22 (best of two claims), 84.5
-    assert rows.loc["ImageNet-1k", ["entries", "top1_min", "top1_median", "top1_max"]].tolist() == pytest.approx(
-        [3, 76.13, 81.22, 84.5])
+    assert rows.loc[
+        "ImageNet-1k", ["entries", "top1_min", "top1_median", "top1_max"]
+    ].tolist() == pytest.approx([3, 76.13, 81.22, 84.5])
     assert rows.loc["ImageNet-1k", "top1_mean"] == pytest.approx((76.13 + 81.22 + 84.5) / 3)
     assert rows.loc["LAION-2B", ["entries", "with_top1"]].tolist() == [1, 0]
-    assert frame["entries"].tolist() == sorted(frame["entries"], reverse=True)  # largest groups first
+    assert frame["entries"].tolist() == sorted(
+        frame["entries"], reverse=True
+    )  # largest groups first
 
 
 def test_stats_take_filters_and_removed_entries(catalogue: Catalogue) -> None:
@@ -45,8 +49,15 @@ def test_stats_take_filters_and_removed_entries(catalogue: Catalogue) -> None:
     assert timm["entries"].to_dict() == {"resnet": 1, "vit": 2}
 
 
-@pytest.mark.parametrize(("by", "key", "entries"), [("source", "imgclsmob", 5), ("licence", "mit", 5),
-                                                    ("family", "resnet", 5), ("architecture", "resnet20", 2)])
+@pytest.mark.parametrize(
+    ("by", "key", "entries"),
+    [
+        ("source", "imgclsmob", 5),
+        ("licence", "mit", 5),
+        ("family", "resnet", 5),
+        ("architecture", "resnet20", 2),
+    ],
+)
 def test_stats_by_other_groups(catalogue: Catalogue, by: str, key: str, entries: int) -> None:
     assert accuracy_stats(catalogue, by=by).set_index(by).loc[key, "entries"] == entries
 

@@ -49,26 +49,59 @@ def test_list_shows_live_entries_best_first(catalogue: Catalogue, cli: Invoke) -
     ids = _ids(cli("list", "--format", "json"))
     assert len(ids) == len(sample.LIVE) and sample.REMOVED not in ids
     assert ids[:2] == ["imgclsmob:wrn16_10_cifar10", "imgclsmob:densenet40_k12_cifar10"]  # 97, 96
-    assert set(ids[-2:]) == {"hf:someone/mystery-net", "timm:vit_huge_patch14_clip_224.laion2b"}  # no top-1: last
+    assert set(ids[-2:]) == {
+        "hf:someone/mystery-net",
+        "timm:vit_huge_patch14_clip_224.laion2b",
+    }  # no top-1: last
     assert sample.REMOVED in _ids(cli("list", "--include-removed", "--format", "json"))
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--dataset", "cifar10", "--sort", "+params"],
-     ["imgclsmob:resnet20_cifar10", "imgclsmob:resnet56_cifar10", "imgclsmob:densenet40_k12_cifar10",
-      "imgclsmob:wrn16_10_cifar10"]),
-    (["--dataset", "ImageNet-1k", "--sort", "top1", "--limit", "2"], [VIT, "timm:resnet50.a1_in1k"]),
-    (["--min-params", "25M", "--max-params", "1.5B", "--sort", "-params"],
-     ["timm:vit_huge_patch14_clip_224.laion2b", VIT, "timm:resnet50.a1_in1k", "torchvision:resnet50.IMAGENET1K_V1"]),
-    (["--min-top1", "95", "--sort", "id"],
-     ["imgclsmob:densenet40_k12_cifar10", "imgclsmob:resnet56_cifar10", "imgclsmob:wrn16_10_cifar10"]),
-    (["--source", "torchvision"], ["torchvision:resnet50.IMAGENET1K_V1"]),
-    (["--architecture", "resnet50", "--licence", "BSD-3-Clause"], ["torchvision:resnet50.IMAGENET1K_V1"]),
-    (["--family", "vit", "--sort", "name"], [VIT, "timm:vit_huge_patch14_clip_224.laion2b"]),
-    (["--search", "mystery"], ["hf:someone/mystery-net"]),
-    (["--source", "hf", "--min-top1", "1"], []),
-])
-def test_list_filters_and_sorts(catalogue: Catalogue, cli: Invoke, args: list[str], expected: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--dataset", "cifar10", "--sort", "+params"],
+            [
+                "imgclsmob:resnet20_cifar10",
+                "imgclsmob:resnet56_cifar10",
+                "imgclsmob:densenet40_k12_cifar10",
+                "imgclsmob:wrn16_10_cifar10",
+            ],
+        ),
+        (
+            ["--dataset", "ImageNet-1k", "--sort", "top1", "--limit", "2"],
+            [VIT, "timm:resnet50.a1_in1k"],
+        ),
+        (
+            ["--min-params", "25M", "--max-params", "1.5B", "--sort", "-params"],
+            [
+                "timm:vit_huge_patch14_clip_224.laion2b",
+                VIT,
+                "timm:resnet50.a1_in1k",
+                "torchvision:resnet50.IMAGENET1K_V1",
+            ],
+        ),
+        (
+            ["--min-top1", "95", "--sort", "id"],
+            [
+                "imgclsmob:densenet40_k12_cifar10",
+                "imgclsmob:resnet56_cifar10",
+                "imgclsmob:wrn16_10_cifar10",
+            ],
+        ),
+        (["--source", "torchvision"], ["torchvision:resnet50.IMAGENET1K_V1"]),
+        (
+            ["--architecture", "resnet50", "--licence", "BSD-3-Clause"],
+            ["torchvision:resnet50.IMAGENET1K_V1"],
+        ),
+        (["--family", "vit", "--sort", "name"], [VIT, "timm:vit_huge_patch14_clip_224.laion2b"]),
+        (["--search", "mystery"], ["hf:someone/mystery-net"]),
+        (["--source", "hf", "--min-top1", "1"], []),
+    ],
+)
+def test_list_filters_and_sorts(
+    catalogue: Catalogue, cli: Invoke, args: list[str], expected: list[str]
+) -> None:
     assert _ids(cli("list", *args, "--format", "json")) == expected
 
 
@@ -92,36 +125,59 @@ def test_list_says_when_the_limit_cut_it(catalogue: Catalogue, cli: Invoke) -> N
 def test_list_csv(catalogue: Catalogue, cli: Invoke) -> None:
     run = cli("list", "--source", "imgclsmob", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(run.stdout)))
-    assert len(rows) == 5 and rows[0]["id"] == "imgclsmob:wrn16_10_cifar10" and rows[0]["params"] == "17116634"
+    assert (
+        len(rows) == 5
+        and rows[0]["id"] == "imgclsmob:wrn16_10_cifar10"
+        and rows[0]["params"] == "17116634"
+    )
 
 
-@pytest.mark.parametrize(("args", "fragments"), [
-    (["--dataset", "cifr10"], ["no entry has dataset 'cifr10'", "CIFAR-10"]),
-    (["--family", "resnt"], ["no entry has family 'resnt'", "resnet"]),
-    (["--min-params", "lots"], ["not a parameter count", "25M"]),
-    (["--sort", "speed"], ["unknown sort key", "top1"]),
-    (["--source", "nowhere"], ["unknown source", "timm"]),
-])
-def test_bad_filters_give_one_line_and_a_hint(catalogue: Catalogue, cli: Invoke, args: list[str],
-                                              fragments: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--dataset", "cifr10"], ["no entry has dataset 'cifr10'", "CIFAR-10"]),
+        (["--family", "resnt"], ["no entry has family 'resnt'", "resnet"]),
+        (["--min-params", "lots"], ["not a parameter count", "25M"]),
+        (["--sort", "speed"], ["unknown sort key", "top1"]),
+        (["--source", "nowhere"], ["unknown source", "timm"]),
+    ],
+)
+def test_bad_filters_give_one_line_and_a_hint(
+    catalogue: Catalogue, cli: Invoke, args: list[str], fragments: list[str]
+) -> None:
     _one_error(cli("list", *args), *fragments)
 
 
 # --- show ------------------------------------------------------------------------------------
 
 
-def test_show_json_has_every_claim_dataset_file_and_fact_with_provenance(catalogue: Catalogue, cli: Invoke) -> None:
+def test_show_json_has_every_claim_dataset_file_and_fact_with_provenance(
+    catalogue: Catalogue, cli: Invoke
+) -> None:
     run = cli("show", "torchvision:resnet50.IMAGENET1K_V1", "--format", "json")
     assert run.code == 0 and run.stderr == ""
     entry = json.loads(run.stdout)
     assert entry["id"] == "torchvision:resnet50.IMAGENET1K_V1"
     assert {(c["metric"], c["value"], c["source"], c["evidence"]) for c in entry["claims"]} == {
-        ("top1", 76.13, "torchvision", "results table"), ("top5", 92.862, "torchvision", "results table")}
-    assert entry["datasets"] == [{"dataset": "ImageNet-1k", "raw_name": None, "stage": "train",
-                                  "source": "torchvision", "evidence": "tag"}]
+        ("top1", 76.13, "torchvision", "results table"),
+        ("top5", 92.862, "torchvision", "results table"),
+    }
+    assert entry["datasets"] == [
+        {
+            "dataset": "ImageNet-1k",
+            "raw_name": None,
+            "stage": "train",
+            "source": "torchvision",
+            "evidence": "tag",
+        }
+    ]
     assert entry["files"][0]["sha256"] == sample.SHA
     params = next(f for f in entry["facts"] if f["key"] == "params")
-    assert (params["value"], params["source"], params["evidence"]) == (25_557_032, "torchvision", "registry")
+    assert (params["value"], params["source"], params["evidence"]) == (
+        25_557_032,
+        "torchvision",
+        "registry",
+    )
 
 
 def test_show_text(catalogue: Catalogue, cli: Invoke) -> None:
@@ -145,7 +201,9 @@ def test_show_malformed_id(catalogue: Catalogue, cli: Invoke) -> None:
 def test_stats_json_numbers(catalogue: Catalogue, cli: Invoke) -> None:
     run = cli("stats", "--by", "dataset", "--format", "json")
     rows = {r["dataset"]: r for r in json.loads(run.stdout)}
-    assert rows["CIFAR-10"]["entries"] == 4 and rows["CIFAR-10"]["top1_median"] == pytest.approx(95.5)
+    assert rows["CIFAR-10"]["entries"] == 4 and rows["CIFAR-10"]["top1_median"] == pytest.approx(
+        95.5
+    )
     assert rows["LAION-2B"]["top1_median"] is None  # null, not NaN: valid JSON
     assert rows[None]["entries"] == 1
 
@@ -167,7 +225,12 @@ def test_stats_bad_group(catalogue: Catalogue, cli: Invoke) -> None:
 
 
 def test_sql_query_json(catalogue: Catalogue, cli: Invoke) -> None:
-    run = cli("sql", "SELECT dataset, entries FROM v_entries_per_dataset WHERE dataset = 'CIFAR-10'", "-f", "json")
+    run = cli(
+        "sql",
+        "SELECT dataset, entries FROM v_entries_per_dataset WHERE dataset = 'CIFAR-10'",
+        "-f",
+        "json",
+    )
     assert run.code == 0 and run.stderr == ""
     assert json.loads(run.stdout) == [{"dataset": "CIFAR-10", "entries": 4}]
 
@@ -177,13 +240,16 @@ def test_sql_reads_the_query_from_stdin(catalogue: Catalogue, cli: Invoke) -> No
     assert run.stdout.splitlines() == ["n", str(len(sample.RECORDS))]
 
 
-@pytest.mark.parametrize("statement", [
-    "DELETE FROM entry",
-    "DROP TABLE entry",
-    "ATTACH DATABASE 'x.db' AS x",
-    "PRAGMA writable_schema = ON",
-    "WITH x AS (SELECT 1) DELETE FROM entry",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM entry",
+        "DROP TABLE entry",
+        "ATTACH DATABASE 'x.db' AS x",
+        "PRAGMA writable_schema = ON",
+        "WITH x AS (SELECT 1) DELETE FROM entry",
+    ],
+)
 def test_sql_refuses_writes(catalogue: Catalogue, cli: Invoke, statement: str) -> None:
     _one_error(cli("sql", statement), "refused")
     assert catalogue.count(include_removed=True) == len(sample.RECORDS)
@@ -193,7 +259,9 @@ def test_sql_row_cap_and_timeout(catalogue: Catalogue, cli: Invoke) -> None:
     run = cli("sql", "SELECT id FROM entry", "--max-rows", "2", "--format", "json")
     assert run.code == 0 and len(json.loads(run.stdout)) == 2
     assert "stopped at 2 rows" in run.stderr
-    forever = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+    forever = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+    )
     _one_error(cli("sql", forever, "--timeout", "0.2"), "time limit", "--timeout")
 
 
@@ -205,7 +273,9 @@ def test_sql_error_is_one_line(catalogue: Catalogue, cli: Invoke) -> None:
 
 
 @pytest.mark.parametrize("name", ["out.csv", "out.json", "out.parquet", "out.jsonl"])
-def test_export_writes_each_format(catalogue: Catalogue, cli: Invoke, tmp_path: Path, name: str) -> None:
+def test_export_writes_each_format(
+    catalogue: Catalogue, cli: Invoke, tmp_path: Path, name: str
+) -> None:
     path = tmp_path / name
     run = cli("export", str(path))
     assert run.code == 0, run.stderr
@@ -224,7 +294,10 @@ def test_export_writes_each_format(catalogue: Catalogue, cli: Invoke, tmp_path: 
 def test_export_full_and_filters(catalogue: Catalogue, cli: Invoke, tmp_path: Path) -> None:
     run = cli("export", str(tmp_path / "vit.jsonl"), "--full", "--family", "vit")
     assert run.code == 0, run.stderr
-    entries = [json.loads(line) for line in (tmp_path / "vit.jsonl").read_text(encoding="utf-8").splitlines()]
+    entries = [
+        json.loads(line)
+        for line in (tmp_path / "vit.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert [e["id"] for e in entries] == [VIT, "timm:vit_huge_patch14_clip_224.laion2b"]
     assert entries[0]["claims"][0]["source"] == "timm"
     _one_error(cli("export", str(tmp_path / "x.csv"), "--full"), "cannot be written as csv")
@@ -235,7 +308,9 @@ def test_export_full_and_filters(catalogue: Catalogue, cli: Invoke, tmp_path: Pa
 
 def test_db_current_and_upgrade(empty_catalogue: Catalogue, cli: Invoke) -> None:
     before = cli("db", "current", "--format", "json")
-    assert json.loads(before.stdout)["current"] is None and json.loads(before.stdout)["head"] == "0002"
+    assert (
+        json.loads(before.stdout)["current"] is None and json.loads(before.stdout)["head"] == "0002"
+    )
     upgraded = cli("db", "upgrade")
     assert upgraded.code == 0 and "revision 0002" in upgraded.stdout
     after = cli("db", "current")
@@ -268,16 +343,21 @@ class _FakeScraper:
 @pytest.fixture
 def fake_sources(monkeypatch: pytest.MonkeyPatch) -> dict[str, _FakeScraper]:
     scrapers = {
-        "imgclsmob": _FakeScraper("imgclsmob", [r for r in sample.RECORDS if r.source == "imgclsmob"]),
-        "torchvision": _FakeScraper("torchvision", [r for r in sample.RECORDS if r.source == "torchvision"]),
+        "imgclsmob": _FakeScraper(
+            "imgclsmob", [r for r in sample.RECORDS if r.source == "imgclsmob"]
+        ),
+        "torchvision": _FakeScraper(
+            "torchvision", [r for r in sample.RECORDS if r.source == "torchvision"]
+        ),
     }
     monkeypatch.setattr(ingest, "DEFAULT_SOURCES", tuple(scrapers))
     monkeypatch.setattr(ingest, "get_scraper", lambda name: scrapers[name])
     return scrapers
 
 
-def test_sync_reports_each_source_and_what_the_catalogue_holds(empty_catalogue: Catalogue, cli: Invoke,
-                                                               fake_sources: dict[str, _FakeScraper]) -> None:
+def test_sync_reports_each_source_and_what_the_catalogue_holds(
+    empty_catalogue: Catalogue, cli: Invoke, fake_sources: dict[str, _FakeScraper]
+) -> None:
     run = cli("sync", "--offline")
     assert run.code == 0, run.stderr
     lines = run.stdout.splitlines()
@@ -288,8 +368,13 @@ def test_sync_reports_each_source_and_what_the_catalogue_holds(empty_catalogue: 
     again = cli("sync", "--offline", "--format", "json")
     report = json.loads(again.stdout)  # machine-clean: nothing but JSON on stdout
     assert [(s["source"], s["added"], s["unchanged"]) for s in report["sources"]] == [
-        ("imgclsmob", 0, 5), ("torchvision", 0, 1)]
-    assert {r["source"]: r["entries"] for r in report["catalogue"]} == {"imgclsmob": 5, "torchvision": 1}
+        ("imgclsmob", 0, 5),
+        ("torchvision", 0, 1),
+    ]
+    assert {r["source"]: r["entries"] for r in report["catalogue"]} == {
+        "imgclsmob": 5,
+        "torchvision": 1,
+    }
 
 
 def test_sync_exits_1_when_a_source_fails_and_keeps_the_others(
@@ -303,8 +388,9 @@ def test_sync_exits_1_when_a_source_fails_and_keeps_the_others(
     assert empty_catalogue.count() == 5
 
 
-def test_sync_of_one_named_source(empty_catalogue: Catalogue, cli: Invoke,
-                                  fake_sources: dict[str, _FakeScraper]) -> None:
+def test_sync_of_one_named_source(
+    empty_catalogue: Catalogue, cli: Invoke, fake_sources: dict[str, _FakeScraper]
+) -> None:
     run = cli("sync", "--source", "torchvision", "--limit", "1")
     assert run.code == 0, run.stderr
     assert run.stdout.splitlines()[0].startswith("torchvision: 1 seen, 1 added")
@@ -317,13 +403,31 @@ def test_sync_of_one_named_source(empty_catalogue: Catalogue, cli: Invoke,
 def test_the_installed_entry_point_runs(catalogue: Catalogue, catalogue_url: str) -> None:
     env = {**os.environ, "SECURITYNET_DATABASE_URL": catalogue_url, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "securitynet", "sql", "SELECT count(*) AS n FROM entry", "--format", "json"],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "securitynet",
+            "sql",
+            "SELECT count(*) AS n FROM entry",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [{"n": len(sample.RECORDS)}]
-    missing = subprocess.run([sys.executable, "-m", "securitynet", "show", "timm:nope"],
-                             capture_output=True, text=True, env=env, timeout=120, check=False)
+    missing = subprocess.run(
+        [sys.executable, "-m", "securitynet", "show", "timm:nope"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert missing.returncode == 1 and missing.stderr.startswith("error: no entry 'timm:nope'")
     assert "Traceback" not in missing.stderr
 
