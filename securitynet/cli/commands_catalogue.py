@@ -372,6 +372,9 @@ def stats(
         frame = cat.to_dataframe(**filters)
     table = summarise(frame, by)
     key = table.columns[0]
+    if plot is not None:  # before printing: a reader that closes the pipe early still gets the file
+        written = plot_frame(frame, plot, by=key)
+        note(f"wrote {written}")
     emit_rows(
         table.to_dict("records"),
         fmt,
@@ -387,9 +390,6 @@ def stats(
         ),
         formatters={key: lambda v: cell(v) or UNKNOWN_GROUP},
     )
-    if plot is not None:
-        written = plot_frame(frame, plot, by=key)
-        note(f"wrote {written}")
 
 
 # --- sql -------------------------------------------------------------------------------------
