@@ -82,8 +82,12 @@ class FileRef(_Record):
     size: int | None = Field(default=None, ge=0)
     sha256: str | None = Field(default=None, description="Full lowercase hex digest, when known.")
     checksum: str | None = Field(default=None, description="Upstream checksum (may be a prefix).")
-    checksum_algo: str | None = Field(default=None, description="'sha256', 'sha256-prefix', 'sha1', 'md5'.")
-    format: str | None = Field(default=None, description="'safetensors', 'pytorch', 'zip', ... as declared.")
+    checksum_algo: str | None = Field(
+        default=None, description="'sha256', 'sha256-prefix', 'sha1', 'md5'."
+    )
+    format: str | None = Field(
+        default=None, description="'safetensors', 'pytorch', 'zip', ... as declared."
+    )
     role: str = "weights"
 
     @field_validator("sha256")
@@ -100,10 +104,16 @@ class FileRef(_Record):
 class LoadSpec(_Record):
     """How the loader builds a net for an entry. Per-model quirks live here, as data."""
 
-    builder: str = Field(description="'timm', 'torchvision', 'pytorchcv', 'transformers', 'state-dict', ...")
-    architecture: str | None = Field(default=None, description="Constructor name in the builder's namespace.")
+    builder: str = Field(
+        description="'timm', 'torchvision', 'pytorchcv', 'transformers', 'state-dict', ..."
+    )
+    architecture: str | None = Field(
+        default=None, description="Constructor name in the builder's namespace."
+    )
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    state_dict_key: str | None = Field(default=None, description="Key holding the tensors, if wrapped.")
+    state_dict_key: str | None = Field(
+        default=None, description="Key holding the tensors, if wrapped."
+    )
     strip_prefix: str | None = Field(default=None, description="Prefix to strip from tensor names.")
     input_size: tuple[int, int, int] | None = None
     mean: tuple[float, ...] | None = None
@@ -170,7 +180,9 @@ class EntryRecord(_Record):
         """The highest top-1 claim on ``dataset`` (default: the final training data set)."""
         target = dataset or self.final_dataset
         values = [
-            c.value for c in self.claims if c.metric is Metric.TOP1 and (target is None or c.dataset == target)
+            c.value
+            for c in self.claims
+            if c.metric is Metric.TOP1 and (target is None or c.dataset == target)
         ]
         return max(values) if values else None
 

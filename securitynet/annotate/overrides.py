@@ -25,7 +25,17 @@ from securitynet.ids import normalise_source, parse_id
 from securitynet.records import AccuracyClaim, ClaimKind, DatasetLink, Metric, Stage
 
 #: Entry fields a curated file may set.
-SETTABLE = ("architecture", "family", "num_classes", "input_size", "params", "gflops", "licence", "paper", "task")
+SETTABLE = (
+    "architecture",
+    "family",
+    "num_classes",
+    "input_size",
+    "params",
+    "gflops",
+    "licence",
+    "paper",
+    "task",
+)
 
 
 class Match(BaseModel):
@@ -40,7 +50,9 @@ class Match(BaseModel):
             return False
         if self.family and (row.get("family") or "").lower() != self.family.lower():
             return False
-        if self.architecture and not fnmatch.fnmatchcase(row.get("architecture") or "", self.architecture):
+        if self.architecture and not fnmatch.fnmatchcase(
+            row.get("architecture") or "", self.architecture
+        ):
             return False
         return not (self.name and not fnmatch.fnmatchcase(row["name"], self.name))
 
@@ -100,8 +112,13 @@ class CuratedAnnotations(BaseModel):
         from securitynet.annotate.datasets import dataset_name
 
         return [
-            DatasetLink(dataset=dataset_name(d.dataset), raw_name=d.dataset, stage=d.stage, source=self.source,
-                        evidence=item.evidence)
+            DatasetLink(
+                dataset=dataset_name(d.dataset),
+                raw_name=d.dataset,
+                stage=d.stage,
+                source=self.source,
+                evidence=item.evidence,
+            )
             for d in item.datasets
         ]
 
@@ -109,8 +126,17 @@ class CuratedAnnotations(BaseModel):
         from securitynet.annotate.datasets import dataset_name
 
         return [
-            AccuracyClaim(dataset=dataset_name(c.dataset), value=c.value, metric=c.metric, split=c.split,
-                          img_size=c.img_size, kind=c.kind, url=c.url, source=self.source, evidence=item.evidence)
+            AccuracyClaim(
+                dataset=dataset_name(c.dataset),
+                value=c.value,
+                metric=c.metric,
+                split=c.split,
+                img_size=c.img_size,
+                kind=c.kind,
+                url=c.url,
+                source=self.source,
+                evidence=item.evidence,
+            )
             for c in item.claims
         ]
 
@@ -120,7 +146,9 @@ def load_annotation_file(path: Path) -> CuratedAnnotations:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         content = CuratedFile.model_validate(data)
     except (yaml.YAMLError, ValidationError) as exc:
-        raise MalformedUpstreamError(f"{path.name}: not a valid annotation file: {exc}", path=str(path)) from exc
+        raise MalformedUpstreamError(
+            f"{path.name}: not a valid annotation file: {exc}", path=str(path)
+        ) from exc
     return CuratedAnnotations(path=str(path), source=f"curated:{path.name}", content=content)
 
 

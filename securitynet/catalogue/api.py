@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 class Catalogue:
     """The catalogue at ``url`` (default: ``SECURITYNET_DATABASE_URL`` or the embedded SQLite)."""
 
-    def __init__(self, url: str | None = None, *, settings: Settings | None = None, upgrade: bool = True) -> None:
+    def __init__(
+        self, url: str | None = None, *, settings: Settings | None = None, upgrade: bool = True
+    ) -> None:
         self.settings = settings or get_settings()
         self.url = url or self.settings.resolved_database_url
         self._upgrade = upgrade
@@ -79,7 +81,9 @@ class Catalogue:
 
         if isinstance(sources, str):
             sources = [sources]
-        summaries = sync_sources(self.engine, sources, settings=self.settings, limit=limit, options=options)
+        summaries = sync_sources(
+            self.engine, sources, settings=self.settings, limit=limit, options=options
+        )
         from securitynet.catalogue.curation import apply_curated_annotations
 
         apply_curated_annotations(self.engine)
@@ -110,7 +114,9 @@ class Catalogue:
         ``max_top1``, ``text``, ``include_removed``), best top-1 first by default."""
         flt = make_filter(**filters)
         with self.session() as s:
-            return queries.search(s, flt, sort=sort, descending=descending, limit=limit, offset=offset)
+            return queries.search(
+                s, flt, sort=sort, descending=descending, limit=limit, offset=offset
+            )
 
     def count(self, **filters: Any) -> int:
         with self.session() as s:

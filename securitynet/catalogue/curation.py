@@ -34,7 +34,9 @@ def refresh_merged_view(session: Session, entry_ids: list[str]) -> None:
     ``entry.top1`` (best top-1 claim on it) from the child rows."""
     for eid in entry_ids:
         links = session.execute(
-            select(EntryDataset.dataset, EntryDataset.stage, EntryDataset.origin, EntryDataset.position)
+            select(
+                EntryDataset.dataset, EntryDataset.stage, EntryDataset.origin, EntryDataset.position
+            )
             .where(EntryDataset.entry_id == eid)
             .order_by(EntryDataset.position, EntryDataset.id)
         ).all()
@@ -50,56 +52,96 @@ def refresh_merged_view(session: Session, entry_ids: list[str]) -> None:
             )
         ).all()
         session.execute(
-            update(Entry).where(Entry.id == eid).values(dataset=dataset, top1=max(values) if values else None)
+            update(Entry)
+            .where(Entry.id == eid)
+            .values(dataset=dataset, top1=max(values) if values else None)
         )
 
 
-def apply_curated_annotations(engine: Engine, files: list[CuratedAnnotations] | None = None,
-                              folder: Path | None = None) -> int:
+def apply_curated_annotations(
+    engine: Engine, files: list[CuratedAnnotations] | None = None, folder: Path | None = None
+) -> int:
     """Apply every curated file; returns how many entries they touched."""
     files = files if files is not None else load_annotations(folder)
     now = utcnow()
     with Session(engine) as session, session.begin():
-        previously = set(session.scalars(select(EntryDataset.entry_id).where(EntryDataset.origin == ORIGIN)))
-        previously |= set(session.scalars(select(AccuracyClaimRow.entry_id).where(AccuracyClaimRow.origin == ORIGIN)))
+        previously = set(
+            session.scalars(select(EntryDataset.entry_id).where(EntryDataset.origin == ORIGIN))
+        )
+        previously |= set(
+            session.scalars(
+                select(AccuracyClaimRow.entry_id).where(AccuracyClaimRow.origin == ORIGIN)
+            )
+        )
         for table in (Fact, EntryDataset, AccuracyClaimRow):
             session.execute(delete(table).where(table.origin == ORIGIN))
-        rows = [dict(r._mapping) for r in session.execute(
-            select(Entry.id, Entry.source, Entry.name, Entry.architecture, Entry.family)
-        )]
+        rows = [
+            dict(r._mapping)
+            for r in session.execute(
+                select(Entry.id, Entry.source, Entry.name, Entry.architecture, Entry.family)
+            )
+        ]
         by_id = {r["id"]: r for r in rows}
         known_datasets = set(session.scalars(select(Dataset.name)))
         touched: set[str] = set()
         for ann in files:
             for item in ann.content.items:
-                targets = [item.id] if item.id in by_id else [] if item.id else [
-                    r["id"] for r in rows if item.match is not None and item.match.matches(r)
-                ]
+                targets: list[str]
+                if item.id is not None:
+                    targets = [item.id] if item.id in by_id else []
+                else:
+                    targets = [
+                        r["id"] for r in rows if item.match is not None and item.match.matches(r)
+                    ]
                 if not targets:
                     log.info("%s: no entry matches %s", ann.source, item.id or item.match)
                 common: dict[str, Any] = {"origin": ORIGIN, "recorded_at": now}
                 links, claims = ann.dataset_links(item), ann.accuracy_claims(item)
                 for name in {x.dataset for x in links} | {c.dataset for c in claims}:
                     if name not in known_datasets:
-                        session.execute(insert(Dataset), [{"name": name, "canonical": False, "aliases": []}])
+                        session.execute(
+                            insert(Dataset), [{"name": name, "canonical": False, "aliases": []}]
+                        )
                         known_datasets.add(name)
                 for eid in targets:
                     touched.add(eid)
                     if item.set:
                         session.execute(update(Entry).where(Entry.id == eid).values(**item.set))
-                        session.execute(insert(Fact), [
-                            {**common, "entry_id": eid, "key": k, "value": v, "source": ann.source,
-                             "evidence": item.evidence} for k, v in item.set.items()
-                        ])
+                        session.execute(
+                            insert(Fact),
+                            [
+                                {
+                                    **common,
+                                    "entry_id": eid,
+                                    "key": k,
+                                    "value": v,
+                                    "source": ann.source,
+                                    "evidence": item.evidence,
+                                }
+                                for k, v in item.set.items()
+                            ],
+                        )
                     if links:
-                        session.execute(insert(EntryDataset), [
-                            {**common, "entry_id": eid, "dataset": d.dataset, "raw_name": d.raw_name,
-                             "stage": d.stage, "position": i, "source": d.source, "evidence": d.evidence}
-                            for i, d in enumerate(links)
-                        ])
+                        session.execute(
+                            insert(EntryDataset),
+                            [
+                                {
+                                    **common,
+                                    "entry_id": eid,
+                                    "dataset": d.dataset,
+                                    "raw_name": d.raw_name,
+                                    "stage": d.stage,
+                                    "position": i,
+                                    "source": d.source,
+                                    "evidence": d.evidence,
+                                }
+                                for i, d in enumerate(links)
+                            ],
+                        )
                     if claims:
-                        session.execute(insert(AccuracyClaimRow), [
-                            {**common, "entry_id": eid, **c.model_dump()} for c in claims
-                        ])
+                        session.execute(
+                            insert(AccuracyClaimRow),
+                            [{**common, "entry_id": eid, **c.model_dump()} for c in claims],
+                        )
         refresh_merged_view(session, sorted(touched | (previously & set(by_id))))
     return len(touched)

@@ -36,7 +36,7 @@ from securitynet.errors import SecurityNetError
 from securitynet.progress import track
 from securitynet.records import EntryRecord, SyncSummary
 from securitynet.scrapers import DEFAULT_SOURCES, get_scraper
-from securitynet.scrapers.base import Scraper, SyncContext, Unchanged
+from securitynet.scrapers.base import Fingerprinted, Scraper, SyncContext, Unchanged
 from securitynet.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,9 @@ def _ensure_datasets(session: Session, names: Iterable[str], known: set[str]) ->
         present = set(session.scalars(select(Dataset.name).where(Dataset.name.in_(missing))))
         new = [n for n in missing if n not in present]
         if new:
-            session.execute(insert(Dataset), [{"name": n, "canonical": False, "aliases": []} for n in new])
+            session.execute(
+                insert(Dataset), [{"name": n, "canonical": False, "aliases": []} for n in new]
+            )
         known.update(missing)
 
 
@@ -112,14 +114,14 @@ def _entry_row(record: EntryRecord, now: datetime, content_hash: str) -> dict[st
     return row
 
 
-def _child_rows(record: EntryRecord, origin: str, now: datetime) -> dict[type, list[dict[str, Any]]]:
+def _child_rows(
+    record: EntryRecord, origin: str, now: datetime
+) -> dict[type, list[dict[str, Any]]]:
     eid, who = record.id, record.provenance
     common = {"entry_id": eid, "origin": origin, "recorded_at": now}
     out: dict[type, list[dict[str, Any]]] = {t: [] for t in _CHILD_TABLES}
     for f in record.files:
-        out[WeightFile].append(
-            {**common, **f.model_dump(), "source": who, "evidence": None}
-        )
+        out[WeightFile].append({**common, **f.model_dump(), "source": who, "evidence": None})
     for pos, d in enumerate(record.datasets):
         out[EntryDataset].append(
             {
@@ -138,7 +140,13 @@ def _child_rows(record: EntryRecord, origin: str, now: datetime) -> dict[type, l
         value = getattr(record, key)
         if value is not None:
             out[Fact].append(
-                {**common, "key": key, "value": value, "source": who, "evidence": record.evidence.get(key)}
+                {
+                    **common,
+                    "key": key,
+                    "value": value,
+                    "source": who,
+                    "evidence": record.evidence.get(key),
+                }
             )
     for message in record.errors:
         out[AnnotationError].append({**common, "message": message, "source": who, "evidence": None})
@@ -165,7 +173,11 @@ def write_records(
     records = list(records)
     ids = [r.id for r in records]
     if hashes is None:
-        hashes = dict(session.execute(select(Entry.id, Entry.content_hash).where(Entry.id.in_(ids))).tuples().all())
+        hashes = dict(
+            session.execute(select(Entry.id, Entry.content_hash).where(Entry.id.in_(ids)))
+            .tuples()
+            .all()
+        )
     known_datasets = dataset_names if dataset_names is not None else set()
 
     new_rows: list[dict[str, Any]] = []
@@ -202,14 +214,15 @@ def write_records(
 
     _ensure_datasets(
         session,
-        [r["dataset"] for r in children[EntryDataset]] + [r["dataset"] for r in children[AccuracyClaimRow]],
+        [r["dataset"] for r in children[EntryDataset]]
+        + [r["dataset"] for r in children[AccuracyClaimRow]],
         known_datasets,
     )
     if changed_rows:
         changed_ids = [r["id"] for r in changed_rows]
         for table in _CHILD_TABLES:
             session.execute(
-                delete(table).where(table.entry_id.in_(changed_ids), table.origin == origin)  # type: ignore[attr-defined]
+                delete(table).where(table.entry_id.in_(changed_ids), table.origin == origin)
             )
         session.execute(update(Entry), changed_rows)
     if new_rows:
@@ -234,15 +247,33 @@ def _close_stale_runs(session: Session, source: str) -> None:
     session.execute(
         update(SyncRun)
         .where(SyncRun.source == source, SyncRun.status == "running")
-        .values(status="interrupted", finished_at=utcnow(), error="the process ended before the run finished")
+        .values(
+            status="interrupted",
+            finished_at=utcnow(),
+            error="the process ended before the run finished",
+        )
     )
 
 
 def _last_state(session: Session, source: str) -> dict[str, Any]:
     state = session.scalar(
-        select(SyncRun.state).where(SyncRun.source == source, SyncRun.state.is_not(None)).order_by(SyncRun.id.desc()).limit(1)
+        select(SyncRun.state)
+        .where(SyncRun.source == source, SyncRun.state.is_not(None))
+        .order_by(SyncRun.id.desc())
+        .limit(1)
     )
     return dict(state or {})
+
+
+def _last_complete_fingerprint(session: Session, source: str) -> str | None:
+    state = session.scalar(
+        select(SyncRun.state)
+        .where(SyncRun.source == source, SyncRun.status == "ok", SyncRun.complete.is_(True))
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+    value = (state or {}).get("fingerprint")
+    return str(value) if value is not None else None
 
 
 def sync_source(
@@ -262,12 +293,16 @@ def sync_source(
         _close_stale_runs(session, source)
         state = _last_state(session, source)
         rows = session.execute(
-            select(Entry.id, Entry.revision, Entry.content_hash, Entry.removed_upstream).where(Entry.source == source)
+            select(Entry.id, Entry.revision, Entry.content_hash, Entry.removed_upstream).where(
+                Entry.source == source
+            )
         ).all()
         dataset_names = set(session.scalars(select(Dataset.name)))
     known = {r.id: r.revision for r in rows if not r.removed_upstream}
     hashes: dict[str, str | None] = {r.id: r.content_hash for r in rows}
-    ctx = SyncContext(settings=settings, known=known, limit=limit, state=state, options=dict(options or {}))
+    ctx = SyncContext(
+        settings=settings, known=known, limit=limit, state=state, options=dict(options or {})
+    )
 
     reason = scraper.unavailable_reason(ctx)
     if reason:
@@ -275,9 +310,20 @@ def sync_source(
         log.info("%s skipped: %s", source, reason)
         return summary
 
+    fingerprint = scraper.fingerprint(ctx) if isinstance(scraper, Fingerprinted) else None
+    if fingerprint is not None and limit is None:
+        with Session(engine) as session:
+            previous = _last_complete_fingerprint(session, source)
+        if previous == fingerprint:
+            return _record_unchanged_run(engine, source, known, fingerprint, started, state)
+
     with Session(engine) as session, session.begin():
         run = SyncRun(
-            source=source, status="running", options={"limit": limit, **ctx.options}, version=__version__, state=state
+            source=source,
+            status="running",
+            options={"limit": limit, **ctx.options},
+            version=__version__,
+            state=state,
         )
         session.add(run)
         session.flush()
@@ -290,7 +336,9 @@ def sync_source(
         if not batch:
             return
         with Session(engine) as session, session.begin():
-            counts = write_records(session, batch, origin=source, hashes=hashes, dataset_names=dataset_names)
+            counts = write_records(
+                session, batch, origin=source, hashes=hashes, dataset_names=dataset_names
+            )
             for key, value in counts.items():
                 setattr(summary, key, getattr(summary, key) + value)
             summary.seen += len(batch)
@@ -338,6 +386,8 @@ def sync_source(
         status, error = "failed", f"{type(exc).__name__}: {exc}"
 
     complete = status == "ok" and limit is None
+    if complete and fingerprint is not None:
+        ctx.state["fingerprint"] = fingerprint
     with Session(engine) as session, session.begin():
         if complete:
             gone = [i for i, r in known.items() if i not in seen]
@@ -370,6 +420,42 @@ def sync_source(
     return summary
 
 
+def _record_unchanged_run(
+    engine: Engine,
+    source: str,
+    known: dict[str, str | None],
+    fingerprint: str,
+    started: float,
+    state: dict[str, Any],
+) -> SyncSummary:
+    """Upstream is byte-for-byte what the last complete run saw: touch, don't re-read."""
+    now = utcnow()
+    ids = list(known)
+    with Session(engine) as session, session.begin():
+        for start in range(0, len(ids), 1000):
+            session.execute(
+                update(Entry).where(Entry.id.in_(ids[start : start + 1000])).values(last_seen=now)
+            )
+        session.add(
+            SyncRun(
+                source=source,
+                status="ok",
+                complete=True,
+                started_at=now,
+                finished_at=utcnow(),
+                seen=len(ids),
+                unchanged=len(ids),
+                version=__version__,
+                state={**state, "fingerprint": fingerprint},
+                options={"skipped": "fingerprint unchanged"},
+            )
+        )
+    summary = SyncSummary(source=source, seen=len(ids), unchanged=len(ids))
+    summary.seconds = time.perf_counter() - started
+    log.info("%s: upstream unchanged (%s); %d entries touched", source, fingerprint, len(ids))
+    return summary
+
+
 def sync_sources(
     engine: Engine,
     sources: Sequence[str] | None = None,
@@ -388,10 +474,14 @@ def sync_sources(
             raise
         except Exception as exc:  # the scraper's module could not even be imported
             log.exception("cannot load the %s scraper", name)
-            summaries.append(SyncSummary(source=name, status="failed", error=f"{type(exc).__name__}: {exc}"))
+            summaries.append(
+                SyncSummary(source=name, status="failed", error=f"{type(exc).__name__}: {exc}")
+            )
             continue
         if scraper.needs_network and settings.offline:
             summaries.append(SyncSummary(source=scraper.name, status="skipped", error="offline"))
             continue
-        summaries.append(sync_source(engine, scraper, settings=settings, limit=limit, options=options))
+        summaries.append(
+            sync_source(engine, scraper, settings=settings, limit=limit, options=options)
+        )
     return summaries

@@ -97,21 +97,30 @@ def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
         cond.append(Entry.top1 <= flt.max_top1)
     if flt.text:
         pattern = f"%{flt.text.strip().lower()}%"
-        cond.append(or_(func.lower(Entry.id).like(pattern), func.lower(Entry.architecture).like(pattern)))
+        cond.append(
+            or_(func.lower(Entry.id).like(pattern), func.lower(Entry.architecture).like(pattern))
+        )
     if not flt.include_removed:
         cond.append(Entry.removed_upstream.is_(False))
     return cond
 
 
 def search_statement(
-    flt: EntryFilter, *, sort: str | None = "top1", descending: bool = True, limit: int | None = None, offset: int = 0
+    flt: EntryFilter,
+    *,
+    sort: str | None = "top1",
+    descending: bool = True,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> Select[Any]:
     stmt = select(*(getattr(Entry, c) for c in SUMMARY_COLUMNS)).where(*_conditions(flt))
     if sort:
         key = sort.lstrip("-")
         if key not in SORT_KEYS:
             raise InvalidQueryError(
-                f"unknown sort key {sort!r}", hint=f"Sort by one of: {', '.join(SORT_KEYS)}.", value=sort
+                f"unknown sort key {sort!r}",
+                hint=f"Sort by one of: {', '.join(SORT_KEYS)}.",
+                value=sort,
             )
         column = SORT_KEYS[key]
         desc = descending if not sort.startswith("-") else True
@@ -135,12 +144,16 @@ def search(
     limit: int | None = None,
     offset: int = 0,
 ) -> list[EntrySummary]:
-    rows = session.execute(search_statement(flt, sort=sort, descending=descending, limit=limit, offset=offset))
+    rows = session.execute(
+        search_statement(flt, sort=sort, descending=descending, limit=limit, offset=offset)
+    )
     return [EntrySummary.model_validate(dict(row._mapping)) for row in rows]
 
 
 def count(session: Session, flt: EntryFilter) -> int:
-    return int(session.scalar(select(func.count()).select_from(Entry).where(*_conditions(flt))) or 0)
+    return int(
+        session.scalar(select(func.count()).select_from(Entry).where(*_conditions(flt))) or 0
+    )
 
 
 def _to_record(e: Entry) -> CatalogueEntry:
@@ -161,7 +174,13 @@ def _to_record(e: Entry) -> CatalogueEntry:
         upstream_modified=e.upstream_modified,
         tags=list(e.tags or []),
         datasets=[
-            DatasetLink(dataset=d.dataset, raw_name=d.raw_name, stage=d.stage, source=d.source, evidence=d.evidence)
+            DatasetLink(
+                dataset=d.dataset,
+                raw_name=d.raw_name,
+                stage=d.stage,
+                source=d.source,
+                evidence=d.evidence,
+            )
             for d in e.datasets
         ],
         claims=[
@@ -202,7 +221,13 @@ def _to_record(e: Entry) -> CatalogueEntry:
         last_seen=e.last_seen,
         removed_upstream=e.removed_upstream,
         facts=[
-            FactRecord(key=f.key, value=f.value, source=f.source, evidence=f.evidence, recorded_at=f.recorded_at)
+            FactRecord(
+                key=f.key,
+                value=f.value,
+                source=f.source,
+                evidence=f.evidence,
+                recorded_at=f.recorded_at,
+            )
             for f in e.facts
         ],
         evaluations=[
@@ -244,7 +269,9 @@ def get_entry(session: Session, entry_id: str) -> CatalogueEntry:
     if found is None:
         eid = str(parse_id(entry_id))
         similar = session.scalars(
-            select(Entry.id).where(func.lower(Entry.id).like(f"%{eid.split(':', 1)[1].lower()[:40]}%")).limit(3)
+            select(Entry.id)
+            .where(func.lower(Entry.id).like(f"%{eid.split(':', 1)[1].lower()[:40]}%"))
+            .limit(3)
         ).all()
         hint = f"Did you mean: {', '.join(similar)}?" if similar else None
         raise EntryNotFoundError(f"no entry {eid!r} in the catalogue", hint=hint, entry_id=eid)
