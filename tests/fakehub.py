@@ -39,7 +39,16 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 import yaml
 
 VIT_ID = "google/vit-base-patch16-224"
-DEFAULT_LISTING = ("id", "likes", "downloads", "tags", "pipeline_tag", "library_name", "createdAt", "modelId")
+DEFAULT_LISTING = (
+    "id",
+    "likes",
+    "downloads",
+    "tags",
+    "pipeline_tag",
+    "library_name",
+    "createdAt",
+    "modelId",
+)
 
 
 @dataclass
@@ -87,7 +96,9 @@ class FakeHub:
 
     # --- content ------------------------------------------------------------------------------
 
-    def add_model(self, record: Mapping[str, Any], files: Mapping[str, bytes | str | Mapping[str, Any]] = ()) -> None:  # type: ignore[assignment]
+    def add_model(
+        self, record: Mapping[str, Any], files: Mapping[str, bytes | str | Mapping[str, Any]] = ()
+    ) -> None:  # type: ignore[assignment]
         record = copy.deepcopy(dict(record))
         repo = record["id"]
         with self._lock:
@@ -126,21 +137,40 @@ class FakeHub:
         delay: float = 0.0,
     ) -> None:
         """Answer the next ``times`` requests whose path (with query) matches ``pattern`` badly."""
-        fault = Fault(re.compile(pattern), kind, times, method, status, dict(headers or {}), _bytes(body), delay)
+        fault = Fault(
+            re.compile(pattern),
+            kind,
+            times,
+            method,
+            status,
+            dict(headers or {}),
+            _bytes(body),
+            delay,
+        )
         with self._lock:
             self.faults.append(fault)
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
             for fault in self.faults:
-                if fault.times > 0 and (fault.method in (None, method)) and fault.pattern.search(path):
+                if (
+                    fault.times > 0
+                    and (fault.method in (None, method))
+                    and fault.pattern.search(path)
+                ):
                     fault.times -= 1
                     return fault
         return None
 
-    def count(self, route: str | None = None, *, where: Callable[[Request], bool] | None = None) -> int:
+    def count(
+        self, route: str | None = None, *, where: Callable[[Request], bool] | None = None
+    ) -> int:
         with self._lock:
-            return sum(1 for r in self.requests if (route is None or r.route == route) and (where is None or where(r)))
+            return sum(
+                1
+                for r in self.requests
+                if (route is None or r.route == route) and (where is None or where(r))
+            )
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -159,7 +189,9 @@ class FakeHub:
         handler = type("Handler", (_Handler,), {"hub": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fakehub", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="fakehub", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -192,9 +224,12 @@ class FakeHub:
             if (pipeline is None or m.get("pipeline_tag") == pipeline)
             and all(f in (m.get("tags") or []) or f == m.get("library_name") for f in filters)
         ]
-        key = {"downloads": "downloads", "likes": "likes", "createdAt": "createdAt", "lastModified": "lastModified"}.get(
-            sort or ""
-        )
+        key = {
+            "downloads": "downloads",
+            "likes": "likes",
+            "createdAt": "createdAt",
+            "lastModified": "lastModified",
+        }.get(sort or "")
         chosen.sort(key=lambda m: m["id"])
         if key:
             chosen.sort(key=lambda m: m.get(key) or 0, reverse=True)
@@ -236,14 +271,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         hub = self.hub
         with hub._lock:
-            hub.requests.append(Request(method, self.path, {k.lower(): v for k, v in self.headers.items()}))
+            hub.requests.append(
+                Request(method, self.path, {k.lower(): v for k, v in self.headers.items()})
+            )
         fault = hub._take_fault(method, self.path)
         if fault is not None and fault.kind == "stall":
             time.sleep(fault.delay)
             fault = None
         if fault is not None and fault.kind == "status":
             body = fault.body or json.dumps({"error": f"injected {fault.status}"}).encode()
-            self._send(method, fault.status, body, {"Content-Type": "application/json", **fault.headers})
+            self._send(
+                method, fault.status, body, {"Content-Type": "application/json", **fault.headers}
+            )
             return
         status, body, headers = self._route(method)
         if fault is not None and fault.kind == "truncate":
@@ -287,20 +326,36 @@ class _Handler(BaseHTTPRequestHandler):
         if match:
             record = hub.models.get(match.group(1))
             if record is None:
-                return 404, b'{"error":"Repository not found"}', {**as_json, "X-Error-Code": "RepoNotFound"}
+                return (
+                    404,
+                    b'{"error":"Repository not found"}',
+                    {**as_json, "X-Error-Code": "RepoNotFound"},
+                )
             return 200, json.dumps(record).encode(), as_json
         match = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
         if match:
             repo, rev, name = match.groups()
             record = hub.models.get(repo)
             if record is None:
-                return 404, b'{"error":"Repository not found"}', {**as_json, "X-Error-Code": "RepoNotFound"}
+                return (
+                    404,
+                    b'{"error":"Repository not found"}',
+                    {**as_json, "X-Error-Code": "RepoNotFound"},
+                )
             if rev not in (record.get("sha"), "main"):
-                return 404, b'{"error":"Invalid rev id"}', {**as_json, "X-Error-Code": "RevisionNotFound"}
+                return (
+                    404,
+                    b'{"error":"Invalid rev id"}',
+                    {**as_json, "X-Error-Code": "RevisionNotFound"},
+                )
             commit = {"X-Repo-Commit": str(record.get("sha"))}
             content = hub.files.get((repo, name))
             if content is None:
-                return 404, b'{"error":"Entry not found"}', {**as_json, **commit, "X-Error-Code": "EntryNotFound"}
+                return (
+                    404,
+                    b'{"error":"Entry not found"}',
+                    {**as_json, **commit, "X-Error-Code": "EntryNotFound"},
+                )
             etag = '"' + hashlib.sha1(content).hexdigest() + '"'
             kind = "text/markdown; charset=utf-8" if name.endswith(".md") else "application/json"
             return 200, content, {"Content-Type": kind, "ETag": etag, **commit}
@@ -371,14 +426,21 @@ def listing_record(repo: str, card: str, *, template: Mapping[str, Any]) -> dict
     tags += [f"dataset:{d}" for d in _as_list(meta_d.get("datasets"))]
     if isinstance(meta_d.get("license"), str):
         tags.append(f"license:{meta_d['license']}")
-    tags += [f"arxiv:{a}" for a in dict.fromkeys(re.findall(r"arxiv\.org/(?:abs|pdf)/(\d{4}\.\d{4,5})", card))]
+    tags += [
+        f"arxiv:{a}"
+        for a in dict.fromkeys(re.findall(r"arxiv\.org/(?:abs|pdf)/(\d{4}\.\d{4,5})", card))
+    ]
     tags.append("region:us")
-    record: dict[str, Any] = {k: copy.deepcopy(v) for k, v in template.items() if k not in ("spaces", "widgetData")}
+    record: dict[str, Any] = {
+        k: copy.deepcopy(v) for k, v in template.items() if k not in ("spaces", "widgetData")
+    }
     siblings = [".gitattributes", "README.md"]
     config: dict[str, Any] | None = None
     if library == "transformers":
         name = repo.lower()
-        arch, model_type = next((a for frag, a in _ARCHS if frag in name), ("ViTForImageClassification", "vit"))
+        arch, model_type = next(
+            (a for frag, a in _ARCHS if frag in name), ("ViTForImageClassification", "vit")
+        )
         config = {"architectures": [arch], "model_type": model_type}
         siblings += ["config.json", "pytorch_model.bin"]
     elif library == "timm":
@@ -403,7 +465,9 @@ def listing_record(repo: str, card: str, *, template: Mapping[str, Any]) -> dict
             "disabled": False,
             "model-index": meta_d.get("model-index"),
             "siblings": [{"rfilename": s} for s in siblings],
-            "transformersInfo": template.get("transformersInfo") if library == "transformers" else None,
+            "transformersInfo": template.get("transformersInfo")
+            if library == "transformers"
+            else None,
         }
     )
     if meta is not None:
@@ -416,7 +480,9 @@ def listing_record(repo: str, card: str, *, template: Mapping[str, Any]) -> dict
         record.pop("config", None)
     record.pop("safetensors", None)
     params = re.search(r"Params \(M\):\s*([0-9.]+)", card)
-    if library == "timm" and params:  # timm cards state the count the Hub reads from model.safetensors
+    if (
+        library == "timm" and params
+    ):  # timm cards state the count the Hub reads from model.safetensors
         total = round(float(params.group(1)) * 1e6)
         record["safetensors"] = {"parameters": {"F32": total}, "total": total}
     return record
@@ -432,9 +498,17 @@ def timm_config(model_name: str) -> dict[str, Any] | None:
     cfg = get_pretrained_cfg(model_name)
     if cfg is None:
         return None
-    pretrained = {k: v for k, v in cfg.to_dict().items() if v is not None and k not in ("url", "hf_hub_id", "architecture", "file")}
+    pretrained = {
+        k: v
+        for k, v in cfg.to_dict().items()
+        if v is not None and k not in ("url", "hf_hub_id", "architecture", "file")
+    }
     architecture = cfg.architecture or model_name.split(".", 1)[0]
-    config = {"architecture": architecture, "num_classes": cfg.num_classes, "pretrained_cfg": pretrained}
+    config = {
+        "architecture": architecture,
+        "num_classes": cfg.num_classes,
+        "pretrained_cfg": pretrained,
+    }
     return json.loads(json.dumps(config))
 
 
@@ -446,7 +520,10 @@ def imagenet_labels() -> list[str]:
         return [f"class {i}" for i in range(1000)]
     info = Path(next(iter(spec.submodule_search_locations))) / "data" / "_info"
     synsets = (info / "imagenet_synsets.txt").read_text().split()
-    lemmas = dict(line.split("\t", 1) for line in (info / "imagenet_synset_to_lemma.txt").read_text().splitlines())
+    lemmas = dict(
+        line.split("\t", 1)
+        for line in (info / "imagenet_synset_to_lemma.txt").read_text().splitlines()
+    )
     return [lemmas[s] for s in synsets]
 
 
@@ -478,20 +555,32 @@ def vit_files() -> dict[str, Any]:
     return {"config.json": config, "preprocessor_config.json": preprocessor}
 
 
-def shared_models(shared: Path, *, timm_configs: bool = False) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def shared_models(
+    shared: Path, *, timm_configs: bool = False
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(record, files) for the recorded ViT and the 120 real cards under ``shared``."""
     hf = shared / "fixtures" / "hf"
     vit = json.loads((hf / "model-info" / "google--vit-base-patch16-224.json").read_text())
     card_data = vit.get("cardData") or {}
-    vit_card = "---\n" + yaml.safe_dump(card_data, sort_keys=False) + "---\n\n# Vision Transformer (base-sized model)\n"
-    out: list[tuple[dict[str, Any], dict[str, Any]]] = [(vit, {"README.md": vit_card, **vit_files()})]
+    vit_card = (
+        "---\n"
+        + yaml.safe_dump(card_data, sort_keys=False)
+        + "---\n\n# Vision Transformer (base-sized model)\n"
+    )
+    out: list[tuple[dict[str, Any], dict[str, Any]]] = [
+        (vit, {"README.md": vit_card, **vit_files()})
+    ]
     for path in sorted((hf / "cards").glob("*.md")):
         repo = path.stem.replace("--", "/", 1)
         card = path.read_text(encoding="utf-8")
         record = listing_record(repo, card, template=vit)
         files: dict[str, Any] = {"README.md": card}
         if record["library_name"] == "timm":
-            config = timm_config(repo.split("/", 1)[1]) if timm_configs and repo.startswith("timm/") else None
+            config = (
+                timm_config(repo.split("/", 1)[1])
+                if timm_configs and repo.startswith("timm/")
+                else None
+            )
             files["config.json"] = config or {"architecture": repo.split("/", 1)[1].split(".")[0]}
         elif "config" in record:
             files["config.json"] = record["config"]
@@ -506,7 +595,9 @@ def hub_from_shared(shared: Path, *, page_size: int = 50, timm_configs: bool = F
     return hub
 
 
-def synthetic_hub(template: Mapping[str, Any], cards: Iterable[str], n: int, *, page_size: int = 1000) -> FakeHub:
+def synthetic_hub(
+    template: Mapping[str, Any], cards: Iterable[str], n: int, *, page_size: int = 1000
+) -> FakeHub:
     """``n`` listings built from the real ``template`` record (ids, shas and downloads varied),
     their READMEs taken in turn from ``cards``."""
     hub = FakeHub(page_size=page_size)

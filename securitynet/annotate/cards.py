@@ -170,7 +170,9 @@ def _norm_name(text: str) -> str:
 
 
 _LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)[^)]*\)")
-_HUB_URL = re.compile(r"https?://(?:www\.)?huggingface\.co/(?!datasets/|spaces/)([\w.\-]+(?:/[\w.\-]+)?)/?$")
+_HUB_URL = re.compile(
+    r"https?://(?:www\.)?huggingface\.co/(?!datasets/|spaces/)([\w.\-]+(?:/[\w.\-]+)?)/?$"
+)
 
 
 _EMPHASIS = re.compile(r"(\*\*|__|\*|`)(?=\S)(.+?)(?<=\S)\1")
@@ -270,7 +272,9 @@ def _raw_results(model_index: Any) -> Iterator[_Result]:
         for r, result in enumerate(results if isinstance(results, list) else []):
             if not isinstance(result, Mapping):
                 continue
-            dataset: Mapping[str, Any] = result["dataset"] if isinstance(result.get("dataset"), Mapping) else {}
+            dataset: Mapping[str, Any] = (
+                result["dataset"] if isinstance(result.get("dataset"), Mapping) else {}
+            )
             metrics = result.get("metrics", result.get("metric")) or []
             if isinstance(metrics, Mapping):
                 metrics = [metrics]
@@ -296,7 +300,13 @@ def _str_or_none(value: Any) -> str | None:
 
 def read_model_index(metadata: Mapping[str, Any]) -> tuple[list[_Result], str, list[str]]:
     """(results, how they were read, errors) for the card's ``model-index``."""
-    key = "model-index" if "model-index" in metadata else "model_index" if "model_index" in metadata else None
+    key = (
+        "model-index"
+        if "model-index" in metadata
+        else "model_index"
+        if "model_index" in metadata
+        else None
+    )
     if key is None:
         return [], "", []
     model_index = metadata[key]
@@ -320,15 +330,20 @@ _HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _BOLD_HEADING = re.compile(r"^\s*\*\*([^*]+)\*\*\s*:?\s*$")
-_LIST_ITEM = re.compile(r"^\s*[-*+]\s+(?:\*\*)?(?P<name>[^:*\n]{1,60}?)(?:\*\*)?\s*:\s*(?:\*\*)?(?P<value>[-+]?[0-9][0-9.,]*\s*%?)(?:\*\*)?\s*$")
-_TRAINER_EVAL = re.compile(r"achieves the following results on the (?P<set>evaluation|test|validation) set", re.I)
+_LIST_ITEM = re.compile(
+    r"^\s*[-*+]\s+(?:\*\*)?(?P<name>[^:*\n]{1,60}?)(?:\*\*)?\s*:\s*(?:\*\*)?(?P<value>[-+]?[0-9][0-9.,]*\s*%?)(?:\*\*)?\s*$"
+)
+_TRAINER_EVAL = re.compile(
+    r"achieves the following results on the (?P<set>evaluation|test|validation) set", re.I
+)
 _FINETUNED = re.compile(
     r"fine-?tuned version of\s+(?:\[(?P<text>[^\]\n]+)\]\((?P<url>[^)\s]+)\)|`?(?P<plain>[\w./\-]+)`?)"
     r"(?:\s+on\s+(?:the\s+)?(?P<ds>[^\n]+?)\s+dataset)?",
     re.I,
 )
 _LOG_LINE = re.compile(
-    r"^\s*(?P<prefix>eval|test|validation|val)_(?P<name>[a-z0-9_@]+)\s*[=:]\s*(?P<value>[-+]?[0-9][0-9.]*%?)\s*$", re.I
+    r"^\s*(?P<prefix>eval|test|validation|val)_(?P<name>[a-z0-9_@]+)\s*[=:]\s*(?P<value>[-+]?[0-9][0-9.]*%?)\s*$",
+    re.I,
 )
 _KV_LINE = re.compile(
     r"^\s*(?:[-*+]\s+)?(?:\*\*)?(?P<name>(?:top[- ]?[15]|acc[@ ]?[15])(?:[- ]acc(?:uracy)?)?|(?:top[- ]?[15][- ])?accuracy)"
@@ -336,12 +351,16 @@ _KV_LINE = re.compile(
     re.I,
 )
 _PROSE_METRIC_FIRST = re.compile(
-    r"(?P<name>top[- ]?[15])[- ]?acc(?:uracy)?\s+(?:of|is|was|by|=|:)\s*(?P<value>\d+(?:\.\d+)?)\s*%", re.I
+    r"(?P<name>top[- ]?[15])[- ]?acc(?:uracy)?\s+(?:of|is|was|by|=|:)\s*(?P<value>\d+(?:\.\d+)?)\s*%",
+    re.I,
 )
 _PROSE_VALUE_FIRST = re.compile(
-    r"(?P<value>\d+(?:\.\d+)?)\s*%\s*(?:\)\s*)?(?P<name>top[- ]?[15](?:[- ]acc(?:uracy)?)?|accuracy)", re.I
+    r"(?P<value>\d+(?:\.\d+)?)\s*%\s*(?:\)\s*)?(?P<name>top[- ]?[15](?:[- ]acc(?:uracy)?)?|accuracy)",
+    re.I,
 )
-_APPROX = re.compile(r"[~≈]|\\~|\babout\b|\bapprox|\baround\b|\broughly\b|\bnearly\b|\balmost\b|\bup to\b", re.I)
+_APPROX = re.compile(
+    r"[~≈]|\\~|\babout\b|\bapprox|\baround\b|\broughly\b|\bnearly\b|\balmost\b|\bup to\b", re.I
+)
 _RELATIVE = re.compile(
     r"\bthan\b|\bmore accurate\b|\bless accurate\b|\bimprov|\bhigher\b|\blower\b|\bgain|\bdrop|\bcompared\b|"
     r"\bvs\.?\b|\bbetter\b|\bworse\b|\boutperform|\bincrease|\bdecrease|\bdifference\b|\+\s*\d",
@@ -351,14 +370,20 @@ _DATASET_PHRASE = re.compile(
     r"(?:(?P<split>evaluation|validation|test|val) set of|\bon|\bin)\s+(?:the\s+)?"
     r"(?P<ds>[A-Z][A-Za-z0-9\-]*(?:[ -]\d+[kK]\b)?)"
 )
-_TIMM_DATASET = re.compile(r"^\s*[-*]\s*\*\*(?P<key>(?:Pretrain(?:ing)? )?Dataset):\*\*\s*(?P<value>.+?)\s*$", re.I)
+_TIMM_DATASET = re.compile(
+    r"^\s*[-*]\s*\*\*(?P<key>(?:Pretrain(?:ing)? )?Dataset):\*\*\s*(?P<value>.+?)\s*$", re.I
+)
 _ARXIV = re.compile(r"arxiv\.org/(?:abs|pdf)/(\d{4}\.\d{4,5})", re.I)
 _NON_CLASSIFICATION = re.compile(r"retrieval|detection|segmentation|captioning|\bvqa\b", re.I)
 _TRAIN_FIGURE = re.compile(r"\btrain(?:ing)?[_ ](?:set[_ ])?acc", re.I)
 
-_MODEL_COLUMNS = frozenset({"model", "models", "name", "modelname", "checkpoint", "variant", "arch", "architecture"})
+_MODEL_COLUMNS = frozenset(
+    {"model", "models", "name", "modelname", "checkpoint", "variant", "arch", "architecture"}
+)
 _DATASET_COLUMNS = frozenset({"dataset", "data", "evaldataset", "benchmark"})
-_SIZE_COLUMNS = frozenset({"imgsize", "imagesize", "resolution", "res", "inputsize", "testsize", "evalsize"})
+_SIZE_COLUMNS = frozenset(
+    {"imgsize", "imagesize", "resolution", "res", "inputsize", "testsize", "evalsize"}
+)
 _LOG_COLUMNS = frozenset({"epoch", "step", "trainingloss", "validationloss", "iteration"})
 
 
@@ -417,7 +442,9 @@ class _Draft:
 
 
 class _CardReader:
-    def __init__(self, *, repo_id: str, metadata: dict[str, Any], body: str, source: str, url: str | None) -> None:
+    def __init__(
+        self, *, repo_id: str, metadata: dict[str, Any], body: str, source: str, url: str | None
+    ) -> None:
         self.repo_id = repo_id
         self.metadata = metadata
         self.lines = _body_lines(body)
@@ -490,7 +517,11 @@ class _CardReader:
             break
 
     def _add_base(self, base_id: str, evidence: str) -> None:
-        if base_id and base_id != self.repo_id and all(b.id != base_id for b in self.out.base_models):
+        if (
+            base_id
+            and base_id != self.repo_id
+            and all(b.id != base_id for b in self.out.base_models)
+        ):
             self.out.base_models.append(BaseModel(base_id, evidence))
 
     def _model_index(self) -> None:
@@ -550,7 +581,9 @@ class _CardReader:
             match = _HEADING.match(line.text)
             if match and re.fullmatch(r"validation metrics", match.group(2).strip(), re.I):
                 for item, name, value in self._list_after(i):
-                    self._list_claim(item, name, value, split="validation", what="AutoTrain validation metric")
+                    self._list_claim(
+                        item, name, value, split="validation", what="AutoTrain validation metric"
+                    )
 
     def _list_claim(self, line: _Line, name: str, value: str, *, split: str, what: str) -> None:
         self.used.add(line.number)
@@ -592,7 +625,9 @@ class _CardReader:
                 continue
             name = match.group("name")
             bare_accuracy = _key(name) == "accuracy"
-            if bare_accuracy and not re.search(r"eval|result|metric|performance|accuracy|benchmark", line.heading):
+            if bare_accuracy and not re.search(
+                r"eval|result|metric|performance|accuracy|benchmark", line.heading
+            ):
                 continue  # a stray "Accuracy: x" outside any results section
             if "train" in line.heading and "eval" not in line.heading:
                 self.out.rejected.append(Rejected(_clip(line.text), "a training-set figure"))
@@ -600,7 +635,9 @@ class _CardReader:
             self.used.add(line.number)
             rest = match.group("rest") or ""
             if _APPROX.search(line.text) or _RELATIVE.search(rest):
-                self.out.rejected.append(Rejected(_clip(line.text), "approximate or relative figure"))
+                self.out.rejected.append(
+                    Rejected(_clip(line.text), "approximate or relative figure")
+                )
                 continue
             parsed = _accuracy(match.group("value"), percent=bool(match.group("pct")))
             metric = metric_of(name)
@@ -658,7 +695,9 @@ class _CardReader:
                 while j < len(lines) and _is_row(lines[j].text):
                     rows.append(lines[j])
                     j += 1
-                context = " ".join(ln.text for ln in lines[max(0, i - 3) : i]) + " " + lines[i].heading
+                context = (
+                    " ".join(ln.text for ln in lines[max(0, i - 3) : i]) + " " + lines[i].heading
+                )
                 self._table(header, rows, context)
                 i = j
             else:
@@ -674,9 +713,13 @@ class _CardReader:
         if any(k.replace("%", "") in _LOG_COLUMNS for k in keys):
             return  # a per-epoch training log, not a result
         if _NON_CLASSIFICATION.search(context):
-            self.out.rejected.extend(Rejected(_clip(r.text), "not a classification result table") for r in rows)
+            self.out.rejected.extend(
+                Rejected(_clip(r.text), "not a classification result table") for r in rows
+            )
             return
-        model_col = next((c for c, k in enumerate(keys) if k.replace("%", "") in _MODEL_COLUMNS), None)
+        model_col = next(
+            (c for c, k in enumerate(keys) if k.replace("%", "") in _MODEL_COLUMNS), None
+        )
         data_col = next((c for c, k in enumerate(keys) if k in _DATASET_COLUMNS), None)
         size_col = next((c for c, k in enumerate(keys) if k in _SIZE_COLUMNS), None)
         aliases = self.aliases()
@@ -688,15 +731,29 @@ class _CardReader:
                 raw_cell = cells[model_col]
                 name = _strip_markup(raw_cell)
                 links = [_HUB_URL.match(url) for _, url in _LINK.findall(raw_cell)]
-                mine = _norm_name(name) in aliases or any(m and m.group(1) == self.repo_id for m in links)
+                mine = _norm_name(name) in aliases or any(
+                    m and m.group(1) == self.repo_id for m in links
+                )
                 if not mine:
-                    self.out.rejected.append(Rejected(_clip(row.text), f"row of another model ({name})"))
+                    self.out.rejected.append(
+                        Rejected(_clip(row.text), f"row of another model ({name})")
+                    )
                     continue
             elif len(rows) > 1:
-                self.out.rejected.append(Rejected(_clip(row.text), "table row without a model name"))
+                self.out.rejected.append(
+                    Rejected(_clip(row.text), "table row without a model name")
+                )
                 continue
-            dataset_raw = _strip_markup(cells[data_col]) if data_col is not None and data_col < len(cells) else None
-            img_size = _int_or_none(cells[size_col]) if size_col is not None and size_col < len(cells) else None
+            dataset_raw = (
+                _strip_markup(cells[data_col])
+                if data_col is not None and data_col < len(cells)
+                else None
+            )
+            img_size = (
+                _int_or_none(cells[size_col])
+                if size_col is not None and size_col < len(cells)
+                else None
+            )
             for col, metric, pct in metric_cols:
                 if metric is None or col >= len(cells):
                     continue
@@ -751,7 +808,9 @@ class _CardReader:
             ]
         if not trained:
             listed = self.metadata.get("datasets")
-            listed = [listed] if isinstance(listed, str) else listed if isinstance(listed, list) else []
+            listed = (
+                [listed] if isinstance(listed, str) else listed if isinstance(listed, list) else []
+            )
             names = [str(d).strip() for d in listed if isinstance(d, (str, int)) and str(d).strip()]
             big = [n for n in names if dataset_name(n) in PRETRAINING_SCALE]
             if big and len(big) < len(names):
@@ -811,7 +870,11 @@ class _CardReader:
 
 def _same_claim(kept: _Draft, claim: AccuracyClaim, new: _Draft, dataset: str) -> bool:
     """The same figure stated twice (model-index 0.98731 and the body's rounded 0.9873)."""
-    if claim.metric is not new.metric or claim.kind is not new.kind or claim.img_size != new.img_size:
+    if (
+        claim.metric is not new.metric
+        or claim.kind is not new.kind
+        or claim.img_size != new.img_size
+    ):
         return False
     if claim.dataset != dataset and new.dataset_raw is not None and kept.dataset_raw is not None:
         return False
@@ -829,7 +892,9 @@ def _datasets_in_name(name: str) -> list[str]:
 
 
 def _split_names(value: str) -> list[str]:
-    return [p.strip() for p in re.split(r",|;|\band\b|\bthen\b|->", _strip_markup(value)) if p.strip()]
+    return [
+        p.strip() for p in re.split(r",|;|\band\b|\bthen\b|->", _strip_markup(value)) if p.strip()
+    ]
 
 
 def _is_row(text: str) -> bool:

@@ -79,7 +79,11 @@ def _labels_from_id2label(id2label: Any, facts: ConfigFacts, where: str) -> None
 def _floats(value: Any) -> tuple[float, ...] | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return (float(value),) * 3
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value):
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(v, (int, float)) for v in value)
+    ):
         return tuple(float(v) for v in value)
     return None
 
@@ -110,7 +114,11 @@ def read_transformers_config(
             facts.family = config["model_type"]
             facts.evidence["family"] = "config.json: model_type"
         _labels_from_id2label(config.get("id2label"), facts, "config.json")
-        if facts.num_classes is None and isinstance(config.get("num_labels"), int) and config["num_labels"] > 0:
+        if (
+            facts.num_classes is None
+            and isinstance(config.get("num_labels"), int)
+            and config["num_labels"] > 0
+        ):
             facts.num_classes = config["num_labels"]
             facts.evidence["num_classes"] = "config.json: num_labels"
         side = _side(config.get("image_size"))
@@ -119,7 +127,11 @@ def read_transformers_config(
             facts.input_size = (channels, side, side)
             facts.evidence["input_size"] = "config.json: image_size"
     if preprocessor:
-        side = _side(preprocessor.get("crop_size")) if preprocessor.get("do_center_crop", True) else None
+        side = (
+            _side(preprocessor.get("crop_size"))
+            if preprocessor.get("do_center_crop", True)
+            else None
+        )
         side = side or _side(preprocessor.get("size"))
         if side:
             channels = facts.input_size[0] if facts.input_size else 3
@@ -129,7 +141,9 @@ def read_transformers_config(
             facts.mean = _floats(preprocessor.get("image_mean"))
             facts.std = _floats(preprocessor.get("image_std"))
             if facts.mean and facts.std:
-                facts.evidence["mean"] = facts.evidence["std"] = "preprocessor_config.json: image_mean/image_std"
+                facts.evidence["mean"] = facts.evidence["std"] = (
+                    "preprocessor_config.json: image_mean/image_std"
+                )
         resample = preprocessor.get("resample")
         if isinstance(resample, int) and resample in _PIL_RESAMPLE:
             facts.interpolation = _PIL_RESAMPLE[resample]
@@ -150,7 +164,9 @@ def read_timm_config(config: Mapping[str, Any] | None) -> ConfigFacts:
         facts.family = timm_family(architecture)
         facts.evidence["architecture"] = "config.json: architecture"
         facts.evidence["family"] = f"timm architecture name {architecture}"
-    pretrained: Mapping[str, Any] = config["pretrained_cfg"] if isinstance(config.get("pretrained_cfg"), Mapping) else {}
+    pretrained: Mapping[str, Any] = (
+        config["pretrained_cfg"] if isinstance(config.get("pretrained_cfg"), Mapping) else {}
+    )
     num_classes = config.get("num_classes", pretrained.get("num_classes"))
     if isinstance(num_classes, int) and num_classes >= 0:
         facts.num_classes = num_classes or None  # 0: a feature backbone without a classifier
@@ -165,7 +181,11 @@ def read_timm_config(config: Mapping[str, Any] | None) -> ConfigFacts:
     if facts.labels:
         facts.evidence["labels"] = "config.json: label_names"
     size = pretrained.get("input_size")
-    if isinstance(size, (list, tuple)) and len(size) == 3 and all(isinstance(v, int) and v > 0 for v in size):
+    if (
+        isinstance(size, (list, tuple))
+        and len(size) == 3
+        and all(isinstance(v, int) and v > 0 for v in size)
+    ):
         facts.input_size = (size[0], size[1], size[2])
         facts.evidence["input_size"] = "config.json: pretrained_cfg.input_size"
     facts.mean, facts.std = _floats(pretrained.get("mean")), _floats(pretrained.get("std"))

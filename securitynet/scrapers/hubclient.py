@@ -73,7 +73,10 @@ class HubQuery:
     filter: str | None = None
 
     def __str__(self) -> str:
-        parts = [f"pipeline_tag={self.pipeline_tag}" if self.pipeline_tag else "", f"filter={self.filter}" if self.filter else ""]
+        parts = [
+            f"pipeline_tag={self.pipeline_tag}" if self.pipeline_tag else "",
+            f"filter={self.filter}" if self.filter else "",
+        ]
         return " ".join(p for p in parts if p) or "all models"
 
 
@@ -91,7 +94,12 @@ def offline_reason(settings: Settings) -> str | None:
         return "offline (SECURITYNET_OFFLINE)"
     from huggingface_hub import constants
 
-    if constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    if constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").lower() in (
+        "1",
+        "true",
+        "yes",
+        "on",
+    ):
         return "offline (HF_HUB_OFFLINE)"
     return None
 
@@ -116,7 +124,10 @@ class HubClient:
         self.retries = settings.http_retries
         self.backoff = settings.http_backoff
         self.api = HfApi(
-            endpoint=self.endpoint, token=self.token, library_name="securitynet", library_version=__version__
+            endpoint=self.endpoint,
+            token=self.token,
+            library_name="securitynet",
+            library_version=__version__,
         )
 
     # --- listing -----------------------------------------------------------------------------
@@ -139,7 +150,13 @@ class HubClient:
         for attempt in range(self.retries + 1):
             if attempt:
                 wait = min(self.backoff * 2 ** (attempt - 1), 30.0)
-                log.warning("listing %s broke (%s); starting again in %.1f s (%d given so far)", query, last, wait, len(given))
+                log.warning(
+                    "listing %s broke (%s); starting again in %.1f s (%d given so far)",
+                    query,
+                    last,
+                    wait,
+                    len(given),
+                )
                 time.sleep(wait)
             remaining = None if limit is None else max(limit - len(given), 0)
             if remaining == 0:
@@ -166,7 +183,11 @@ class HubClient:
                 except transport as exc:
                     last = exc
                     break
-                except (ValueError, KeyError, TypeError) as exc:  # a page cut mid-stream, a malformed item
+                except (
+                    ValueError,
+                    KeyError,
+                    TypeError,
+                ) as exc:  # a page cut mid-stream, a malformed item
                     last = exc
                     break
                 if info.id in given:
@@ -178,8 +199,12 @@ class HubClient:
         if isinstance(last, HfHubHTTPError):
             raise translate_http_error(last, what=f"listing {query}") from last
         if isinstance(last, transport):
-            raise UpstreamError(f"the Hub's listing ({query}) kept failing: {last}", transient=True) from last
-        raise MalformedUpstreamError(f"the Hub's listing ({query}) kept breaking: {last}", transient=True) from last
+            raise UpstreamError(
+                f"the Hub's listing ({query}) kept failing: {last}", transient=True
+            ) from last
+        raise MalformedUpstreamError(
+            f"the Hub's listing ({query}) kept breaking: {last}", transient=True
+        ) from last
 
     # --- files -------------------------------------------------------------------------------
 
@@ -195,7 +220,9 @@ class HubClient:
         from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff
 
         url = hf_hub_url(repo_id, filename, revision=revision, endpoint=self.endpoint)
-        headers = build_hf_headers(token=self.token, library_name="securitynet", library_version=__version__)
+        headers = build_hf_headers(
+            token=self.token, library_name="securitynet", library_version=__version__
+        )
         what = f"{repo_id}/{filename}"
         try:
             response = http_backoff(
@@ -214,7 +241,9 @@ class HubClient:
             raise UpstreamError(f"{what}: {type(exc).__name__}: {exc}", transient=True) from exc
         body = response.content
         if len(body) > MAX_FILE_BYTES:
-            raise MalformedUpstreamError(f"{what} is {len(body)} bytes, more than {MAX_FILE_BYTES} allowed")
+            raise MalformedUpstreamError(
+                f"{what} is {len(body)} bytes, more than {MAX_FILE_BYTES} allowed"
+            )
         return body
 
     def read_json(self, repo_id: str, filename: str, *, revision: str | None) -> dict[str, Any]:
@@ -224,7 +253,9 @@ class HubClient:
         except (UnicodeDecodeError, ValueError) as exc:
             raise MalformedUpstreamError(f"{repo_id}/{filename} is not valid JSON: {exc}") from exc
         if not isinstance(data, dict):
-            raise MalformedUpstreamError(f"{repo_id}/{filename} is a JSON {type(data).__name__}, not an object")
+            raise MalformedUpstreamError(
+                f"{repo_id}/{filename} is a JSON {type(data).__name__}, not an object"
+            )
         return data
 
 
@@ -245,9 +276,14 @@ def translate_http_error(exc: Exception, *, what: str) -> SecurityNetError:
         return NotFoundError(f"{what}: not found (404)", status=404, transient=False)
     if status == 429:
         return RateLimitedError(
-            f"{what}: the Hub is rate-limiting us (429)", status=429, transient=True, retry_after=_retry_after(headers)
+            f"{what}: the Hub is rate-limiting us (429)",
+            status=429,
+            transient=True,
+            retry_after=_retry_after(headers),
         )
     if status in (401, 403):
-        return UpstreamError(f"{what}: access denied ({status}; gated or private)", status=status, transient=False)
+        return UpstreamError(
+            f"{what}: access denied ({status}; gated or private)", status=status, transient=False
+        )
     transient = status is None or status == 408 or status >= 500
     return UpstreamError(f"{what}: HTTP {status}", status=status, transient=transient)

@@ -84,7 +84,9 @@ class FilePolicy(BaseModel):
 class HubManifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     queries: list[_Query] = Field(min_length=1)
-    sort: Literal["downloads", "likes", "created_at", "last_modified", "trending_score"] | None = "downloads"
+    sort: Literal["downloads", "likes", "created_at", "last_modified", "trending_score"] | None = (
+        "downloads"
+    )
     files: FilePolicy = Field(default_factory=FilePolicy)
 
     def hub_queries(self) -> list[HubQuery]:
@@ -106,7 +108,9 @@ def load_manifest(options: Mapping[str, Any] | None = None) -> HubManifest:
 # --- files and load specs -----------------------------------------------------------------------
 
 
-def _file_ref(repo_id: str, revision: str | None, sibling: RepoSibling, *, fmt: str, role: str) -> FileRef:
+def _file_ref(
+    repo_id: str, revision: str | None, sibling: RepoSibling, *, fmt: str, role: str
+) -> FileRef:
     lfs = sibling.lfs
     sha256 = lfs.sha256 if lfs is not None and lfs.sha256 else None
     return FileRef(
@@ -122,11 +126,16 @@ def _file_ref(repo_id: str, revision: str | None, sibling: RepoSibling, *, fmt: 
     )
 
 
-def weight_files(repo_id: str, revision: str | None, siblings: Iterable[RepoSibling] | None) -> list[FileRef]:
+def weight_files(
+    repo_id: str, revision: str | None, siblings: Iterable[RepoSibling] | None
+) -> list[FileRef]:
     """The files a net's weights load from: safetensors before pickled PyTorch, a single file
     before a sharded set (its index first); sizes and sha256 where the listing gave LFS info."""
     by_name = {s.rfilename: s for s in siblings or ()}
-    for stem, ext, fmt in (("model", "safetensors", "safetensors"), ("pytorch_model", "bin", "pytorch")):
+    for stem, ext, fmt in (
+        ("model", "safetensors", "safetensors"),
+        ("pytorch_model", "bin", "pytorch"),
+    ):
         single, index = f"{stem}.{ext}", f"{stem}.{ext}.index.json"
         if single in by_name:
             return [_file_ref(repo_id, revision, by_name[single], fmt=fmt, role="weights")]
@@ -176,7 +185,9 @@ def listing_metadata(info: ModelInfo) -> dict[str, Any]:
 def is_timm_model(info: ModelInfo, config: Mapping[str, Any] | None = None) -> bool:
     if config:
         return is_timm_config(config)
-    return info.library_name == "timm" or (info.library_name is None and "timm" in (info.tags or ()))
+    return info.library_name == "timm" or (
+        info.library_name is None and "timm" in (info.tags or ())
+    )
 
 
 def build_record(
@@ -198,7 +209,13 @@ def build_record(
     if facts.architecture is None and not timm:
         trimmed = read_transformers_config(listed_config)
         facts.architecture, facts.family = trimmed.architecture, facts.family or trimmed.family
-        evidence.update({k: f"Hub listing {v}" for k, v in trimmed.evidence.items() if k in ("architecture", "family")})
+        evidence.update(
+            {
+                k: f"Hub listing {v}"
+                for k, v in trimmed.evidence.items()
+                if k in ("architecture", "family")
+            }
+        )
     if facts.family is None and isinstance(listed_config.get("model_type"), str):
         facts.family = listed_config["model_type"]
         evidence["family"] = "Hub listing config.json: model_type"
@@ -216,7 +233,10 @@ def build_record(
     if arxiv:
         paper, evidence["paper"] = f"arXiv:{arxiv[0]}", f"Hub tag arxiv:{arxiv[0]}"
     elif card.arxiv:
-        paper, evidence["paper"] = f"arXiv:{card.arxiv[0]}", f"card links arxiv.org/abs/{card.arxiv[0]}"
+        paper, evidence["paper"] = (
+            f"arXiv:{card.arxiv[0]}",
+            f"card links arxiv.org/abs/{card.arxiv[0]}",
+        )
     for base in card.base_models:
         tag = f"base_model:{base.id}"
         if tag not in tags:
@@ -335,21 +355,28 @@ class _Crawl:
             if names is not None and filename not in names:
                 return None
             if self.throttled.is_set():
-                errors.append(f"{filename} not read: the Hub rate-limited this sync; the next sync reads it")
+                errors.append(
+                    f"{filename} not read: the Hub rate-limited this sync; the next sync reads it"
+                )
                 retry = True
                 return None
             reads += 1
             try:
                 if as_json:
                     return self.client.read_json(repo, filename, revision=sha)
-                return self.client.read_file(repo, filename, revision=sha).decode("utf-8", errors="replace")
+                return self.client.read_file(repo, filename, revision=sha).decode(
+                    "utf-8", errors="replace"
+                )
             except NotFoundError as exc:
                 if names is not None:  # listed but absent: worth saying
                     errors.append(str(exc))
                 return None
             except RateLimitedError as exc:
                 self.throttled.set()
-                log.warning("the Hub rate-limited us; files are not read for the rest of this sync (%s)", exc)
+                log.warning(
+                    "the Hub rate-limited us; files are not read for the rest of this sync (%s)",
+                    exc,
+                )
                 errors.append(str(exc))
                 retry = True
                 return None
@@ -358,10 +385,16 @@ class _Crawl:
                 retry = retry or bool(getattr(exc, "transient", False))
                 return None
 
-        url = f"{self.client.endpoint}/{repo}/blob/{sha}/{README}" if sha else f"{self.client.endpoint}/{repo}"
+        url = (
+            f"{self.client.endpoint}/{repo}/blob/{sha}/{README}"
+            if sha
+            else f"{self.client.endpoint}/{repo}"
+        )
         meta = listing_metadata(info)
         card = parse_card(None, repo_id=repo, metadata=meta, source=SOURCE, url=url)
-        if policy.card == "always" or (policy.card == "auto" and card_needs_body(card, info.tags or ())):
+        if policy.card == "always" or (
+            policy.card == "auto" and card_needs_body(card, info.tags or ())
+        ):
             text = read(README, as_json=False)
             if text is not None:
                 card = parse_card(text, repo_id=repo, metadata=meta, source=SOURCE, url=url)
@@ -374,7 +407,12 @@ class _Crawl:
         if policy.preprocessor and not timm and not is_timm_config(config):
             preprocessor = read(PREPROCESSOR, as_json=True)
         record = build_record(
-            info, endpoint=self.client.endpoint, card=card, config=config, preprocessor=preprocessor, errors=errors
+            info,
+            endpoint=self.client.endpoint,
+            card=card,
+            config=config,
+            preprocessor=preprocessor,
+            errors=errors,
         )
         return _Annotated(record, retry=retry, reads=reads)
 

@@ -105,9 +105,14 @@ def test_trainer_card_one_claim_with_evidence_and_chain() -> None:
     a = parse_card(TRAINER_CARD, repo_id="someone/vit-beans")
     (claim,) = claims(a)  # the body's rounded 0.9787 is the same claim; the epoch table is a log
     assert claim.value == pytest.approx(97.872340)
-    assert claim.dataset == "Beans" and claim.split == "validation" and claim.kind is ClaimKind.CLAIMED
+    assert (
+        claim.dataset == "Beans" and claim.split == "validation" and claim.kind is ClaimKind.CLAIMED
+    )
     assert "model-index" in (claim.evidence or "") and "huggingface_hub" in (claim.evidence or "")
-    assert [(d.dataset, d.stage) for d in a.datasets] == [("ImageNet-21k", Stage.PRETRAIN), ("Beans", Stage.TRAIN)]
+    assert [(d.dataset, d.stage) for d in a.datasets] == [
+        ("ImageNet-21k", Stage.PRETRAIN),
+        ("Beans", Stage.TRAIN),
+    ]
     assert a.datasets[0].evidence == "base model google/vit-base-patch16-224-in21k (name)"
     assert [b.id for b in a.base_models] == ["google/vit-base-patch16-224-in21k"]
     assert a.licence == "apache-2.0"
@@ -162,20 +167,28 @@ model-index:
 ---
 """
     (claim,) = parse_card(card, repo_id="o/m").claims
-    assert claim.kind is ClaimKind.MEASURED and claim.split == "test" and claim.dataset == "CIFAR-10"
+    assert (
+        claim.kind is ClaimKind.MEASURED and claim.split == "test" and claim.dataset == "CIFAR-10"
+    )
 
 
 @pytest.mark.parametrize(
     ("front", "message"),
     [
         ("model-index: []", "empty model-index"),
-        ("model-index:\n- name: m\n  results:\n  - task: {type: x}\n    dataset: {name: d, type: d}\n    metrics:\n    - {type: accuracy, value: []}", "is not a number"),
+        (
+            "model-index:\n- name: m\n  results:\n  - task: {type: x}\n    dataset: {name: d, type: d}\n    metrics:\n    - {type: accuracy, value: []}",
+            "is not a number",
+        ),
         ("license: [unclosed", "not valid YAML"),
         ("- just\n- a list", "not a mapping"),
     ],
 )
 def test_bad_metadata_is_an_error_not_a_crash(front: str, message: str) -> None:
-    a = parse_card(f"---\n{front}\n---\n# body\nIt achieves the following results on the evaluation set:\n- Accuracy: 0.9\n", repo_id="o/m")
+    a = parse_card(
+        f"---\n{front}\n---\n# body\nIt achieves the following results on the evaluation set:\n- Accuracy: 0.9\n",
+        repo_id="o/m",
+    )
     assert any(message in e for e in a.errors), a.errors
     assert [c.value for c in claims(a)] == [90.0]  # the body still counts
 
@@ -208,7 +221,11 @@ datasets: [someone/autotrain-data-cats]
 - Macro F1: 0.915
 """
     (claim,) = parse_card(card, repo_id="someone/autotrain-cats-1").claims
-    assert (claim.value, claim.dataset, claim.split) == (91.5, "someone/autotrain-data-cats", "validation")
+    assert (claim.value, claim.dataset, claim.split) == (
+        91.5,
+        "someone/autotrain-data-cats",
+        "validation",
+    )
     assert "AutoTrain validation metric" in (claim.evidence or "")
 
 
@@ -232,9 +249,16 @@ def test_comparison_table_keeps_only_this_models_row() -> None:
 | VAN-Base  |    26.6    |    82.8     |
 | VAN-Large |    44.8    |    83.9     |
 """
-    a = parse_card(card, repo_id="Visual-Attention-Network/VAN-Base-original", metadata={"datasets": ["imagenet"]})
+    a = parse_card(
+        card,
+        repo_id="Visual-Attention-Network/VAN-Base-original",
+        metadata={"datasets": ["imagenet"]},
+    )
     assert [(c.value, c.dataset) for c in a.claims] == [(82.8, "ImageNet-1k")]
-    assert sorted(r.reason for r in a.rejected) == ["row of another model (VAN-Large)", "row of another model (VAN-Tiny)"]
+    assert sorted(r.reason for r in a.rejected) == [
+        "row of another model (VAN-Large)",
+        "row of another model (VAN-Tiny)",
+    ]
 
 
 def test_table_row_matched_by_its_hub_link_with_image_size() -> None:
@@ -244,7 +268,10 @@ def test_table_row_matched_by_its_hub_link_with_image_size() -> None:
 | [convnext_small.fb_in1k](https://huggingface.co/timm/convnext_small.fb_in1k) | 83.142 | 96.434 | 224 |
 """
     a = parse_card(card, repo_id="timm/convnext_small.fb_in1k")
-    assert [(c.metric, c.value, c.img_size) for c in a.claims] == [(Metric.TOP1, 83.142, 224), (Metric.TOP5, 96.434, 224)]
+    assert [(c.metric, c.value, c.img_size) for c in a.claims] == [
+        (Metric.TOP1, 83.142, 224),
+        (Metric.TOP5, 96.434, 224),
+    ]
 
 
 def test_retrieval_table_is_not_classification() -> None:
@@ -282,9 +309,9 @@ def test_prose_claim_with_its_dataset_and_top5() -> None:
 
 
 def test_claim_dataset_spelt_like_the_training_set_joins_it() -> None:
-    card = TRAINER_CARD.replace("name: beans\n      type: beans", "name: image_folder\n      type: image_folder").replace(
-        "on the beans dataset", "on the imagefolder dataset"
-    )
+    card = TRAINER_CARD.replace(
+        "name: beans\n      type: beans", "name: image_folder\n      type: image_folder"
+    ).replace("on the beans dataset", "on the imagefolder dataset")
     a = parse_card(card, repo_id="o/m")
     assert a.final_dataset == "imagefolder"
     assert {c.dataset for c in a.claims} == {"imagefolder"}
@@ -293,20 +320,35 @@ def test_claim_dataset_spelt_like_the_training_set_joins_it() -> None:
 def test_timm_card_dataset_lines_give_the_chain() -> None:
     card = "# Model card for m\n## Model Details\n- **Dataset:** ImageNet-1k\n- **Pretrain Dataset:** ImageNet-22k\n"
     a = parse_card(card, repo_id="timm/m")
-    assert [(d.dataset, d.stage) for d in a.datasets] == [("ImageNet-21k", Stage.PRETRAIN), ("ImageNet-1k", Stage.TRAIN)]
+    assert [(d.dataset, d.stage) for d in a.datasets] == [
+        ("ImageNet-21k", Stage.PRETRAIN),
+        ("ImageNet-1k", Stage.TRAIN),
+    ]
 
 
 def test_metadata_datasets_put_pretraining_scale_first() -> None:
-    a = parse_card(None, repo_id="google/vit-base-patch16-224", metadata={"datasets": ["imagenet-1k", "imagenet-21k"]})
-    assert [(d.dataset, d.stage) for d in a.datasets] == [("ImageNet-21k", Stage.PRETRAIN), ("ImageNet-1k", Stage.TRAIN)]
+    a = parse_card(
+        None,
+        repo_id="google/vit-base-patch16-224",
+        metadata={"datasets": ["imagenet-1k", "imagenet-21k"]},
+    )
+    assert [(d.dataset, d.stage) for d in a.datasets] == [
+        ("ImageNet-21k", Stage.PRETRAIN),
+        ("ImageNet-1k", Stage.TRAIN),
+    ]
 
 
 def test_needs_body() -> None:
     meta = yaml.safe_load(TRAINER_CARD.split("---")[1])
     from_meta = parse_card(None, repo_id="o/m", metadata=meta)
     assert claims(from_meta)  # model-index gives the claim
-    assert card_needs_body(from_meta, ["generated_from_trainer"])  # but only the body names the base model
-    assert not card_needs_body(parse_card(None, repo_id="o/m", metadata={**meta, "base_model": "x/y"}), ["generated_from_trainer"])
+    assert card_needs_body(
+        from_meta, ["generated_from_trainer"]
+    )  # but only the body names the base model
+    assert not card_needs_body(
+        parse_card(None, repo_id="o/m", metadata={**meta, "base_model": "x/y"}),
+        ["generated_from_trainer"],
+    )
     assert card_needs_body(parse_card(None, repo_id="o/m", metadata={"license": "mit"}))
 
 
@@ -315,7 +357,10 @@ def test_needs_body() -> None:
 
 def _real_cards(shared_dir: Path) -> dict[str, str]:
     folder = shared_dir / "fixtures" / "hf" / "cards"
-    return {p.stem.replace("--", "/", 1): p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.md"))}
+    return {
+        p.stem.replace("--", "/", 1): p.read_text(encoding="utf-8")
+        for p in sorted(folder.glob("*.md"))
+    }
 
 
 def test_real_cards_every_labelled_claim_is_found(shared_dir: Path) -> None:
@@ -326,7 +371,9 @@ def test_real_cards_every_labelled_claim_is_found(shared_dir: Path) -> None:
         top1 = [c.value for c in claims(a)]
         assert any(v == pytest.approx(truth["top1"], abs=1e-3) for v in top1), (repo, top1)
         if "top5" in truth:
-            assert [c.value for c in claims(a, Metric.TOP5)] == [pytest.approx(truth["top5"], abs=1e-3)], repo
+            assert [c.value for c in claims(a, Metric.TOP5)] == [
+                pytest.approx(truth["top5"], abs=1e-3)
+            ], repo
         if "verified_top1" in truth:
             measured = [c.value for c in a.claims if c.kind is ClaimKind.MEASURED]
             assert measured == [pytest.approx(truth["verified_top1"], abs=1e-3)], repo
@@ -340,7 +387,11 @@ def test_real_cards_no_claim_where_the_card_states_none(shared_dir: Path) -> Non
         if repo in TRUTH["claims"]:
             continue
         a = parse_card(text, repo_id=repo)
-        assert a.claims == [], (repo, [(c.value, c.evidence) for c in a.claims], TRUTH["not_claims"].get(repo))
+        assert a.claims == [], (
+            repo,
+            [(c.value, c.evidence) for c in a.claims],
+            TRUTH["not_claims"].get(repo),
+        )
 
 
 def test_real_cards_trainer_cards_name_base_model_and_training_set(shared_dir: Path) -> None:
@@ -351,4 +402,6 @@ def test_real_cards_trainer_cards_name_base_model_and_training_set(shared_dir: P
         a = parse_card(cards[repo], repo_id=repo)
         assert a.base_models, repo
         assert a.final_dataset, repo
-        assert {c.dataset for c in a.claims} == {a.final_dataset}, repo  # so the catalogue's top1 shows it
+        assert {c.dataset for c in a.claims} == {a.final_dataset}, (
+            repo
+        )  # so the catalogue's top1 shows it

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/fakehub.py
-
-from fakehub import FakeHub, shared_models
+from tests.fakehub import FakeHub, shared_models
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +17,9 @@ def hub_models(shared_dir: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
 
 
 @pytest.fixture
-def hub(hub_models: list[tuple[dict[str, Any], dict[str, Any]]], monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
+def hub(
+    hub_models: list[tuple[dict[str, Any], dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FakeHub]:
     """The recorded ViT and the 120 real cards on a loopback Hub (50 models a page)."""
     fake = FakeHub(page_size=50)
     for record, files in hub_models:

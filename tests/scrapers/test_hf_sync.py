@@ -3,24 +3,29 @@ recordings, into a real SQLite catalogue."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from fakehub import VIT_ID, FakeHub
 
 from securitynet.catalogue.api import Catalogue
 from securitynet.records import CatalogueEntry, Metric
+from tests.fakehub import VIT_ID, FakeHub
 
-TRUTH = yaml.safe_load((Path(__file__).parent.parent / "annotate" / "hf_cards_truth.yaml").read_text())
+TRUTH = yaml.safe_load(
+    (Path(__file__).parent.parent / "annotate" / "hf_cards_truth.yaml").read_text()
+)
 #: Cards whose model the hf source does not list: their pipeline tag is feature-extraction.
 NOT_LISTED = {"IDEA-CCNL/Taiyi-CLIP-RoBERTa-102M-ViT-L-Chinese"}
 PAGES = 5
 
 
 @pytest.fixture
-def catalogue(tmp_path: Path) -> Catalogue:
-    return Catalogue(url=f"sqlite:///{tmp_path / 'catalogue.db'}")
+def catalogue(catalogue_url: str) -> Iterator[Catalogue]:
+    """A fresh catalogue on SQLite, then on PostgreSQL."""
+    with Catalogue(catalogue_url) as cat:
+        yield cat
 
 
 def top1_values(entry: CatalogueEntry) -> list[float]:
@@ -38,7 +43,9 @@ def test_card_claims_land_in_the_catalogue(hub: FakeHub, catalogue: Catalogue) -
         values = top1_values(entry)
         if any(v == pytest.approx(truth["top1"], abs=1e-3) for v in values):
             landed.append(repo)
-        if truth.get("trainer") and any(abs(v - truth["trainer_eval"]) <= 0.005 + 1e-9 for v in values):
+        if truth.get("trainer") and any(
+            abs(v - truth["trainer_eval"]) <= 0.005 + 1e-9 for v in values
+        ):
             trainer_landed.append(repo)
     in_scope = [r for r in TRUTH["claims"] if r not in NOT_LISTED]
     assert sorted(landed) == sorted(in_scope)
@@ -56,13 +63,20 @@ def test_merged_view_shows_the_card_accuracy(hub: FakeHub, catalogue: Catalogue)
         ("nateraw/timm-resnet18-beans-test-2", pytest.approx(57.894737)),
     ]
     vit = catalogue.get(f"hf:{VIT_ID}")
-    assert vit.revision == "3f49326eb077187dfe1c2a2bb15fbd74e6ab91e3" and vit.dataset == "ImageNet-1k"
-    assert vit.files[0].url == f"hf://{VIT_ID}/model.safetensors" and vit.files[0].revision == vit.revision
+    assert (
+        vit.revision == "3f49326eb077187dfe1c2a2bb15fbd74e6ab91e3" and vit.dataset == "ImageNet-1k"
+    )
+    assert (
+        vit.files[0].url == f"hf://{VIT_ID}/model.safetensors"
+        and vit.files[0].revision == vit.revision
+    )
     facts = {f.key: f.evidence for f in vit.facts}
     assert facts["params"] == "Hub listing: safetensors.total"
 
 
-def test_second_sync_of_an_unchanged_hub_makes_no_per_model_request(hub: FakeHub, catalogue: Catalogue) -> None:
+def test_second_sync_of_an_unchanged_hub_makes_no_per_model_request(
+    hub: FakeHub, catalogue: Catalogue
+) -> None:
     catalogue.sync("hf")
     hub.reset_counts()
     (summary,) = catalogue.sync("hf")
@@ -85,18 +99,23 @@ def test_changed_and_vanished_models(hub: FakeHub, catalogue: Catalogue) -> None
 
 
 def test_interrupted_sync_resumes_without_fetching_what_it_stored(
-    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hub: FakeHub, catalogue_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SECURITYNET_SYNC_BATCH_SIZE", "10")  # the sync commits every 10 entries
-    catalogue = Catalogue(url=f"sqlite:///{tmp_path / 'catalogue.db'}")
-    hub.inject(r"^/api/models\?.*cursor=50", status=403, times=1)  # the listing breaks after 50 models
+    catalogue = Catalogue(catalogue_url)
+    hub.inject(
+        r"^/api/models\?.*cursor=50", status=403, times=1
+    )  # the listing breaks after 50 models
     (first,) = catalogue.sync("hf")
     assert first.status == "failed" and first.added == 50 and first.removed == 0
     stored = [e.name for e in catalogue.search(source="hf", limit=None)]
     hub.reset_counts()
     (second,) = catalogue.sync("hf")
     assert (second.status, second.added, second.unchanged) == ("ok", 69, 50)
-    assert all(hub.count("file", where=lambda r, repo=repo: r.path.startswith(f"/{repo}/")) == 0 for repo in stored)
+    assert all(
+        hub.count("file", where=lambda r, repo=repo: r.path.startswith(f"/{repo}/")) == 0
+        for repo in stored
+    )
 
 
 def test_partial_crawl_with_limit(hub: FakeHub, catalogue: Catalogue) -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fakehub import VIT_ID, FakeHub, Request
 
 from securitynet.errors import UpstreamError
 from securitynet.records import EntryRecord, Stage
 from securitynet.scrapers import get_scraper
 from securitynet.scrapers.base import SyncContext, Unchanged
 from securitynet.settings import get_settings
+from tests.fakehub import VIT_ID, FakeHub, Request
 
 LISTED = 119  # the recorded ViT and 118 cards; the two Taiyi cards are feature-extraction models
 PAGES = 3 + 2  # 119 image-classification models and 53 timm ones, 50 a page
@@ -41,13 +41,25 @@ def test_first_crawl_annotates_every_listed_model(hub: FakeHub) -> None:
     items, ctx = crawl()
     got = records(items)
     assert len(items) == len(got) == LISTED
-    assert "hf:IDEA-CCNL/Taiyi-CLIP-RoBERTa-102M-ViT-L-Chinese" not in got  # pipeline tag feature-extraction
+    assert (
+        "hf:IDEA-CCNL/Taiyi-CLIP-RoBERTa-102M-ViT-L-Chinese" not in got
+    )  # pipeline tag feature-extraction
 
     vit = got[f"hf:{VIT_ID}"]
     assert vit.revision == "3f49326eb077187dfe1c2a2bb15fbd74e6ab91e3"
-    assert (vit.architecture, vit.family, vit.num_classes, vit.input_size) == ("ViTForImageClassification", "vit", 1000, 224)
-    assert vit.params == 86567656 and vit.licence == "apache-2.0" and vit.paper == "arXiv:2010.11929"
-    assert [(d.dataset, d.stage) for d in vit.datasets] == [("ImageNet-21k", Stage.PRETRAIN), ("ImageNet-1k", Stage.TRAIN)]
+    assert (vit.architecture, vit.family, vit.num_classes, vit.input_size) == (
+        "ViTForImageClassification",
+        "vit",
+        1000,
+        224,
+    )
+    assert (
+        vit.params == 86567656 and vit.licence == "apache-2.0" and vit.paper == "arXiv:2010.11929"
+    )
+    assert [(d.dataset, d.stage) for d in vit.datasets] == [
+        ("ImageNet-21k", Stage.PRETRAIN),
+        ("ImageNet-1k", Stage.TRAIN),
+    ]
     assert [(f.url, f.revision, f.format) for f in vit.files] == [
         (f"hf://{VIT_ID}/model.safetensors", vit.revision, "safetensors")
     ]
@@ -59,16 +71,25 @@ def test_first_crawl_annotates_every_listed_model(hub: FakeHub) -> None:
     assert vit.upstream_url == f"{hub.url}/{VIT_ID}"
 
     timm = got["hf:timm/convnext_small.fb_in1k"]
-    assert timm.load is not None and (timm.load.builder, timm.load.architecture) == ("timm", "hf-hub:timm/convnext_small.fb_in1k")
+    assert timm.load is not None and (timm.load.builder, timm.load.architecture) == (
+        "timm",
+        "hf-hub:timm/convnext_small.fb_in1k",
+    )
     assert timm.files[0].url == "hf://timm/convnext_small.fb_in1k/model.safetensors"
-    assert timm.best_top1() == 83.142 and timm.params == 50_200_000  # the card's "Params (M): 50.2", as the fixture lists it
+    assert (
+        timm.best_top1() == 83.142 and timm.params == 50_200_000
+    )  # the card's "Params (M): 50.2", as the fixture lists it
 
     trainer = got["hf:Devarshi/Brain_Tumor_Detector_swin"]
     assert "base_model:microsoft/swin-base-patch4-window7-224-in22k" in trainer.tags
     assert trainer.best_top1() == pytest.approx(99.813084)
     assert ctx.state.get("retry", []) == []
     errors = {r.id: r.errors for r in got.values() if r.errors}
-    assert errors == {"hf:keras-io/Image-Classification-using-EANet": ["model-index result 0: accuracy value [] is not a number"]}
+    assert errors == {
+        "hf:keras-io/Image-Classification-using-EANet": [
+            "model-index result 0: accuracy value [] is not a number"
+        ]
+    }
 
 
 def test_listing_asks_for_every_field_and_follows_link_pages(hub: FakeHub) -> None:
@@ -76,9 +97,20 @@ def test_listing_asks_for_every_field_and_follows_link_pages(hub: FakeHub) -> No
     listing = [r for r in hub.requests if r.route == "listing"]
     assert len(listing) == PAGES
     first = listing[0].path
-    for name in ("sha", "cardData", "model-index", "siblings", "safetensors", "config", "tags", "gated"):
+    for name in (
+        "sha",
+        "cardData",
+        "model-index",
+        "siblings",
+        "safetensors",
+        "config",
+        "tags",
+        "gated",
+    ):
         assert f"expand={name}" in first
-    assert sum("cursor=" in r.path for r in listing) == PAGES - 2  # every page after a query's first
+    assert (
+        sum("cursor=" in r.path for r in listing) == PAGES - 2
+    )  # every page after a query's first
     assert hub.count("model-info") == 0  # nothing is asked per model through the API
 
 
@@ -120,7 +152,10 @@ def test_changed_model_is_read_again_and_only_it(hub: FakeHub) -> None:
     hub.reset_counts()
     second, _ = crawl(known=known)
     changed = records(second)
-    assert list(changed) == ["hf:Albe/housing-categories"] and changed["hf:Albe/housing-categories"].revision == new_sha
+    assert (
+        list(changed) == ["hf:Albe/housing-categories"]
+        and changed["hf:Albe/housing-categories"].revision == new_sha
+    )
     assert "hf:Sena/flowers" not in {i.id for i in second}  # gone: not yielded, the sync marks it
     assert hub.count("file") == files_of(hub, "Albe/housing-categories") == 1
 
@@ -149,14 +184,20 @@ def test_limit_takes_the_most_downloaded_first(hub: FakeHub) -> None:
 # --- where the Hub is, who we are -------------------------------------------------------------
 
 
-def test_hf_endpoint_is_read_when_the_sync_starts(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hf_endpoint_is_read_when_the_sync_starts(
+    hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SECURITYNET_HF_ENDPOINT")
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)  # huggingface_hub is imported already: its constant is stale
+    monkeypatch.setenv(
+        "HF_ENDPOINT", hub.url
+    )  # huggingface_hub is imported already: its constant is stale
     items, _ = crawl(limit=3)
     assert len(items) == 3 and hub.count("listing") == 1
 
 
-def test_our_endpoint_setting_wins_over_hf_endpoint(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_our_endpoint_setting_wins_over_hf_endpoint(
+    hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
     items, _ = crawl(limit=3)
     assert len(items) == 3
@@ -165,7 +206,9 @@ def test_our_endpoint_setting_wins_over_hf_endpoint(hub: FakeHub, monkeypatch: p
 def test_hf_token_is_sent(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_TOKEN", "hf_loopbacktoken")
     crawl(limit=2)
-    assert hub.requests and all(r.headers.get("authorization") == "Bearer hf_loopbacktoken" for r in hub.requests)
+    assert hub.requests and all(
+        r.headers.get("authorization") == "Bearer hf_loopbacktoken" for r in hub.requests
+    )
     assert all("securitynet/" in r.headers.get("user-agent", "") for r in hub.requests)
 
 
@@ -208,7 +251,9 @@ def test_persistent_429_is_an_entry_error_and_stops_file_reads_for_the_run(hub: 
     again, ctx2 = crawl(known=known, state=dict(ctx.state))
     reread = records(again)
     assert set(reread) == to_retry
-    assert {r.id for r in reread.values() if r.errors} <= {"hf:keras-io/Image-Classification-using-EANet"}
+    assert {r.id for r in reread.values() if r.errors} <= {
+        "hf:keras-io/Image-Classification-using-EANet"
+    }
     assert ctx2.state["retry"] == []
 
 
@@ -224,7 +269,9 @@ def test_server_error_that_persists_is_an_entry_error_to_retry(hub: FakeHub) -> 
     items, ctx = crawl(http_retries=2)
     vit = records(items)[f"hf:{VIT_ID}"]
     assert vit.errors == [f"{VIT_ID}/config.json: HTTP 503"]
-    assert vit.num_classes is None and vit.architecture == "ViTForImageClassification"  # from the listing
+    assert (
+        vit.num_classes is None and vit.architecture == "ViTForImageClassification"
+    )  # from the listing
     assert ctx.state["retry"] == [f"hf:{VIT_ID}"]
     assert files_of(hub, VIT_ID) == 2 + 3  # README, preprocessor; config tried 3 times
 
@@ -274,13 +321,19 @@ def test_missing_readme_and_html_readme(hub: FakeHub) -> None:
     hub.set_file(VIT_ID, "README.md", "<!DOCTYPE html>\n<html><body>Accuracy: 0.99</body></html>")
     items, _ = crawl(options={"files": {"card": "always"}})
     got = records(items)
-    assert got["hf:Albe/housing-categories"].errors == ["Albe/housing-categories/README.md: not found (404)"]
-    assert got["hf:Albe/housing-categories"].best_top1() == 87.5  # still read from the listing's metadata
+    assert got["hf:Albe/housing-categories"].errors == [
+        "Albe/housing-categories/README.md: not found (404)"
+    ]
+    assert (
+        got["hf:Albe/housing-categories"].best_top1() == 87.5
+    )  # still read from the listing's metadata
     assert got[f"hf:{VIT_ID}"].errors == ["README.md is an HTML page, not a model card"]
 
 
 def test_malformed_front_matter_is_an_entry_error(hub: FakeHub) -> None:
-    hub.set_file(VIT_ID, "README.md", "---\nlicense: [apache\n---\n# ViT\n\n## Results\n- Acc1: 81.1\n")
+    hub.set_file(
+        VIT_ID, "README.md", "---\nlicense: [apache\n---\n# ViT\n\n## Results\n- Acc1: 81.1\n"
+    )
     items, _ = crawl()
     vit = records(items)[f"hf:{VIT_ID}"]
     assert any("not valid YAML" in e for e in vit.errors)
