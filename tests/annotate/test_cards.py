@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from securitynet.annotate.cards import (
-    UNKNOWN_DATASET,
-    card_needs_body,
-    metric_of,
-    parse_card,
-    to_percent,
-)
+from securitynet.annotate.cards import UNKNOWN_DATASET, card_needs_body, parse_card
+from securitynet.annotate.figures import metric_of, to_percent
 from securitynet.records import ClaimKind, Metric, Stage
 
 TRUTH = yaml.safe_load((Path(__file__).parent / "hf_cards_truth.yaml").read_text())
