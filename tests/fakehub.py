@@ -270,6 +270,9 @@ class _Handler(BaseHTTPRequestHandler):
     # --------------------------------------------------------------------------------------------
     def _serve(self, method: str) -> None:
         hub = self.hub
+        if self.path.startswith("/_fakehub/"):  # control routes, for a hub in another process
+            self._control()
+            return
         with hub._lock:
             hub.requests.append(
                 Request(method, self.path, {k.lower(): v for k, v in self.headers.items()})
@@ -300,6 +303,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
         self._send(method, status, body, headers)
+
+    def _control(self) -> None:
+        hub = self.hub
+        if self.path == "/_fakehub/reset":
+            hub.reset_counts()
+        routes = ("listing", "model-info", "file", "other")
+        counts = {route: hub.count(route) for route in routes}
+        self._send("GET", 200, json.dumps(counts).encode(), {"Content-Type": "application/json"})
 
     def _send(self, method: str, status: int, body: bytes, headers: Mapping[str, str]) -> None:
         self.send_response(status)
@@ -598,18 +609,27 @@ def hub_from_shared(shared: Path, *, page_size: int = 50, timm_configs: bool = F
 def synthetic_hub(
     template: Mapping[str, Any], cards: Iterable[str], n: int, *, page_size: int = 1000
 ) -> FakeHub:
-    """``n`` listings built from the real ``template`` record (ids, shas and downloads varied),
-    their READMEs taken in turn from ``cards``."""
+    """``n`` listings built from the real ``template`` record (ids, shas and download counts
+    varied), their READMEs taken in turn from ``cards``; files are shared, not copied."""
     hub = FakeHub(page_size=page_size)
-    cards = list(cards)
-    files = vit_files()
+    readmes = [_bytes(c) for c in cards]
+    files = {name: _bytes(content) for name, content in vit_files().items()}
+    base = {k: v for k, v in template.items() if k != "spaces"}
     for i in range(n):
-        record = copy.deepcopy(dict(template))
-        record.pop("spaces", None)
         repo = f"synthetic-{i % 97:02d}/vit-finetune-{i:05d}"
-        record.update(
-            id=repo, modelId=repo, author=repo.split("/")[0], _id=f"{i:024x}",
-            sha=hashlib.sha1(repo.encode()).hexdigest(), downloads=n - i, likes=i % 50,
-        )  # fmt: skip
-        hub.add_model(record, {"README.md": cards[i % len(cards)], **files})
+        record = {
+            **base,
+            "id": repo,
+            "modelId": repo,
+            "author": repo.split("/")[0],
+            "_id": f"{i:024x}",
+            "sha": hashlib.sha1(repo.encode()).hexdigest(),
+            "downloads": n - i,
+            "likes": i % 50,
+        }
+        with hub._lock:
+            hub.models[repo] = record
+            hub.files[(repo, "README.md")] = readmes[i % len(readmes)]
+            for name, content in files.items():
+                hub.files[(repo, name)] = content
     return hub

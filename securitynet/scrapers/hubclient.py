@@ -129,6 +129,16 @@ class HubClient:
             library_name="securitynet",
             library_version=__version__,
         )
+        self._headers: dict[str, str] | None = None  # built once: it resolves the token
+
+    def _file_headers(self) -> dict[str, str]:
+        from huggingface_hub.utils import build_hf_headers
+
+        if self._headers is None:
+            self._headers = build_hf_headers(
+                token=self.token, library_name="securitynet", library_version=__version__
+            )
+        return dict(self._headers)
 
     # --- listing -----------------------------------------------------------------------------
 
@@ -176,7 +186,10 @@ class HubClient:
                     return
                 except HfHubHTTPError as exc:
                     error = translate_http_error(exc, what=f"listing {query}")
-                    if not getattr(error, "transient", False):
+                    # a 429 outlasted huggingface_hub's waits: starting the listing again
+                    # would only ask more of a Hub that asked us to stop
+                    transient = getattr(error, "transient", False)
+                    if isinstance(error, RateLimitedError) or not transient:
                         raise error from exc
                     last = exc
                     break
@@ -217,12 +230,10 @@ class HubClient:
         """
         from huggingface_hub import hf_hub_url
         from huggingface_hub.errors import HfHubHTTPError
-        from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff
+        from huggingface_hub.utils import hf_raise_for_status, http_backoff
 
         url = hf_hub_url(repo_id, filename, revision=revision, endpoint=self.endpoint)
-        headers = build_hf_headers(
-            token=self.token, library_name="securitynet", library_version=__version__
-        )
+        headers = self._file_headers()
         what = f"{repo_id}/{filename}"
         try:
             response = http_backoff(

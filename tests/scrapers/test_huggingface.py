@@ -345,3 +345,78 @@ def test_requests_seen_by_the_hub_are_what_the_library_sends(hub: FakeHub) -> No
     methods = {(r.method, r.route) for r in hub.requests}
     assert methods <= {("GET", "listing"), ("GET", "file")}
     assert isinstance(hub.requests[0], Request)
+
+
+# --- files, gated repositories, timm configs ----------------------------------------------------
+
+
+def test_weight_files_prefer_safetensors_and_keep_lfs_checksums() -> None:
+    from huggingface_hub.hf_api import BlobLfsInfo, RepoSibling
+
+    from securitynet.scrapers.huggingface import weight_files
+
+    digest = "a" * 64
+    lfs = BlobLfsInfo(size=346_000_000, sha256=digest, pointer_size=134)
+    siblings = [
+        RepoSibling("pytorch_model.bin", size=346_000_000),
+        RepoSibling("model.safetensors", size=346_000_000, lfs=lfs),
+        RepoSibling("tf_model.h5"),
+    ]
+    (ref,) = weight_files("o/m", "c0ffee", siblings)
+    assert (ref.url, ref.revision, ref.size, ref.sha256, ref.checksum_algo, ref.format) == (
+        "hf://o/m/model.safetensors", "c0ffee", 346_000_000, digest, "sha256", "safetensors",
+    )  # fmt: skip
+
+    sharded = [
+        RepoSibling("model-00002-of-00002.safetensors"),
+        RepoSibling("model.safetensors.index.json"),
+        RepoSibling("model-00001-of-00002.safetensors"),
+    ]
+    refs = weight_files("o/big", "c0ffee", sharded)
+    assert [(r.filename, r.role) for r in refs] == [
+        ("model.safetensors.index.json", "index"),
+        ("model-00001-of-00002.safetensors", "weights"),
+        ("model-00002-of-00002.safetensors", "weights"),
+    ]
+    assert weight_files("o/keras", "c0ffee", [RepoSibling("saved_model.pb")]) == []
+
+
+def test_gated_repository_is_tagged_and_its_refusal_recorded(hub: FakeHub) -> None:
+    hub.models[VIT_ID]["gated"] = "manual"
+    hub.inject(rf"^/{VIT_ID}/resolve/.*/(config|preprocessor_config).json", status=403, times=10)
+    items, ctx = crawl(limit=1)
+    vit = records(items)[f"hf:{VIT_ID}"]
+    assert "gated:manual" in vit.tags
+    assert vit.errors == [
+        f"{VIT_ID}/config.json: access denied (403; gated or private)",
+        f"{VIT_ID}/preprocessor_config.json: access denied (403; gated or private)",
+    ]
+    assert ctx.state.get("retry", []) == []  # a token is needed, not another try
+
+
+def test_timm_config_from_timm_registry_fills_the_load_spec(hub: FakeHub) -> None:
+    pytest.importorskip("timm")
+    from tests.fakehub import timm_config
+
+    config = timm_config("convnext_small.fb_in1k")
+    assert config is not None
+    hub.set_file("timm/convnext_small.fb_in1k", "config.json", config)
+    items, _ = crawl(options={"queries": [{"filter": "timm"}]}, limit=60)
+    entry = records(items)["hf:timm/convnext_small.fb_in1k"]
+    assert entry.load is not None
+    assert (entry.num_classes, entry.input_size, entry.family) == (1000, 224, "convnext")
+    assert entry.load.mean == (0.485, 0.456, 0.406) and entry.load.crop_pct == 0.875
+    assert entry.load.interpolation == "bicubic" and entry.load.crop_mode == "center"
+
+
+def test_listing_rate_limited_past_the_retries_stops_without_starting_again(hub: FakeHub) -> None:
+    from securitynet.errors import RateLimitedError
+
+    hub.inject(r"^/api/models\?.*cursor=50", status=429, headers={"Retry-After": "0"}, times=100)
+    ctx = SyncContext(settings=get_settings())
+    given: list[str] = []
+    with pytest.raises(RateLimitedError):
+        for item in get_scraper("hf").iter_records(ctx):
+            given.append(item.id)
+    assert len(given) == 50  # what came before is kept (the sync stores it; the next resumes)
+    assert hub.count("listing") == 1 + 6  # page 1, then page 2 and huggingface_hub's 5 retries
