@@ -53,6 +53,7 @@ DATASETS: tuple[DatasetInfo, ...] = (
             "imagenet21k_winter",
             "fall11",
             "in21kwinter",
+            "inw21k",
         ),
     ),
     DatasetInfo(
@@ -117,6 +118,24 @@ DATASETS: tuple[DatasetInfo, ...] = (
     DatasetInfo("Merged-38M", None, aliases=("m38m", "merged38m")),
     DatasetInfo("Merged-30M", None, aliases=("m30m", "merged30m")),
     DatasetInfo("COCO", 80, aliases=("coco", "mscoco")),
+    # Pre-training corpora named by timm tags and torchvision weights (SWAG: IG-3.6B, arXiv:2201.08371).
+    DatasetInfo("Instagram-3.6B", None, aliases=("ig3.6b", "instagram3.6b")),
+    DatasetInfo("LVD-142M", None, aliases=("lvd142m",)),
+    DatasetInfo("LVD-1689M", None, aliases=("lvd1689m",)),
+    DatasetInfo("SAT-493M", None, aliases=("sat493m",)),
+    DatasetInfo("SA-1B", None, aliases=("sa1b",)),
+    DatasetInfo("Bamboo", None, aliases=("bamboo",)),
+    DatasetInfo("CC12M", None, kind="image-text", aliases=("cc12m", "conceptual12m")),
+    DatasetInfo("YFCC-15M", None, kind="image-text", aliases=("yfcc15m",)),
+    DatasetInfo("DataComp-XL", None, kind="image-text", aliases=("datacompxl", "commonpoolxl")),
+    DatasetInfo("DFN-DR-2B", None, kind="image-text", aliases=("dfndr2b", "datacompdr")),
+    DatasetInfo("Merged-2B", None, kind="image-text", aliases=("merged2b",)),
+    DatasetInfo("LAION-Aesthetics", None, kind="image-text", aliases=("laiona", "laionaesthetics")),
+    DatasetInfo("MetaCLIP-400M", None, kind="image-text", aliases=("metaclip400m",)),
+    DatasetInfo(
+        "MetaCLIP-2.5B", None, kind="image-text", aliases=("metaclip2.5b", "metaclip2pt5b")
+    ),
+    DatasetInfo("MetaCLIP-2-Worldwide", None, kind="image-text", aliases=("metaclip2worldwide",)),
 )
 
 _BY_KEY: dict[str, str] = {}

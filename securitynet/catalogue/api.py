@@ -75,8 +75,12 @@ class Catalogue:
         *,
         limit: int | None = None,
         options: dict[str, Any] | None = None,
+        full: bool = False,
     ) -> list[SyncSummary]:
-        """Sync ``sources`` (default: every source that works offline) into the catalogue."""
+        """Sync ``sources`` (default: every source that works offline) into the catalogue.
+
+        ``full`` re-reads every source even when its fingerprint (installed package version,
+        tables read, our code) says nothing changed since its last complete run."""
         from securitynet.catalogue.ingest import sync_sources
 
         if isinstance(sources, str):

@@ -265,15 +265,18 @@ def _last_state(session: Session, source: str) -> dict[str, Any]:
     return dict(state or {})
 
 
-def _last_complete_fingerprint(session: Session, source: str) -> str | None:
-    state = session.scalar(
-        select(SyncRun.state)
+def _last_complete_fingerprint(session: Session, source: str) -> tuple[str | None, int]:
+    """The fingerprint of the source's last complete run, and how many entries it saw."""
+    row = session.execute(
+        select(SyncRun.state, SyncRun.seen)
         .where(SyncRun.source == source, SyncRun.status == "ok", SyncRun.complete.is_(True))
         .order_by(SyncRun.id.desc())
         .limit(1)
-    )
-    value = (state or {}).get("fingerprint")
-    return str(value) if value is not None else None
+    ).first()
+    if row is None:
+        return None, 0
+    value = (row.state or {}).get("fingerprint")
+    return (str(value) if value is not None else None), int(row.seen)
 
 
 def sync_source(
@@ -283,8 +286,12 @@ def sync_source(
     settings: Settings,
     limit: int | None = None,
     options: dict[str, Any] | None = None,
+    full: bool = False,
 ) -> SyncSummary:
-    """Run one scraper to completion (or failure) and record the run."""
+    """Run one scraper to completion (or failure) and record the run.
+
+    ``full`` re-reads the source even when its fingerprint says nothing changed.
+    """
     started = time.perf_counter()
     source = scraper.name
     summary = SyncSummary(source=source)
@@ -311,10 +318,11 @@ def sync_source(
         return summary
 
     fingerprint = scraper.fingerprint(ctx) if isinstance(scraper, Fingerprinted) else None
-    if fingerprint is not None and limit is None:
+    if fingerprint is not None and limit is None and not full:
         with Session(engine) as session:
-            previous = _last_complete_fingerprint(session, source)
-        if previous == fingerprint:
+            previous, previous_seen = _last_complete_fingerprint(session, source)
+        # skip only while the catalogue still holds exactly what that run stored
+        if previous == fingerprint and previous_seen == len(known):
             return _record_unchanged_run(engine, source, known, fingerprint, started, state)
 
     with Session(engine) as session, session.begin():
@@ -463,6 +471,7 @@ def sync_sources(
     settings: Settings,
     limit: int | None = None,
     options: dict[str, Any] | None = None,
+    full: bool = False,
 ) -> list[SyncSummary]:
     """Sync each source in turn (default: every offline-capable one)."""
     names = list(sources) if sources else list(DEFAULT_SOURCES)

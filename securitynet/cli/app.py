@@ -48,6 +48,9 @@ def _root(
 def _register_commands() -> None:
     # Each module adds its commands to ``app``; imported here, never at package import.
     from securitynet.cli import commands_catalogue  # noqa: F401
+    from securitynet.cli.commands_loader_scan import register as register_scan
+
+    register_scan(app)
 
 
 def _debug() -> bool:
@@ -58,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``securitynet`` script."""
     _register_commands()
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone_mode=False hands typer.Exit(n) back as a return value, not an exception
+        code = app(args=argv, standalone_mode=False)
     except SecurityNetError as exc:
         if _debug():
             raise
@@ -83,3 +87,5 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, click.exceptions.Exit):
             raise SystemExit(exc.exit_code) from None
         raise
+    if isinstance(code, int) and code:
+        raise SystemExit(code)

@@ -95,7 +95,7 @@ class _ODict(dict[Any, Any]):
 
 
 def _itemsize(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size()
+    return int(dtype.itemsize)
 
 
 def _int(value: object, what: str) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -38,6 +39,7 @@ DTYPE_SIZES: dict[str, int] = {
 }
 
 MAX_TENSORS = 1_000_000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_NAME_LENGTH = 4096
 
 
@@ -162,7 +164,7 @@ def _check_name(name: str) -> None:
         raise Refusal("safetensors-bad-name", "a tensor has an empty name")
     if len(name) > MAX_NAME_LENGTH:
         raise Refusal("safetensors-bad-name", f"a tensor name is {len(name)} characters long")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+    if _CONTROL.search(name):
         raise Refusal(
             "safetensors-bad-name", f"tensor name {name!r} contains a NUL or control character"
         )

@@ -55,6 +55,8 @@ def unwrap(obj: object, *, key: str | None = None) -> Unwrapped:
         wrapper_key = None
     else:
         candidates = [k for k in WRAPPER_KEYS if k in obj and _is_tensor_mapping(obj[k])]
+        if not candidates and any(isinstance(v, torch.Tensor) for v in obj.values()):
+            return _split_top_level(obj)
         if not candidates:
             raise Refusal(
                 "no-tensor-mapping",
@@ -70,22 +72,42 @@ def unwrap(obj: object, *, key: str | None = None) -> Unwrapped:
 
     inner = obj if wrapper_key is None else obj[wrapper_key]
     tensors = _tensor_mapping(inner, where=repr(wrapper_key) if wrapper_key else "the checkpoint")
+    siblings = {} if wrapper_key is None else {k: v for k, v in obj.items() if k != wrapper_key}
+    return _finish(tensors, siblings, wrapper_key=wrapper_key, notes=notes)
+
+
+def _split_top_level(obj: Mapping[str, Any]) -> Unwrapped:
+    """``{"fc.weight": T, ..., "epoch": 3}``: tensors and plain values side by side."""
+    found = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if all(t.dim() == 0 for t in found.values()):  # only numbers, e.g. {"best_acc": tensor(0.9)}
+        raise Refusal("no-tensor-mapping", f"no weights among the top-level keys {_key_list(obj)}")
+    tensors = _tensor_mapping(found, where="the checkpoint")  # 0-dim ones too: num_batches_tracked
+    siblings = {k: v for k, v in obj.items() if k not in tensors}
+    notes = [f"{len(siblings)} non-tensor value(s) beside the tensors kept as metadata"]
+    return _finish(tensors, siblings, wrapper_key=None, notes=notes)
+
+
+def _finish(
+    tensors: dict[str, torch.Tensor],
+    siblings: Mapping[str, Any],
+    *,
+    wrapper_key: str | None,
+    notes: list[str],
+) -> Unwrapped:
+    """Sort the values beside the tensors into metadata, left-out tensor data, or a refusal."""
     metadata: dict[str, Any] = {}
-    if wrapper_key is not None:
-        for name, value in obj.items():
-            if name == wrapper_key:
-                continue
-            plain = _plain(value, depth=0, budget=[MAX_METADATA_LEAVES])
-            if plain is not _NOT_PLAIN:
-                metadata[name] = plain
-            elif _only_tensors_and_plain(value, depth=0, budget=[MAX_METADATA_LEAVES]):
-                # Optimiser state, EMA weights, a second copy: safe data we do not return.
-                notes.append(f"left out {name!r} (holds tensors; not the net's state)")
-            else:
-                raise Refusal(
-                    "non-plain-metadata",
-                    f"{name!r} beside the tensors is a {_kind(value)}, not plain metadata",
-                )
+    for name, value in siblings.items():
+        plain = _plain(value, depth=0, budget=[MAX_METADATA_LEAVES])
+        if plain is not _NOT_PLAIN:
+            metadata[name] = plain
+        elif _only_tensors_and_plain(value, depth=0, budget=[MAX_METADATA_LEAVES]):
+            # Optimiser state, EMA weights, a second copy: safe data we do not return.
+            notes.append(f"left out {name!r} (holds tensors; not the net's state)")
+        else:
+            raise Refusal(
+                "non-plain-metadata",
+                f"{name!r} beside the tensors is a {_kind(value)}, not plain metadata",
+            )
     if any(name.startswith("module.") for name in tensors):
         notes.append("tensor names carry a 'module.' prefix (saved from DataParallel)")
     for note in notes:

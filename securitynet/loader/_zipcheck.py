@@ -18,10 +18,12 @@ inflated under a cap so a deflate bomb is refused, never expanded.
 
 from __future__ import annotations
 
+import mmap
 import re
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -70,7 +72,20 @@ class ZipRecord:
     name: str
     data_offset: int
     size: int  # uncompressed
-    compressed: bool
+    compressed_size: int
+    deflated: bool
+    crc: int
+
+    @classmethod
+    def of(cls, info: zipfile.ZipInfo, data_offset: int) -> ZipRecord:
+        return cls(
+            name=info.filename,
+            data_offset=data_offset,
+            size=info.file_size,
+            compressed_size=info.compress_size,
+            deflated=info.compress_type == zipfile.ZIP_DEFLATED,
+            crc=info.CRC,
+        )
 
 
 @dataclass(frozen=True)
@@ -82,8 +97,13 @@ class ZipLayout:
     all_stored: bool
 
 
-def check_zip(f: BinaryIO, *, size: int) -> ZipLayout:
-    """Validate the zip ``f`` of ``size`` bytes as a torch checkpoint; raise Refusal."""
+def check_zip(f: BinaryIO, *, size: int, verify_storages: bool = True) -> ZipLayout:
+    """Validate the zip ``f`` of ``size`` bytes as a torch checkpoint; raise Refusal.
+
+    With ``verify_storages=False`` the CRCs of the ``data/<n>`` records (the bulk of the
+    file, plain tensor bytes) are left to :func:`verify_records`, so a caller can run them
+    beside torch's read; every other check, data.pkl's CRC included, is done here.
+    """
     f.seek(0)
     try:
         zf = zipfile.ZipFile(f)
@@ -128,35 +148,31 @@ def check_zip(f: BinaryIO, *, size: int) -> ZipLayout:
             "zip-not-torch", "a zip without data.pkl is not a torch checkpoint", format=_sniff.ZIP
         )
 
-    data_offsets = {info.filename: span[2] for info, span in zip(infos, spans, strict=True)}
+    records = {
+        info.filename: ZipRecord.of(info, span[2]) for info, span in zip(infos, spans, strict=True)
+    }
+    for record in records.values():
+        _check_ratio(record)
     storages: dict[str, ZipRecord] = {}
+    small: dict[str, ZipRecord] = {}
     for rest, info in relative.items():
         match = _DATA_RECORD.fullmatch(rest)
         if match:
-            storages[match.group(1)] = ZipRecord(
-                name=info.filename,
-                data_offset=data_offsets[info.filename],
-                size=info.file_size,
-                compressed=info.compress_type != zipfile.ZIP_STORED,
-            )
-        elif rest in _SMALL_RECORDS:
-            if info.file_size > MAX_SMALL_RECORD:
+            storages[match.group(1)] = records[info.filename]
+        elif rest in _SMALL_RECORDS or rest == "data.pkl":
+            limit = MAX_DATA_PKL if rest == "data.pkl" else MAX_SMALL_RECORD
+            if info.file_size > limit:
                 raise Refusal(
-                    "zip-unexpected-record", f"record {rest!r} is {info.file_size} bytes long"
+                    "zip-record-too-large", f"record {rest!r} is {info.file_size} bytes long"
                 )
-        elif rest != "data.pkl":
+            small[rest] = records[info.filename]
+        else:
             raise Refusal("zip-unexpected-record", f"unexpected record {info.filename!r}")
 
     # Every CRC, with bounded reads and bounded inflation.
-    contents: dict[str, bytes] = {}
-    for info, (_, _, data_offset) in zip(infos, spans, strict=True):
-        rest = info.filename.partition("/")[2]
-        keep = rest == "data.pkl" or rest in _SMALL_RECORDS
-        kept = _verify_member(f, info, data_offset, keep=keep)
-        if keep:
-            contents[rest] = kept
-    if len(contents["data.pkl"]) > MAX_DATA_PKL:
-        raise Refusal("zip-record-too-large", f"data.pkl is {len(contents['data.pkl'])} bytes")
+    contents = {rest: verify_record(f, record, keep=True) for rest, record in small.items()}
+    if verify_storages:
+        verify_records(f, storages.values())
     byteorder = contents.get("byteorder", b"little").decode("ascii", "replace")
     if byteorder not in ("little", "big"):
         raise Refusal("zip-bad-record", f"byteorder record says {byteorder!r}")
@@ -170,6 +186,22 @@ def check_zip(f: BinaryIO, *, size: int) -> ZipLayout:
         byteorder=byteorder,
         all_stored=all(info.compress_type == zipfile.ZIP_STORED for info in infos),
     )
+
+
+def verify_records(f: BinaryIO, records: Iterable[ZipRecord]) -> None:
+    """Check the CRC of each record; safe to run in a thread while another reads ``f``.
+
+    Reads go through a private read-only map of the file, never through ``f``'s position.
+    """
+    try:
+        fileno = f.fileno()
+    except (OSError, ValueError):  # an in-memory file: read it in place, here
+        for record in records:
+            verify_record(f, record, keep=False)
+        return
+    with mmap.mmap(fileno, 0, access=mmap.ACCESS_READ) as mapped:
+        for record in records:
+            verify_record(mapped, record, keep=False)
 
 
 def _central_dir_start(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], size: int) -> int:
@@ -300,71 +332,89 @@ def _check_tiling(
         )
 
 
-def _verify_member(f: BinaryIO, info: zipfile.ZipInfo, data_offset: int, *, keep: bool) -> bytes:
-    """Check the member's CRC (inflating under a cap); return its content if ``keep``."""
-    f.seek(data_offset)
-    remaining = info.compress_size
-    crc = 0
-    produced = 0
-    kept: list[bytes] = []
-    deflated = info.compress_type == zipfile.ZIP_DEFLATED
+def _check_ratio(record: ZipRecord) -> None:
     if (
-        deflated
-        and info.file_size > DEFLATE_RATIO_FLOOR
-        and info.file_size > MAX_DEFLATE_RATIO * max(info.compress_size, 1)
+        record.deflated
+        and record.size > DEFLATE_RATIO_FLOOR
+        and record.size > MAX_DEFLATE_RATIO * max(record.compressed_size, 1)
     ):
         raise Refusal(
             "zip-compression-ratio",
-            f"member {info.filename!r} claims to inflate {info.compress_size} bytes to {info.file_size} "
+            f"member {record.name!r} claims to inflate {record.compressed_size} bytes to {record.size} "
             f"(more than {MAX_DEFLATE_RATIO}x): a deflate bomb",
         )
-    inflater = zlib.decompressobj(-15) if deflated else None
-    while remaining > 0:
-        chunk = f.read(min(CHUNK, remaining))
-        if not chunk:
-            raise Refusal("zip-out-of-bounds", f"member {info.filename!r} is truncated")
-        remaining -= len(chunk)
-        pieces = [chunk]
+
+
+def verify_record(source: BinaryIO | mmap.mmap, record: ZipRecord, *, keep: bool) -> bytes:
+    """Check one record's CRC (inflating under a cap); return its content if ``keep``."""
+    end = record.data_offset + record.compressed_size
+    if isinstance(source, mmap.mmap) and not record.deflated:
+        if end > len(source):
+            raise Refusal("zip-out-of-bounds", f"member {record.name!r} is truncated")
+        with memoryview(source) as view, view[record.data_offset : end] as window:
+            crc = zlib.crc32(window)  # no copy: zlib reads the mapped pages
+            kept = bytes(window) if keep else b""
+        if crc != record.crc:
+            raise Refusal(
+                "zip-bad-crc", f"member {record.name!r} fails its CRC check (corrupted or altered)"
+            )
+        return kept
+    crc = 0
+    produced = 0
+    pieces: list[bytes] = []
+    inflater = zlib.decompressobj(-15) if record.deflated else None
+    position = record.data_offset
+    while position < end:
+        n = min(CHUNK, end - position)
+        if isinstance(source, mmap.mmap):
+            chunk = source[position : position + n]
+        else:
+            source.seek(position)
+            chunk = source.read(n)
+        if len(chunk) < n:
+            raise Refusal("zip-out-of-bounds", f"member {record.name!r} is truncated")
+        position += n
+        outputs = [chunk]
         if inflater is not None:
-            pieces = []
+            outputs = []
             data = chunk
             while data:
-                # Never inflate more than the declared size (+1 to notice a lie).
                 try:
-                    out = inflater.decompress(data, info.file_size - produced + 1)
+                    # Never inflate more than the declared size (+1 to notice a lie).
+                    out = inflater.decompress(data, record.size - produced + 1)
                 except zlib.error as exc:
                     raise Refusal(
-                        "zip-malformed", f"member {info.filename!r} does not inflate: {exc}"
+                        "zip-malformed", f"member {record.name!r} does not inflate: {exc}"
                     ) from exc
                 produced += len(out)
-                if produced > info.file_size:
+                if produced > record.size:
                     raise Refusal(
                         "zip-compression-ratio",
-                        f"member {info.filename!r} inflates past its declared {info.file_size} bytes",
+                        f"member {record.name!r} inflates past its declared {record.size} bytes",
                     )
-                pieces.append(out)
+                outputs.append(out)
                 data = inflater.unconsumed_tail
-        for piece in pieces:
-            crc = zlib.crc32(piece, crc)
+        for out in outputs:
+            crc = zlib.crc32(out, crc)
             if keep:
-                kept.append(piece)
+                pieces.append(out)
     if inflater is not None:
         try:
             tail = inflater.flush()
         except zlib.error as exc:
             raise Refusal(
-                "zip-malformed", f"member {info.filename!r} does not inflate: {exc}"
+                "zip-malformed", f"member {record.name!r} does not inflate: {exc}"
             ) from exc
         produced += len(tail)
         crc = zlib.crc32(tail, crc)
-        kept.append(tail)
-        if produced != info.file_size or not inflater.eof:
+        pieces.append(tail)
+        if produced != record.size or not inflater.eof:
             raise Refusal(
                 "zip-size-mismatch",
-                f"member {info.filename!r} inflates to {produced} bytes, not {info.file_size}",
+                f"member {record.name!r} inflates to {produced} bytes, not {record.size}",
             )
-    if crc != info.CRC:
+    if crc != record.crc:
         raise Refusal(
-            "zip-bad-crc", f"member {info.filename!r} fails its CRC check (corrupted or altered)"
+            "zip-bad-crc", f"member {record.name!r} fails its CRC check (corrupted or altered)"
         )
-    return b"".join(kept) if keep else b""
+    return b"".join(pieces) if keep else b""

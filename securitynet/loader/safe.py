@@ -28,7 +28,9 @@ import logging
 import os
 import pickle
 import re
+import stat
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -95,6 +97,8 @@ def read_checkpoint(
     path = Path(path)
     fmt = _sniff.UNKNOWN
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device would block or never end
+            raise LoaderError(f"{path}: not a regular file", path=str(path))
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             fmt = _sniff.sniff_file(f, size=size)
@@ -106,7 +110,7 @@ def read_checkpoint(
                     _read_pickled(f, size=size, fmt=fmt, allow_legacy=allow_legacy), key=key
                 )
     except Refusal as refusal:
-        raise _unsafe(path, refusal.format or fmt, refusal) from None
+        raise _unsafe(path, refusal.format or fmt, refusal) from refusal
     except OSError as exc:
         raise LoaderError(f"{path}: cannot read: {exc.strerror or exc}", path=str(path)) from exc
     return Checkpoint(
@@ -137,8 +141,9 @@ def _read_pickled(f: BinaryIO, *, size: int, fmt: str, allow_legacy: bool) -> ob
         if not allow_legacy:
             raise Refusal(
                 "legacy-refused",
-                "a legacy (pre-1.6, non-zip) torch pickle; pass allow_legacy=True to read it "
-                "through the restricted path",
+                "a legacy (pre-1.6, non-zip) torch pickle",
+                hint="Legacy checkpoints are read only on request: allow_legacy=True "
+                "(securitynet scan --allow-legacy); they still go through the restricted path.",
             )
         return _read_torch(f, size=size, legacy=True)
     raise Refusal(
@@ -201,11 +206,20 @@ def _read_torch(f: BinaryIO, *, size: int, legacy: bool) -> object:
     _torchguard.require_safe_torch()
     if legacy:
         described = _picklecheck.check_legacy_stream(f, size=size)
-    else:
-        layout = _zipcheck.check_zip(f, size=size)
-        described, _ = _picklecheck.check_zip_pickle(
-            layout.data_pkl, {key: record.size for key, record in layout.storages.items()}
-        )
+        return _torch_load(f, described, crc_check=None)
+    layout = _zipcheck.check_zip(f, size=size, verify_storages=False)
+    described, _ = _picklecheck.check_zip_pickle(
+        layout.data_pkl, {key: record.size for key, record in layout.storages.items()}
+    )
+    # The tensor records' CRCs (plain bytes, most of the file) are checked beside torch's read
+    # rather than before it: everything torch *interprets* (the zip structure, data.pkl) is
+    # already verified, and a bad CRC still refuses the whole checkpoint.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="securitynet-crc") as pool:
+        crc_check = pool.submit(_zipcheck.verify_records, f, list(layout.storages.values()))
+        return _torch_load(f, described, crc_check=crc_check)
+
+
+def _torch_load(f: BinaryIO, described: object, *, crc_check: Future[None] | None) -> object:
     f.seek(0)
     try:
         # weights_only=True always passed explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD only
@@ -218,6 +232,9 @@ def _read_torch(f: BinaryIO, *, size: int, legacy: bool) -> object:
         raise Refusal(
             "torch-unreadable", f"torch could not read it: {_first_line(str(exc))}"
         ) from exc
+    finally:
+        if crc_check is not None:
+            crc_check.result()  # raises the Refusal of a bad CRC, after torch is done
     _same_tensors(described, loaded)
     return loaded
 
@@ -326,13 +343,18 @@ def scan_file(path: str | os.PathLike[str], *, allow_legacy: bool = False) -> Sc
 
 
 def iter_scan_targets(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
-    """Files named, and every regular file under folders named (recursively, sorted)."""
+    """Files named, and every regular file under folders named (recursively, sorted; links
+    inside folders are skipped, a link named on its own is followed)."""
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if child.is_file() and not child.is_symlink():
-                    yield child
+            # os.walk does not follow symlinked folders (no loops, no escaping the tree).
+            for folder, dirs, files in os.walk(path, followlinks=False):
+                dirs.sort()
+                for name in sorted(files):
+                    child = Path(folder) / name
+                    if child.is_file() and not child.is_symlink():
+                        yield child
         else:
             yield path
 

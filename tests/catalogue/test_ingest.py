@@ -296,3 +296,21 @@ def test_unchanged_fingerprint_skips_reading_upstream(cat: Catalogue) -> None:
     newer = FingerprintedScraper([record(i) for i in range(4)], "timm 1.0.32")
     s = sync_source(cat.engine, newer, settings=settings)
     assert newer.contexts and s.removed == 1
+
+
+def test_fingerprint_skip_is_not_trusted_when_the_catalogue_lost_entries(cat: Catalogue) -> None:
+    from sqlalchemy import delete
+
+    from securitynet.catalogue.models import Entry
+
+    settings = get_settings()
+    sync_source(cat.engine, FingerprintedScraper([record(i) for i in range(5)], "v1"), settings=settings)
+    with cat.session() as s, s.begin():
+        s.execute(delete(Entry).where(Entry.id == "timm:net0.in21k_ft_in1k"))
+    again = FingerprintedScraper([record(i) for i in range(5)], "v1")
+    s = sync_source(cat.engine, again, settings=settings)
+    assert again.contexts, "the source was re-read"
+    assert s.added == 1 and cat.count() == 5
+    forced = FingerprintedScraper([record(i) for i in range(5)], "v1")
+    sync_source(cat.engine, forced, settings=settings, full=True)
+    assert forced.contexts

@@ -264,3 +264,72 @@ def test_save_safetensors_handles_shared_and_non_contiguous_tensors(tmp_path: Pa
     back = read_checkpoint(save_safetensors(ckpt, tmp_path / "tied.safetensors"))
     assert_same_tensors(back.tensors, {k: v.contiguous() for k, v in state.items()})
     assert back.metadata == {"epoch": 1}
+
+
+def test_checkpoint_rezipped_with_deflate_reads(tmp_path: Path) -> None:
+    # Someone unzipped a checkpoint and zipped it again with default (deflate) compression.
+    import io
+    import zipfile
+
+    state = tiny_state()
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    with (
+        zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src,
+        zipfile.ZipFile(tmp_path / "rezipped.pt", "w", compression=zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+    assert_same_tensors(read_checkpoint(tmp_path / "rezipped.pt").tensors, state)
+
+
+def test_sniff_ignores_the_name(tmp_path: Path) -> None:
+    import safetensors.torch
+
+    state = tiny_state()
+    torch.save(state, tmp_path / "really-a-zip.safetensors")
+    safetensors.torch.save_file(state, tmp_path / "really-safetensors.pt")
+    assert sniff_format(tmp_path / "really-a-zip.safetensors") == "pytorch-zip"
+    assert sniff_format(tmp_path / "really-safetensors.pt") == "safetensors"
+    assert read_checkpoint(tmp_path / "really-a-zip.safetensors").format == "pytorch-zip"
+    assert read_checkpoint(tmp_path / "really-safetensors.pt").format == "safetensors"
+
+
+def test_tensors_and_plain_values_side_by_side(tmp_path: Path) -> None:
+    state = tiny_state()
+    torch.save({**state, "epoch": 7, "classes": ["cat", "dog"]}, tmp_path / "mixed.pt")
+    ckpt = read_checkpoint(tmp_path / "mixed.pt")
+    assert ckpt.wrapper_key is None
+    assert ckpt.metadata == {"epoch": 7, "classes": ["cat", "dog"]}
+    assert_same_tensors(ckpt.tensors, state)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ([torch.ones(2)], "not-a-mapping"),
+        (torch.ones(2), "not-a-mapping"),
+        ({"optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]}}, "no-tensor-mapping"),
+        ({"state_dict": {"a": torch.ones(1), "b": {"nested": torch.ones(1)}}}, "no-tensor-mapping"),
+        ({"state_dict": {"a": torch.ones(1)}, "extra": b"bytes"}, "non-plain-metadata"),
+        ({1: torch.ones(1)}, "non-string-key"),
+        ({"state_dict": {}}, "no-tensor-mapping"),
+    ],
+)
+def test_shapes_we_do_not_unwrap_are_refused_with_the_reason(
+    tmp_path: Path, payload: object, reason: str
+) -> None:
+    torch.save(payload, tmp_path / "odd.pt")
+    with pytest.raises(UnsafeCheckpointError) as info:
+        read_checkpoint(tmp_path / "odd.pt")
+    assert info.value.reason == reason, info.value.message
+
+
+def test_not_a_regular_file(tmp_path: Path) -> None:
+    import os
+
+    from securitynet.errors import LoaderError
+
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(LoaderError, match="not a regular file"):
+        read_checkpoint(tmp_path / "fifo")

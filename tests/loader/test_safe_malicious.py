@@ -604,3 +604,40 @@ def test_dry_run_stand_ins_cannot_be_rewritten_by_a_pickle(tmp_path: Path, marke
     )
     torch.save(small_state(), tmp_path / "ok.pt")
     assert read_checkpoint(tmp_path / "ok.pt").tensors
+
+
+# --- legacy streams that lie about their storages (read with allow_legacy=True) -------------------
+
+
+def legacy_bytes(state: dict[str, torch.Tensor] | None = None) -> bytes:
+    buf = io.BytesIO()
+    torch.save(state or {"w": torch.ones(3)}, buf, _use_new_zipfile_serialization=False)
+    return buf.getvalue()
+
+
+def test_legacy_storage_count_lies(tmp_path: Path, marker: Path) -> None:
+    blob = bytearray(legacy_bytes())
+    # The storage section: int64 element count (3), then 3 floats, at the very end.
+    count_at = len(blob) - 12 - 8
+    assert struct.unpack("<q", blob[count_at : count_at + 8]) == (3,)
+    blob[count_at : count_at + 8] = struct.pack("<q", 3_000_000)
+    path = tmp_path / "old.pth"
+    path.write_bytes(bytes(blob))
+    assert_refused(path, "storage-exceeds-record", marker, allow_legacy=True)
+
+
+def test_legacy_truncated_and_trailing(tmp_path: Path, marker: Path) -> None:
+    blob = legacy_bytes()
+    (tmp_path / "short.pth").write_bytes(blob[:-4])
+    assert_refused(tmp_path / "short.pth", "storage-exceeds-record", marker, allow_legacy=True)
+    (tmp_path / "long.pth").write_bytes(blob + PROTO2 + os_system(marker) + STOP)
+    assert_refused(tmp_path / "long.pth", "legacy-trailing-data", marker, allow_legacy=True)
+
+
+def test_tar_named_pt(tmp_path: Path, marker: Path) -> None:
+    import tarfile
+
+    (tmp_path / "data.pkl").write_bytes(pickle.dumps(ReduceToSystem(marker), protocol=2))
+    with tarfile.open(tmp_path / "model.pt", "w") as tf:
+        tf.add(tmp_path / "data.pkl", arcname="pickle")
+    assert_refused(tmp_path / "model.pt", "format-tar", marker)
