@@ -420,3 +420,15 @@ def test_listing_rate_limited_past_the_retries_stops_without_starting_again(hub:
             given.append(item.id)
     assert len(given) == 50  # what came before is kept (the sync stores it; the next resumes)
     assert hub.count("listing") == 1 + 6  # page 1, then page 2 and huggingface_hub's 5 retries
+
+
+def test_hf_source_implements_the_protocol(make_ctx: Any) -> None:
+    from securitynet.scrapers import Scraper
+
+    scraper = get_scraper("huggingface")
+    assert isinstance(scraper, Scraper)
+    assert (scraper.name, scraper.needs_network) == ("hf", True)
+    assert (
+        scraper.unavailable_reason(make_ctx()) == "offline (SECURITYNET_OFFLINE)"
+    )  # make_ctx is offline
+    assert scraper.unavailable_reason(make_ctx(offline=False)) is None
