@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from typing import Annotated
 
@@ -59,6 +60,8 @@ def _debug() -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``securitynet`` script."""
+    if hasattr(signal, "SIGPIPE"):  # `securitynet list | head` ends quietly, like any Unix tool
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     _register_commands()
     try:
         # standalone_mode=False hands typer.Exit(n) back as a return value, not an exception
