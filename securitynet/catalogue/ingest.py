@@ -173,11 +173,8 @@ def write_records(
     records = list(records)
     ids = [r.id for r in records]
     if hashes is None:
-        hashes = dict(
-            session.execute(select(Entry.id, Entry.content_hash).where(Entry.id.in_(ids)))
-            .tuples()
-            .all()
-        )
+        rows = session.execute(select(Entry.id, Entry.content_hash).where(Entry.id.in_(ids)))
+        hashes = {row.id: row.content_hash for row in rows}
     known_datasets = dataset_names if dataset_names is not None else set()
 
     new_rows: list[dict[str, Any]] = []
@@ -392,6 +389,12 @@ def sync_source(
     except Exception as exc:  # a broken source must not stop the others
         log.exception("sync of %s failed", source)
         status, error = "failed", f"{type(exc).__name__}: {exc}"
+    if status == "failed" and batch:
+        # keep what the scraper delivered before it failed: those reads are not repeated
+        try:
+            flush()
+        except Exception:
+            log.exception("could not store the last %d records of %s", len(batch), source)
 
     complete = status == "ok" and limit is None
     if complete and fingerprint is not None:
