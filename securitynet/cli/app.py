@@ -47,7 +47,12 @@ def _root(
 
 def _register_commands() -> None:
     # Each module adds its commands to ``app``; imported here, never at package import.
-    from securitynet.cli import commands_catalogue  # noqa: F401
+    from securitynet.cli import (
+        commands_catalogue,  # noqa: F401
+        commands_loader,
+    )
+
+    commands_loader.register(app)
 
 
 def _debug() -> bool:
@@ -58,7 +63,11 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``securitynet`` script."""
     _register_commands()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        # Without standalone mode click *returns* the code of a ``typer.Exit(n)`` raised in a
+        # command (e.g. ``cache verify`` finding altered files) instead of raising it.
+        if isinstance(code, int) and code:
+            raise SystemExit(code)
     except SecurityNetError as exc:
         if _debug():
             raise
