@@ -93,7 +93,9 @@ class UpstreamError(SecurityNetError):
 class RateLimitedError(UpstreamError):
     """The upstream source refused us for now (HTTP 429, or 403 with an exhausted quota)."""
 
-    hint = "Wait and run the sync again; it resumes where it stopped. Set a token to raise the limit."
+    hint = (
+        "Wait and run the sync again; it resumes where it stopped. Set a token to raise the limit."
+    )
 
 
 class MalformedUpstreamError(UpstreamError):

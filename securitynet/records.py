@@ -82,8 +82,12 @@ class FileRef(_Record):
     size: int | None = Field(default=None, ge=0)
     sha256: str | None = Field(default=None, description="Full lowercase hex digest, when known.")
     checksum: str | None = Field(default=None, description="Upstream checksum (may be a prefix).")
-    checksum_algo: str | None = Field(default=None, description="'sha256', 'sha256-prefix', 'sha1', 'md5'.")
-    format: str | None = Field(default=None, description="'safetensors', 'pytorch', 'zip', ... as declared.")
+    checksum_algo: str | None = Field(
+        default=None, description="'sha256', 'sha256-prefix', 'sha1', 'md5'."
+    )
+    format: str | None = Field(
+        default=None, description="'safetensors', 'pytorch', 'zip', ... as declared."
+    )
     role: str = "weights"
 
     @field_validator("sha256")
@@ -100,10 +104,16 @@ class FileRef(_Record):
 class LoadSpec(_Record):
     """How the loader builds a net for an entry. Per-model quirks live here, as data."""
 
-    builder: str = Field(description="'timm', 'torchvision', 'pytorchcv', 'transformers', 'state-dict', ...")
-    architecture: str | None = Field(default=None, description="Constructor name in the builder's namespace.")
+    builder: str = Field(
+        description="'timm', 'torchvision', 'pytorchcv', 'transformers', 'state-dict', ..."
+    )
+    architecture: str | None = Field(
+        default=None, description="Constructor name in the builder's namespace."
+    )
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    state_dict_key: str | None = Field(default=None, description="Key holding the tensors, if wrapped.")
+    state_dict_key: str | None = Field(
+        default=None, description="Key holding the tensors, if wrapped."
+    )
     strip_prefix: str | None = Field(default=None, description="Prefix to strip from tensor names.")
     input_size: tuple[int, int, int] | None = None
     mean: tuple[float, ...] | None = None
@@ -170,7 +180,9 @@ class EntryRecord(_Record):
         """The highest top-1 claim on ``dataset`` (default: the final training data set)."""
         target = dataset or self.final_dataset
         values = [
-            c.value for c in self.claims if c.metric is Metric.TOP1 and (target is None or c.dataset == target)
+            c.value
+            for c in self.claims
+            if c.metric is Metric.TOP1 and (target is None or c.dataset == target)
         ]
         return max(values) if values else None
 
@@ -204,3 +216,58 @@ class SyncSummary(_Record):
             + (f", {self.errors} with annotation errors" if self.errors else "")
             + f" ({self.seconds:.1f} s)"
         )
+
+
+class FactRecord(_Record):
+    """One scalar fact as one source stated it."""
+
+    key: str
+    value: Any
+    source: str
+    evidence: str | None = None
+    recorded_at: datetime | None = None
+
+
+class EvaluationRecord(_Record):
+    """One stored attack/defence run on an entry."""
+
+    id: int | None = None
+    attack: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    data_protocol: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, Any] = Field(default_factory=dict)
+    duration_s: float | None = None
+    status: str = "ok"
+    error: str | None = None
+    created_at: datetime | None = None
+
+
+class CatalogueEntry(EntryRecord):
+    """An entry as the catalogue holds it: the merged view plus every fact with provenance."""
+
+    dataset: str | None = Field(default=None, description="Final training data set (merged view).")
+    top1: float | None = Field(default=None, description="Best top-1 claim on that data set.")
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    removed_upstream: bool = False
+    facts: list[FactRecord] = Field(default_factory=list)
+    evaluations: list[EvaluationRecord] = Field(default_factory=list)
+
+
+class EntrySummary(_Record):
+    """One row of a catalogue listing (no child rows)."""
+
+    id: str
+    source: str
+    name: str
+    architecture: str | None = None
+    family: str | None = None
+    num_classes: int | None = None
+    input_size: int | None = None
+    params: int | None = None
+    gflops: float | None = None
+    licence: str | None = None
+    dataset: str | None = None
+    top1: float | None = None
+    removed_upstream: bool = False

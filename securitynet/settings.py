@@ -27,7 +27,9 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of the catalogue; default: SQLite at $SECURITYNET_HOME/catalogue.db.",
     )
-    cache_dir: Path | None = Field(default=None, description="Weight cache; default: $SECURITYNET_HOME/cache.")
+    cache_dir: Path | None = Field(
+        default=None, description="Weight cache; default: $SECURITYNET_HOME/cache."
+    )
     offline: bool = Field(default=False, description="Never touch the network.")
     debug: bool = Field(default=False, description="Show tracebacks in the CLI.")
     timm_results: Path | None = Field(
@@ -41,8 +43,12 @@ class Settings(BaseSettings):
     github_token: str | None = Field(default=None, repr=False)
     http_timeout: float = Field(default=30.0, gt=0)
     http_retries: int = Field(default=5, ge=0)
-    sql_timeout: float = Field(default=10.0, gt=0, description="Seconds a read-only SQL query may run.")
-    sql_max_rows: int = Field(default=10_000, gt=0, description="Rows a read-only SQL query may return.")
+    sql_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a read-only SQL query may run."
+    )
+    sql_max_rows: int = Field(
+        default=10_000, gt=0, description="Rows a read-only SQL query may return."
+    )
     sync_batch_size: int = Field(default=500, gt=0)
 
     @field_validator("home", "cache_dir", "timm_results", mode="after")

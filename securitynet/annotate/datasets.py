@@ -20,28 +20,75 @@ class DatasetInfo:
 
 
 DATASETS: tuple[DatasetInfo, ...] = (
-    DatasetInfo("ImageNet-1k", 1000, url="https://image-net.org/",
-                aliases=("imagenet", "in1k", "imagenet1k", "ilsvrc2012", "ilsvrc", "imagenet-1k",
-                         "ilsvrc-2012", "imagenet2012", "ilsvrc12", "imagenet_1k", "imagenet2012_1k")),
-    DatasetInfo("ImageNet-21k", 21843, url="https://image-net.org/",
-                aliases=("in21k", "in22k", "imagenet21k", "imagenet22k", "imagenet-22k",
-                         "imagenet21kp", "in21kp", "imagenet21k_winter", "fall11", "in21kwinter")),
-    DatasetInfo("ImageNet-12k", 11821, url="https://github.com/rwightman/imagenet-12k",
-                aliases=("in12k", "imagenet12k")),
+    DatasetInfo(
+        "ImageNet-1k",
+        1000,
+        url="https://image-net.org/",
+        aliases=(
+            "imagenet",
+            "in1k",
+            "imagenet1k",
+            "ilsvrc2012",
+            "ilsvrc",
+            "imagenet-1k",
+            "ilsvrc-2012",
+            "imagenet2012",
+            "ilsvrc12",
+            "imagenet_1k",
+            "imagenet2012_1k",
+        ),
+    ),
+    DatasetInfo(
+        "ImageNet-21k",
+        21843,
+        url="https://image-net.org/",
+        aliases=(
+            "in21k",
+            "in22k",
+            "imagenet21k",
+            "imagenet22k",
+            "imagenet-22k",
+            "imagenet21kp",
+            "in21kp",
+            "imagenet21k_winter",
+            "fall11",
+            "in21kwinter",
+            "inw21k",
+        ),
+    ),
+    DatasetInfo(
+        "ImageNet-12k",
+        11821,
+        url="https://github.com/rwightman/imagenet-12k",
+        aliases=("in12k", "imagenet12k"),
+    ),
     DatasetInfo("ImageNet-ReaL", 1000, kind="eval", aliases=("imagenetreal", "real")),
-    DatasetInfo("ImageNet-V2", 1000, kind="eval", aliases=("imagenetv2", "imagenetv2matchedfrequency")),
+    DatasetInfo(
+        "ImageNet-V2", 1000, kind="eval", aliases=("imagenetv2", "imagenetv2matchedfrequency")
+    ),
     DatasetInfo("ImageNet-A", 200, kind="eval", aliases=("imageneta",)),
     DatasetInfo("ImageNet-R", 200, kind="eval", aliases=("imagenetr",)),
     DatasetInfo("ImageNet-Sketch", 1000, kind="eval", aliases=("imagenetsketch",)),
-    DatasetInfo("CIFAR-10", 10, url="https://www.cs.toronto.edu/~kriz/cifar.html",
-                aliases=("cifar10", "cifar")),
-    DatasetInfo("CIFAR-100", 100, url="https://www.cs.toronto.edu/~kriz/cifar.html",
-                aliases=("cifar100",)),
+    DatasetInfo(
+        "CIFAR-10",
+        10,
+        url="https://www.cs.toronto.edu/~kriz/cifar.html",
+        aliases=("cifar10", "cifar"),
+    ),
+    DatasetInfo(
+        "CIFAR-100", 100, url="https://www.cs.toronto.edu/~kriz/cifar.html", aliases=("cifar100",)
+    ),
     DatasetInfo("SVHN", 10, url="http://ufldl.stanford.edu/housenumbers/", aliases=("svhn",)),
     DatasetInfo("MNIST", 10, url="http://yann.lecun.com/exdb/mnist/", aliases=("mnist",)),
-    DatasetInfo("Fashion-MNIST", 10, url="https://github.com/zalandoresearch/fashion-mnist",
-                aliases=("fashionmnist", "fmnist")),
-    DatasetInfo("CUB-200-2011", 200, aliases=("cub", "cub200", "cub2002011", "cub200_2011", "birds")),
+    DatasetInfo(
+        "Fashion-MNIST",
+        10,
+        url="https://github.com/zalandoresearch/fashion-mnist",
+        aliases=("fashionmnist", "fmnist"),
+    ),
+    DatasetInfo(
+        "CUB-200-2011", 200, aliases=("cub", "cub200", "cub2002011", "cub200_2011", "birds")
+    ),
     DatasetInfo("STL-10", 10, aliases=("stl10",)),
     DatasetInfo("Tiny-ImageNet", 200, aliases=("tinyimagenet", "tinyimagenet200")),
     DatasetInfo("GTSRB", 43, aliases=("gtsrb",)),
@@ -49,14 +96,18 @@ DATASETS: tuple[DatasetInfo, ...] = (
     DatasetInfo("Places365", 365, aliases=("places365", "places")),
     DatasetInfo("Food-101", 101, aliases=("food101",)),
     DatasetInfo("Oxford-IIIT-Pet", 37, aliases=("oxfordiiitpet", "pets", "oxfordpets", "pets37")),
-    DatasetInfo("Oxford-Flowers-102", 102, aliases=("flowers102", "oxfordflowers102", "oxford102flowers")),
+    DatasetInfo(
+        "Oxford-Flowers-102", 102, aliases=("flowers102", "oxfordflowers102", "oxford102flowers")
+    ),
     DatasetInfo("Stanford-Cars", 196, aliases=("stanfordcars", "cars196")),
     DatasetInfo("EuroSAT", 10, aliases=("eurosat",)),
     DatasetInfo("Beans", 3, aliases=("beans",)),
     DatasetInfo("Caltech-101", 101, aliases=("caltech101",)),
     DatasetInfo("LAION-2B", None, kind="image-text", aliases=("laion2b", "laion2ben", "laion")),
     DatasetInfo("LAION-400M", None, kind="image-text", aliases=("laion400m",)),
-    DatasetInfo("DataComp-1B", None, kind="image-text", aliases=("datacomp1b", "datacomp", "dfn2b", "dfn5b")),
+    DatasetInfo(
+        "DataComp-1B", None, kind="image-text", aliases=("datacomp1b", "datacomp", "dfn2b", "dfn5b")
+    ),
     DatasetInfo("WebLI", None, kind="image-text", aliases=("webli",)),
     DatasetInfo("OpenAI-WIT", None, kind="image-text", aliases=("openai", "wit400m", "openaiwit")),
     DatasetInfo("JFT-300M", 18291, aliases=("jft300m", "jft")),
@@ -67,6 +118,24 @@ DATASETS: tuple[DatasetInfo, ...] = (
     DatasetInfo("Merged-38M", None, aliases=("m38m", "merged38m")),
     DatasetInfo("Merged-30M", None, aliases=("m30m", "merged30m")),
     DatasetInfo("COCO", 80, aliases=("coco", "mscoco")),
+    # Pre-training corpora named by timm tags and torchvision weights (SWAG: IG-3.6B, arXiv:2201.08371).
+    DatasetInfo("Instagram-3.6B", None, aliases=("ig3.6b", "instagram3.6b")),
+    DatasetInfo("LVD-142M", None, aliases=("lvd142m",)),
+    DatasetInfo("LVD-1689M", None, aliases=("lvd1689m",)),
+    DatasetInfo("SAT-493M", None, aliases=("sat493m",)),
+    DatasetInfo("SA-1B", None, aliases=("sa1b",)),
+    DatasetInfo("Bamboo", None, aliases=("bamboo",)),
+    DatasetInfo("CC12M", None, kind="image-text", aliases=("cc12m", "conceptual12m")),
+    DatasetInfo("YFCC-15M", None, kind="image-text", aliases=("yfcc15m",)),
+    DatasetInfo("DataComp-XL", None, kind="image-text", aliases=("datacompxl", "commonpoolxl")),
+    DatasetInfo("DFN-DR-2B", None, kind="image-text", aliases=("dfndr2b", "datacompdr")),
+    DatasetInfo("Merged-2B", None, kind="image-text", aliases=("merged2b",)),
+    DatasetInfo("LAION-Aesthetics", None, kind="image-text", aliases=("laiona", "laionaesthetics")),
+    DatasetInfo("MetaCLIP-400M", None, kind="image-text", aliases=("metaclip400m",)),
+    DatasetInfo(
+        "MetaCLIP-2.5B", None, kind="image-text", aliases=("metaclip2.5b", "metaclip2pt5b")
+    ),
+    DatasetInfo("MetaCLIP-2-Worldwide", None, kind="image-text", aliases=("metaclip2worldwide",)),
 )
 
 _BY_KEY: dict[str, str] = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -59,7 +59,7 @@ def _str_enum(enum_cls: type[enum.Enum], length: int = 16) -> Enum:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Entry(Base):
@@ -94,25 +94,40 @@ class Entry(Base):
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     files: Mapped[list[WeightFile]] = relationship(
-        back_populates="entry", cascade="all, delete-orphan", passive_deletes=True, order_by="WeightFile.id"
+        back_populates="entry",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="WeightFile.id",
     )
     datasets: Mapped[list[EntryDataset]] = relationship(
-        back_populates="entry", cascade="all, delete-orphan", passive_deletes=True,
+        back_populates="entry",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
         order_by="EntryDataset.position",
     )
     claims: Mapped[list[AccuracyClaimRow]] = relationship(
-        back_populates="entry", cascade="all, delete-orphan", passive_deletes=True,
+        back_populates="entry",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
         order_by="AccuracyClaimRow.id",
     )
     facts: Mapped[list[Fact]] = relationship(
-        back_populates="entry", cascade="all, delete-orphan", passive_deletes=True, order_by="Fact.id"
+        back_populates="entry",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Fact.id",
     )
     errors: Mapped[list[AnnotationError]] = relationship(
-        back_populates="entry", cascade="all, delete-orphan", passive_deletes=True,
+        back_populates="entry",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
         order_by="AnnotationError.id",
     )
     evaluations: Mapped[list[Evaluation]] = relationship(
-        back_populates="entry", cascade="all, delete-orphan", passive_deletes=True, order_by="Evaluation.id"
+        back_populates="entry",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Evaluation.id",
     )
 
     __table_args__ = (
@@ -195,7 +210,9 @@ class AccuracyClaimRow(_ChildMixin, Base):
 
     entry: Mapped[Entry] = relationship(back_populates="claims")
 
-    __table_args__ = (Index("ix_accuracy_claim_dataset_metric_value", "dataset", "metric", "value"),)
+    __table_args__ = (
+        Index("ix_accuracy_claim_dataset_metric_value", "dataset", "metric", "value"),
+    )
 
 
 class Fact(_ChildMixin, Base):

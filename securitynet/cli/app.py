@@ -47,12 +47,12 @@ def _root(
 
 def _register_commands() -> None:
     # Each module adds its commands to ``app``; imported here, never at package import.
-    from securitynet.cli import (
-        commands_catalogue,  # noqa: F401
-        commands_loader,
-    )
+    from securitynet.cli import commands_catalogue  # noqa: F401
+    from securitynet.cli.commands_loader import register as register_loader
+    from securitynet.cli.commands_loader_scan import register as register_scan
 
-    commands_loader.register(app)
+    register_scan(app)
+    register_loader(app)
 
 
 def _debug() -> bool:
@@ -63,11 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``securitynet`` script."""
     _register_commands()
     try:
+        # standalone_mode=False hands typer.Exit(n) back as a return value, not an exception
         code = app(args=argv, standalone_mode=False)
-        # Without standalone mode click *returns* the code of a ``typer.Exit(n)`` raised in a
-        # command (e.g. ``cache verify`` finding altered files) instead of raising it.
-        if isinstance(code, int) and code:
-            raise SystemExit(code)
     except SecurityNetError as exc:
         if _debug():
             raise
@@ -92,3 +89,5 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, click.exceptions.Exit):
             raise SystemExit(exc.exit_code) from None
         raise
+    if isinstance(code, int) and code:
+        raise SystemExit(code)

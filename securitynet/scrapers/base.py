@@ -52,3 +52,14 @@ class Scraper(Protocol):
     def iter_records(self, ctx: SyncContext) -> Iterator[EntryRecord | Unchanged]:
         """Yield every entry of the source (lazily)."""
         ...
+
+
+@runtime_checkable
+class Fingerprinted(Protocol):
+    """A scraper whose whole upstream can be summed up cheaply (an installed package's
+    version plus the digest of the tables it reads). When the fingerprint equals the one of
+    the last complete run, the sync skips the scraper: nothing upstream can have changed."""
+
+    def fingerprint(self, ctx: SyncContext) -> str | None:
+        """A string that changes whenever anything the scraper would yield changes."""
+        ...

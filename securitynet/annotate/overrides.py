@@ -1,0 +1,166 @@
+"""Curated annotation files (``annotations/*.yaml``): reviewed facts that win over scrapers.
+
+A file names its annotator and a list of items. Each item selects entries by ``id`` or by
+``match`` (source, architecture glob, family) and states scalar fields to ``set``, data
+sets of the training chain, and accuracy claims, each with ``evidence``::
+
+    annotator: securitynet maintainers
+    items:
+      - match: {source: torchvision, family: resnet}
+        set: {paper: "arXiv:1512.03385"}
+        evidence: He et al., Deep Residual Learning for Image Recognition (CVPR 2016)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from securitynet.errors import MalformedUpstreamError
+from securitynet.ids import normalise_source, parse_id
+from securitynet.records import AccuracyClaim, ClaimKind, DatasetLink, Metric, Stage
+
+#: Entry fields a curated file may set.
+SETTABLE = (
+    "architecture",
+    "family",
+    "num_classes",
+    "input_size",
+    "params",
+    "gflops",
+    "licence",
+    "paper",
+    "task",
+)
+
+
+class Match(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str | None = None
+    architecture: str | None = Field(default=None, description="fnmatch pattern")
+    family: str | None = None
+    name: str | None = Field(default=None, description="fnmatch pattern on the name part of the id")
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        if self.source and row["source"] != normalise_source(self.source):
+            return False
+        if self.family and (row.get("family") or "").lower() != self.family.lower():
+            return False
+        if self.architecture and not fnmatch.fnmatchcase(
+            row.get("architecture") or "", self.architecture
+        ):
+            return False
+        return not (self.name and not fnmatch.fnmatchcase(row["name"], self.name))
+
+
+class CuratedDataset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dataset: str
+    stage: Stage = Stage.TRAIN
+
+
+class CuratedClaim(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dataset: str
+    value: float = Field(ge=0, le=100)
+    metric: Metric = Metric.TOP1
+    split: str = "validation"
+    img_size: int | None = None
+    kind: ClaimKind = ClaimKind.CLAIMED
+    url: str | None = None
+
+
+class CuratedItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = None
+    match: Match | None = None
+    set: dict[str, Any] = Field(default_factory=dict)
+    datasets: list[CuratedDataset] = Field(default_factory=list)
+    claims: list[CuratedClaim] = Field(default_factory=list)
+    evidence: str
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> CuratedItem:
+        if (self.id is None) == (self.match is None):
+            raise ValueError("give exactly one of 'id' or 'match'")
+        if self.id is not None:
+            self.id = str(parse_id(self.id))
+        bad = sorted(set(self.set) - set(SETTABLE))
+        if bad:
+            raise ValueError(f"cannot set {bad}; settable fields: {list(SETTABLE)}")
+        return self
+
+
+class CuratedFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    annotator: str
+    items: list[CuratedItem]
+
+
+class CuratedAnnotations(BaseModel):
+    """A parsed file and the provenance name its facts carry (``curated:<file name>``)."""
+
+    path: str
+    source: str
+    content: CuratedFile
+
+    def dataset_links(self, item: CuratedItem) -> list[DatasetLink]:
+        from securitynet.annotate.datasets import dataset_name
+
+        return [
+            DatasetLink(
+                dataset=dataset_name(d.dataset),
+                raw_name=d.dataset,
+                stage=d.stage,
+                source=self.source,
+                evidence=item.evidence,
+            )
+            for d in item.datasets
+        ]
+
+    def accuracy_claims(self, item: CuratedItem) -> list[AccuracyClaim]:
+        from securitynet.annotate.datasets import dataset_name
+
+        return [
+            AccuracyClaim(
+                dataset=dataset_name(c.dataset),
+                value=c.value,
+                metric=c.metric,
+                split=c.split,
+                img_size=c.img_size,
+                kind=c.kind,
+                url=c.url,
+                source=self.source,
+                evidence=item.evidence,
+            )
+            for c in item.claims
+        ]
+
+
+def load_annotation_file(path: Path) -> CuratedAnnotations:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        content = CuratedFile.model_validate(data)
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise MalformedUpstreamError(
+            f"{path.name}: not a valid annotation file: {exc}", path=str(path)
+        ) from exc
+    return CuratedAnnotations(path=str(path), source=f"curated:{path.name}", content=content)
+
+
+def load_annotations(folder: Path | None = None) -> list[CuratedAnnotations]:
+    """Every ``*.yaml`` under ``folder`` (default: the shipped ``annotations/``), sorted by name."""
+    if folder is None:
+        from securitynet.resources import resource_dir
+
+        folder = resource_dir("annotations")
+    return [load_annotation_file(p) for p in sorted(folder.glob("*.yaml"))]
+
+
+def curated_json_schema() -> dict[str, Any]:
+    """JSON Schema of an annotation file (written to ``schema/annotations.schema.json``)."""
+    return CuratedFile.model_json_schema()

@@ -1,0 +1,148 @@
+"""``Catalogue``: the Python face of the catalogue database.
+
+    >>> cat = Catalogue()                                 # default embedded SQLite
+    >>> cat.sync()                                        # offline registries
+    >>> cat.search(dataset="CIFAR-10", min_top1=90.0, limit=20)
+    >>> cat.get("imgclsmob:resnet20_cifar10").claims
+    >>> cat.to_dataframe()
+
+The engine is opened (and the schema migrated) on first use, not at construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from securitynet.catalogue import queries
+from securitynet.catalogue.engine import open_engine
+from securitynet.catalogue.queries import EntryFilter
+from securitynet.errors import InvalidQueryError
+from securitynet.records import CatalogueEntry, EntrySummary, SyncSummary
+from securitynet.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class Catalogue:
+    """The catalogue at ``url`` (default: ``SECURITYNET_DATABASE_URL`` or the embedded SQLite)."""
+
+    def __init__(
+        self, url: str | None = None, *, settings: Settings | None = None, upgrade: bool = True
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.url = url or self.settings.resolved_database_url
+        self._upgrade = upgrade
+        self._engine: Engine | None = None
+
+    def __repr__(self) -> str:
+        return f"Catalogue({self.url!r})"
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = open_engine(self.url, upgrade=self._upgrade)
+        return self._engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine) as session:
+            yield session
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def __enter__(self) -> Catalogue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def sync(
+        self,
+        sources: Sequence[str] | str | None = None,
+        *,
+        limit: int | None = None,
+        options: dict[str, Any] | None = None,
+        full: bool = False,
+    ) -> list[SyncSummary]:
+        """Sync ``sources`` (default: every source that works offline) into the catalogue.
+
+        ``full`` re-reads every source even when its fingerprint (installed package version,
+        tables read, our code) says nothing changed since its last complete run."""
+        from securitynet.catalogue.ingest import sync_sources
+
+        if isinstance(sources, str):
+            sources = [sources]
+        summaries = sync_sources(
+            self.engine, sources, settings=self.settings, limit=limit, options=options
+        )
+        from securitynet.catalogue.curation import apply_curated_annotations
+
+        apply_curated_annotations(self.engine)
+        return summaries
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def get(self, entry_id: str) -> CatalogueEntry:
+        """The entry ``entry_id`` with every claim, data set, file and fact; or EntryNotFoundError."""
+        with self.session() as s:
+            return queries.get_entry(s, entry_id)
+
+    def find(self, entry_id: str) -> CatalogueEntry | None:
+        with self.session() as s:
+            return queries.find_entry(s, entry_id)
+
+    def search(
+        self,
+        *,
+        sort: str | None = "top1",
+        descending: bool = True,
+        limit: int | None = None,
+        offset: int = 0,
+        **filters: Any,
+    ) -> list[EntrySummary]:
+        """Entries matching every filter (``source``, ``dataset``, ``family``, ``architecture``,
+        ``licence``, ``num_classes``, ``min_params``, ``max_params``, ``min_top1``,
+        ``max_top1``, ``text``, ``include_removed``), best top-1 first by default."""
+        flt = make_filter(**filters)
+        with self.session() as s:
+            return queries.search(
+                s, flt, sort=sort, descending=descending, limit=limit, offset=offset
+            )
+
+    def count(self, **filters: Any) -> int:
+        with self.session() as s:
+            return queries.count(s, make_filter(**filters))
+
+    def to_dataframe(self, **filters: Any) -> pd.DataFrame:
+        """One row per entry (matching ``filters``), columns named as the entry's fields."""
+        import pandas as pd
+
+        flt = make_filter(**filters)
+        stmt = queries.search_statement(flt, sort="id", descending=False)
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(stmt, conn)
+        return frame.astype({"params": "Int64", "num_classes": "Int64", "input_size": "Int64"})
+
+
+def make_filter(**filters: Any) -> EntryFilter:
+    unknown = sorted(set(filters) - set(EntryFilter.names()))
+    if unknown:
+        raise InvalidQueryError(
+            f"unknown filter(s): {', '.join(unknown)}",
+            hint=f"Filters: {', '.join(EntryFilter.names())}.",
+            value=unknown,
+        )
+    return EntryFilter(**filters)

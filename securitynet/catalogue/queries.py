@@ -1,0 +1,282 @@
+"""Typed lookups and faceted searches over the catalogue."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from securitynet.annotate.datasets import canonical_dataset
+from securitynet.catalogue.models import Entry
+from securitynet.errors import EntryNotFoundError, InvalidQueryError
+from securitynet.ids import normalise_source, parse_id
+from securitynet.records import (
+    AccuracyClaim,
+    CatalogueEntry,
+    DatasetLink,
+    EntrySummary,
+    EvaluationRecord,
+    FactRecord,
+    FileRef,
+    LoadSpec,
+)
+
+#: Sort keys a user may name, and the column each sorts on.
+SORT_KEYS: dict[str, Any] = {
+    "top1": Entry.top1,
+    "params": Entry.params,
+    "gflops": Entry.gflops,
+    "id": Entry.id,
+    "name": Entry.name,
+    "source": Entry.source,
+    "dataset": Entry.dataset,
+    "family": Entry.family,
+    "num_classes": Entry.num_classes,
+    "first_seen": Entry.first_seen,
+    "last_seen": Entry.last_seen,
+}
+
+SUMMARY_COLUMNS = tuple(f for f in EntrySummary.model_fields)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFilter:
+    """A faceted search. Every field is optional; all given ones must hold."""
+
+    source: str | None = None
+    dataset: str | None = None
+    family: str | None = None
+    architecture: str | None = None
+    licence: str | None = None
+    num_classes: int | None = None
+    min_params: int | None = None
+    max_params: int | None = None
+    min_top1: float | None = None
+    max_top1: float | None = None
+    text: str | None = None
+    include_removed: bool = False
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+def resolve_dataset(name: str) -> str:
+    """The stored data-set name for what a user typed (canonical when we know it)."""
+    return canonical_dataset(name) or name.strip()
+
+
+def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
+    cond: list[ColumnElement[bool]] = []
+    if flt.source:
+        cond.append(Entry.source == normalise_source(flt.source))
+    if flt.dataset:
+        wanted = resolve_dataset(flt.dataset)
+        if canonical_dataset(flt.dataset):
+            cond.append(Entry.dataset == wanted)
+        else:
+            cond.append(func.lower(Entry.dataset) == wanted.lower())
+    if flt.family:
+        cond.append(func.lower(Entry.family) == flt.family.strip().lower())
+    if flt.architecture:
+        cond.append(func.lower(Entry.architecture) == flt.architecture.strip().lower())
+    if flt.licence:
+        cond.append(func.lower(Entry.licence) == flt.licence.strip().lower())
+    if flt.num_classes is not None:
+        cond.append(Entry.num_classes == flt.num_classes)
+    if flt.min_params is not None:
+        cond.append(Entry.params >= flt.min_params)
+    if flt.max_params is not None:
+        cond.append(Entry.params <= flt.max_params)
+    if flt.min_top1 is not None:
+        cond.append(Entry.top1 >= flt.min_top1)
+    if flt.max_top1 is not None:
+        cond.append(Entry.top1 <= flt.max_top1)
+    if flt.text:
+        pattern = f"%{flt.text.strip().lower()}%"
+        cond.append(
+            or_(func.lower(Entry.id).like(pattern), func.lower(Entry.architecture).like(pattern))
+        )
+    if not flt.include_removed:
+        cond.append(Entry.removed_upstream.is_(False))
+    return cond
+
+
+def search_statement(
+    flt: EntryFilter,
+    *,
+    sort: str | None = "top1",
+    descending: bool = True,
+    limit: int | None = None,
+    offset: int = 0,
+) -> Select[Any]:
+    stmt = select(*(getattr(Entry, c) for c in SUMMARY_COLUMNS)).where(*_conditions(flt))
+    if sort:
+        key = sort.lstrip("-")
+        if key not in SORT_KEYS:
+            raise InvalidQueryError(
+                f"unknown sort key {sort!r}",
+                hint=f"Sort by one of: {', '.join(SORT_KEYS)}.",
+                value=sort,
+            )
+        column = SORT_KEYS[key]
+        desc = descending if not sort.startswith("-") else True
+        # NULLs last either way, so "best first" lists start with real figures
+        stmt = stmt.order_by(column.is_(None), column.desc() if desc else column.asc(), Entry.id)
+    if limit is not None:
+        if limit < 0:
+            raise InvalidQueryError("limit must be >= 0", value=limit)
+        stmt = stmt.limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
+    return stmt
+
+
+def search(
+    session: Session,
+    flt: EntryFilter,
+    *,
+    sort: str | None = "top1",
+    descending: bool = True,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[EntrySummary]:
+    rows = session.execute(
+        search_statement(flt, sort=sort, descending=descending, limit=limit, offset=offset)
+    )
+    return [EntrySummary.model_validate(dict(row._mapping)) for row in rows]
+
+
+def count(session: Session, flt: EntryFilter) -> int:
+    return int(
+        session.scalar(select(func.count()).select_from(Entry).where(*_conditions(flt))) or 0
+    )
+
+
+def _to_record(e: Entry) -> CatalogueEntry:
+    return CatalogueEntry(
+        id=e.id,
+        task=e.task,
+        architecture=e.architecture,
+        family=e.family,
+        num_classes=e.num_classes,
+        input_size=e.input_size,
+        params=e.params,
+        gflops=e.gflops,
+        licence=e.licence,
+        paper=e.paper,
+        library=e.library,
+        upstream_url=e.upstream_url,
+        revision=e.revision,
+        upstream_modified=e.upstream_modified,
+        tags=list(e.tags or []),
+        datasets=[
+            DatasetLink(
+                dataset=d.dataset,
+                raw_name=d.raw_name,
+                stage=d.stage,
+                source=d.source,
+                evidence=d.evidence,
+            )
+            for d in e.datasets
+        ],
+        claims=[
+            AccuracyClaim(
+                dataset=c.dataset,
+                split=c.split,
+                metric=c.metric,
+                value=c.value,
+                img_size=c.img_size,
+                crop_pct=c.crop_pct,
+                kind=c.kind,
+                source=c.source,
+                evidence=c.evidence,
+                url=c.url,
+            )
+            for c in e.claims
+        ],
+        files=[
+            FileRef(
+                url=f.url,
+                filename=f.filename,
+                revision=f.revision,
+                size=f.size,
+                sha256=f.sha256,
+                checksum=f.checksum,
+                checksum_algo=f.checksum_algo,
+                format=f.format,
+                role=f.role,
+            )
+            for f in e.files
+        ],
+        load=LoadSpec.model_validate(e.load_spec) if e.load_spec else None,
+        errors=[a.message for a in e.errors],
+        raw=dict(e.raw or {}),
+        dataset=e.dataset,
+        top1=e.top1,
+        first_seen=e.first_seen,
+        last_seen=e.last_seen,
+        removed_upstream=e.removed_upstream,
+        facts=[
+            FactRecord(
+                key=f.key,
+                value=f.value,
+                source=f.source,
+                evidence=f.evidence,
+                recorded_at=f.recorded_at,
+            )
+            for f in e.facts
+        ],
+        evaluations=[
+            EvaluationRecord(
+                id=v.id,
+                attack=v.attack,
+                config=v.config,
+                data_protocol=v.data_protocol,
+                metrics=v.metrics,
+                versions=v.versions,
+                duration_s=v.duration_s,
+                status=v.status,
+                error=v.error,
+                created_at=v.created_at,
+            )
+            for v in e.evaluations
+        ],
+    )
+
+
+_FULL = (
+    selectinload(Entry.files),
+    selectinload(Entry.datasets),
+    selectinload(Entry.claims),
+    selectinload(Entry.facts),
+    selectinload(Entry.errors),
+    selectinload(Entry.evaluations),
+)
+
+
+def find_entry(session: Session, entry_id: str) -> CatalogueEntry | None:
+    eid = str(parse_id(entry_id))
+    entry = session.scalars(select(Entry).where(Entry.id == eid).options(*_FULL)).one_or_none()
+    return _to_record(entry) if entry is not None else None
+
+
+def get_entry(session: Session, entry_id: str) -> CatalogueEntry:
+    found = find_entry(session, entry_id)
+    if found is None:
+        eid = str(parse_id(entry_id))
+        similar = session.scalars(
+            select(Entry.id)
+            .where(func.lower(Entry.id).like(f"%{eid.split(':', 1)[1].lower()[:40]}%"))
+            .limit(3)
+        ).all()
+        hint = f"Did you mean: {', '.join(similar)}?" if similar else None
+        raise EntryNotFoundError(f"no entry {eid!r} in the catalogue", hint=hint, entry_id=eid)
+    return found
+
+
+def get_entries(session: Session, entry_ids: Sequence[str]) -> list[CatalogueEntry]:
+    return [get_entry(session, i) for i in entry_ids]

@@ -1,0 +1,387 @@
+"""timm: every pretrained ``arch.tag`` in the installed registry, with timm's published accuracy.
+
+Registry facts (input size, crop, mean/std, licence, paper, hub id, weight URL) come from
+each tag's ``PretrainedCfg``; the training chain from the tag grammar
+(:mod:`securitynet.annotate.timm_tags`); accuracy claims and parameter counts from timm's
+``results-*.csv`` tables (:mod:`securitynet.annotate.timm_results`), read from a folder
+(``--timm-results DIR`` / ``SECURITYNET_TIMM_RESULTS``) or, online, fetched from
+``settings.timm_results_url``. Without tables the registry facts are still synced; the
+missing claims are logged once and recorded in ``ctx.state["timm_results"]``.
+
+No net is instantiated: parameter counts of tags without a results row stay unknown here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import fields
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from securitynet.annotate.datasets import DATASETS, dataset_info
+from securitynet.annotate.families import family_of
+from securitynet.annotate.timm_results import (
+    METADATA_FILE,
+    RESULTS_FILES,
+    ResultRow,
+    ResultsTable,
+    TimmResults,
+    params_from_millions,
+    read_results_dir,
+    results_from_texts,
+)
+from securitynet.annotate.timm_tags import ChainStep, TagInfo, chain_links, parse_tag
+from securitynet.errors import NotFoundError, RateLimitedError, SecurityNetError, UpstreamError
+from securitynet.records import AccuracyClaim, EntryRecord, FileRef, LoadSpec, Metric, Stage
+from securitynet.scrapers._common import (
+    code_digest,
+    files_digest,
+    hash_prefix,
+    jsonable,
+    limit_reached,
+    package_version,
+    url_filename,
+)
+from securitynet.scrapers.base import SyncContext, Unchanged
+from securitynet.settings import Settings
+
+if TYPE_CHECKING:
+    from timm.models import PretrainedCfg
+
+log = logging.getLogger(__name__)
+
+SOURCE = "timm"
+CLAIM_SOURCE = "timm-results"
+FEATURE_TASK = "image-feature-extraction"
+
+
+class TimmScraper:
+    name = SOURCE
+    needs_network = False
+
+    def unavailable_reason(self, ctx: SyncContext) -> str | None:
+        if importlib.util.find_spec("timm") is None:
+            return "timm is not installed"
+        return None
+
+    def fingerprint(self, ctx: SyncContext) -> str | None:
+        """timm's version, the results tables' digest and our code's; None when the tables
+        would be fetched (their content is only known by fetching them)."""
+        folder = _results_folder(ctx)
+        if folder is not None:
+            tables = files_digest(p for p in folder.glob("*.csv") if p.is_file()) if folder.is_dir() else "missing"
+        elif ctx.settings.offline:
+            tables = "none"
+        else:
+            return None
+        return f"timm {package_version('timm')}; results {tables}; code {code_digest()}"
+
+    def iter_records(self, ctx: SyncContext) -> Iterator[EntryRecord | Unchanged]:
+        import timm
+        from timm.models import get_pretrained_cfg, list_pretrained
+
+        results = load_results(ctx)
+        by_model = results.by_model() if results is not None else {}
+        legacy = _legacy_metadata(results.pretrain) if results is not None else {}
+        version = timm.__version__
+        count = 0
+        for name in list_pretrained():
+            if limit_reached(count, ctx.limit):
+                return
+            cfg = get_pretrained_cfg(name)
+            if cfg is None:  # listed but without a config: nothing to say about it
+                log.debug("timm lists %s but has no pretrained config", name)
+                continue
+            yield build_record(name, cfg, rows=by_model.get(name, []), metadata=legacy.get(name), version=version)
+            count += 1
+
+
+# --- results tables -----------------------------------------------------------------------
+
+
+def _results_folder(ctx: SyncContext) -> Path | None:
+    option = ctx.options.get("timm_results")
+    return Path(option).expanduser() if option else ctx.settings.timm_results
+
+
+def load_results(ctx: SyncContext) -> TimmResults | None:
+    """The results tables for this sync, or None (after one warning) when there are none."""
+    folder = _results_folder(ctx)
+    try:
+        if folder is not None:
+            results = read_results_dir(folder)
+        elif not ctx.settings.offline:
+            results = fetch_results(ctx.settings)
+        else:
+            raise NotFoundError(
+                "offline and no timm results folder given",
+                hint="Pass --timm-results DIR or set SECURITYNET_TIMM_RESULTS.",
+            )
+    except SecurityNetError as exc:
+        log.warning("timm: no accuracy claims this sync (%s); registry facts are synced without them", exc)
+        ctx.state["timm_results"] = {"status": "missing", "reason": str(exc)}
+        return None
+    if not results.has_imagenet:
+        log.warning("timm: %s has no results-imagenet.csv; ImageNet-1k claims are missing", results.origin)
+    ctx.state["timm_results"] = {
+        "status": "ok",
+        "origin": results.origin,
+        "tables": [t.filename for t in results.tables],
+        "rows": sum(len(t.rows) for t in results.tables),
+    }
+    return results
+
+
+def fetch_results(settings: Settings) -> TimmResults:
+    """Fetch timm's published tables from ``settings.timm_results_url`` (a missing one is skipped)."""
+    base = settings.timm_results_url.rstrip("/")
+    texts: dict[str, str] = {}
+    for filename in (*RESULTS_FILES, METADATA_FILE):
+        text = _get_text(f"{base}/{filename}", settings)
+        if text is not None:
+            texts[filename] = text
+    results = results_from_texts(texts, origin=base)
+    if not results.tables:
+        raise NotFoundError(f"no timm results table could be fetched from {base}", url=base)
+    return results
+
+
+def _get_text(url: str, settings: Settings) -> str | None:
+    """GET ``url`` as text; None on 404; typed errors otherwise (retrying 5xx and timeouts)."""
+    attempts = max(1, min(settings.http_retries, 5) + 1)
+    request = urllib.request.Request(url, headers={"User-Agent": "securitynet", "Accept": "text/csv, */*"})
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(request, timeout=settings.http_timeout) as response:
+                body: bytes = response.read()
+                return body.decode("utf-8")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                log.debug("timm results: %s not found upstream", url)
+                return None
+            if exc.code == 429 or (exc.code == 403 and exc.headers.get("X-RateLimit-Remaining") == "0"):
+                raise RateLimitedError(f"{url}: HTTP {exc.code}", url=url, status=exc.code) from exc
+            if exc.code < 500 or attempt == attempts - 1:
+                raise UpstreamError(f"{url}: HTTP {exc.code}", url=url, status=exc.code) from exc
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            if attempt == attempts - 1:
+                raise UpstreamError(f"{url}: {exc}", url=url) from exc
+        except UnicodeDecodeError as exc:
+            raise UpstreamError(f"{url}: not UTF-8 text", url=url) from exc
+        time.sleep(min(0.25 * 2**attempt, 4.0))
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _legacy_metadata(pretrain: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """``model_metadata-in1k.csv`` keyed by today's ``arch.tag`` -> (name as written, pretrain).
+
+    The file predates tags: ``ig_resnext101_32x8d`` is today's
+    ``resnext101_32x8d.fb_wsl_ig1b_ft_in1k`` (timm's deprecation map). An untagged
+    architecture name is matched only when the architecture has a single pretrained tag:
+    default tags changed since (``convnext_nano`` now defaults to an ImageNet-12k run), so
+    for several tags the row cannot be told apart.
+    """
+    if not pretrain:
+        return {}
+    from timm.models import get_deprecated_models, list_pretrained
+
+    deprecated = get_deprecated_models()
+    tags_of: dict[str, list[str]] = {}
+    for name in list_pretrained():
+        tags_of.setdefault(name.partition(".")[0], []).append(name)
+    out: dict[str, tuple[str, str]] = {}
+    for old, label in pretrain.items():
+        current = deprecated.get(old)
+        if current is None and len(tags_of.get(old, ())) == 1:
+            current = tags_of[old][0]
+        if current:
+            out[current] = (old, label)
+    return out
+
+
+# --- one record ------------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _labelled_sizes() -> dict[int, str]:
+    """Label-set size -> the one labelled data set of that size (1000 -> ImageNet-1k; 10 is ambiguous)."""
+    by_size: dict[int, list[str]] = {}
+    for info in DATASETS:
+        if info.kind == "images" and info.num_classes:
+            by_size.setdefault(info.num_classes, []).append(info.name)
+    return {size: names[0] for size, names in by_size.items() if len(names) == 1}
+
+
+def _dataset_for_classes(num_classes: int) -> str | None:
+    return _labelled_sizes().get(num_classes)
+
+
+def _chain(tag: TagInfo, cfg: PretrainedCfg, evidence: dict[str, str]) -> tuple[list[ChainStep], bool]:
+    """The training chain and whether the net's head is a classifier over its final data set."""
+    steps = list(tag.chain)
+    num_classes = cfg.num_classes or 0
+    if not steps and num_classes > 0:
+        inferred = _dataset_for_classes(num_classes)
+        if inferred is not None:
+            steps = [ChainStep(inferred, f"num_classes={num_classes}", Stage.TRAIN)]
+            evidence["datasets"] = (
+                f"tag '{tag.tag}' names no data set; pretrained_cfg.num_classes={num_classes} is {inferred}'s label set"
+            )
+    final = steps[-1].dataset if steps else None
+    info = dataset_info(final) if final else None
+    classifier = num_classes > 0 and final is not None and (info is None or info.kind != "image-text")
+    return steps, classifier
+
+
+def build_record(
+    name: str,
+    cfg: PretrainedCfg,
+    *,
+    rows: list[tuple[ResultsTable, ResultRow]],
+    metadata: tuple[str, str] | None = None,
+    version: str | None = None,
+) -> EntryRecord:
+    """The entry for one pretrained tag ``name`` (``arch.tag``)."""
+    arch, _, tag_text = name.partition(".")
+    arch = cfg.architecture or arch
+    tag = parse_tag(cfg.tag or tag_text)
+    evidence: dict[str, str] = {
+        "architecture": "timm architecture name (before the '.')",
+        "family": f"family rules on '{arch}'",
+        "input_size": "pretrained_cfg.input_size",
+        "datasets": f"pretrained tag '{tag.tag}' (timm tag grammar)",
+    }
+    steps, classifier = _chain(tag, cfg, evidence)
+    datasets = chain_links(steps, source=SOURCE, evidence=evidence["datasets"])
+    final = steps[-1].dataset if steps else None
+
+    if classifier:
+        evidence["num_classes"] = "pretrained_cfg.num_classes"
+    elif cfg.num_classes:
+        evidence["task"] = (
+            f"pretrained_cfg.num_classes={cfg.num_classes} is an embedding head "
+            f"({'image-text training' if final else 'no labelled data set in the tag'}), not a label set"
+        )
+    else:
+        evidence["task"] = "pretrained_cfg.num_classes=0: no classifier head"
+
+    claims = [claim for table, row in rows for claim in _claims(table, row)]
+    params = next((params_from_millions(r.param_count_m) for _, r in rows if r.param_count_m is not None), None)
+    if params is not None:
+        first = next(f"{t.filename} row ({r.model}, {r.img_size})" for t, r in rows if r.param_count_m is not None)
+        evidence["params"] = f"{first} param_count (millions, 2 decimals)"
+
+    licence = cfg.license or None
+    if licence:
+        evidence["licence"] = "pretrained_cfg.license"
+    paper_ids = cfg.paper_ids if isinstance(cfg.paper_ids, str) else ", ".join(cfg.paper_ids or ())
+    paper = paper_ids or cfg.paper_name or None
+    if paper:
+        evidence["paper"] = "pretrained_cfg.paper_ids" if paper_ids else "pretrained_cfg.paper_name"
+    upstream = f"https://huggingface.co/{cfg.hf_hub_id.split('@', 1)[0]}" if cfg.hf_hub_id else cfg.origin_url
+    if upstream:
+        evidence["upstream_url"] = "pretrained_cfg.hf_hub_id" if cfg.hf_hub_id else "pretrained_cfg.origin_url"
+
+    traits = list(tag.traits)
+    if "distilled" in parse_tag(arch).traits and "distilled" not in traits:  # deit_*_distilled_*
+        traits.append("distilled")
+        evidence["tags"] = f"'distilled' from the architecture name '{arch}'"
+    raw: dict[str, Any] = {"pretrained_cfg": _cfg_payload(cfg), "timm_version": version}
+    if metadata is not None:
+        legacy_name, pretrain = metadata
+        raw["model_metadata"] = {"model": legacy_name, "pretrain": pretrain}
+        if pretrain.endswith(("-adv", "-ap")) and "adversarial-training" not in traits:
+            traits.append("adversarial-training")
+
+    input_size = tuple(cfg.input_size) if cfg.input_size else None
+    load = LoadSpec(
+        builder="timm",
+        architecture=name,
+        input_size=(input_size[0], input_size[1], input_size[2]) if input_size and len(input_size) == 3 else None,
+        mean=tuple(cfg.mean) if cfg.mean else None,
+        std=tuple(cfg.std) if cfg.std else None,
+        interpolation=cfg.interpolation or None,
+        crop_pct=cfg.crop_pct,
+        crop_mode=cfg.crop_mode,
+        num_classes=cfg.num_classes,
+        label_set=final if classifier else None,
+    )
+    return EntryRecord(
+        id=f"{SOURCE}:{name}",
+        task="image-classification" if classifier else FEATURE_TASK,
+        architecture=arch,
+        family=family_of(arch),
+        num_classes=cfg.num_classes if classifier else None,
+        input_size=input_size[-1] if input_size else None,
+        params=params,
+        licence=licence,
+        paper=paper,
+        library="timm",
+        upstream_url=upstream,
+        tags=traits,
+        datasets=datasets,
+        claims=claims,
+        files=_files(cfg, evidence),
+        load=load,
+        evidence=evidence,
+        raw=raw,
+    )
+
+
+def _cfg_payload(cfg: PretrainedCfg) -> dict[str, Any]:
+    """The config's set fields, JSON-able (what ``PretrainedCfg.to_dict`` gives, without its deep copy)."""
+    return {f.name: jsonable(v) for f in fields(cfg) if (v := getattr(cfg, f.name)) is not None}
+
+
+def _claims(table: ResultsTable, row: ResultRow) -> list[AccuracyClaim]:
+    evidence = f"{table.filename} row ({row.model}, {row.img_size})"
+    out = [
+        AccuracyClaim(
+            dataset=table.dataset,
+            split=table.split,
+            metric=Metric.TOP1,
+            value=row.top1,
+            img_size=row.img_size,
+            crop_pct=row.crop_pct,
+            source=CLAIM_SOURCE,
+            evidence=f"{evidence} top1",
+        )
+    ]
+    if row.top5 is not None:
+        out.append(out[0].model_copy(update={"metric": Metric.TOP5, "value": row.top5, "evidence": f"{evidence} top5"}))
+    return out
+
+
+def _files(cfg: PretrainedCfg, evidence: dict[str, str]) -> list[FileRef]:
+    if cfg.hf_hub_id:
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        hub_file = cfg.hf_hub_filename or "model.safetensors"
+        evidence["files"] = "pretrained_cfg.hf_hub_id (timm prefers model.safetensors in the hub repository)"
+        return [
+            FileRef(
+                url=f"hf://{repo}/{hub_file}",
+                filename=hub_file,
+                revision=revision or None,
+                format="safetensors" if hub_file.endswith(".safetensors") else None,
+            )
+        ]
+    url = cfg.url if isinstance(cfg.url, str) else (cfg.url[0] if cfg.url else None)
+    if url:
+        filename = url_filename(url)
+        prefix = hash_prefix(filename)
+        evidence["files"] = "pretrained_cfg.url" + (" (sha256 prefix from the file name)" if prefix else "")
+        return [
+            FileRef(
+                url=url,
+                filename=filename,
+                checksum=prefix,
+                checksum_algo="sha256-prefix" if prefix else None,
+                format="npz" if filename and filename.endswith(".npz") else "pytorch",
+            )
+        ]
+    return []
