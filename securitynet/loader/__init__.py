@@ -129,7 +129,7 @@ def load_entry(
         source = locate(wref, cache=cache, offline=False, revision=record.revision, policy=policy)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="securitynet-read") as pool:
-        future = pool.submit(_read, source, cache, offline, record.revision, policy, spec.state_dict_key)
+        future = pool.submit(_read, source, cache, offline, record, policy)
         try:
             built = builder.build(BuildContext(record, spec, companions, lazy_init=lazy_init))
         except BaseException:
@@ -173,20 +173,22 @@ def _load_built(built: BuiltNet, tensors: Mapping[str, torch.Tensor], *, entry_i
     if built.net is None:
         raise UnsupportedEntryError(f"{entry_id}: the builder returned no net", id=entry_id)
     load_state(built.net, tensors, entry_id=entry_id)
-    return built.runtime if built.runtime is not None else built.net
+    net = built.runtime if built.runtime is not None else built.net
+    return built.finish(net) if built.finish is not None else net
 
 
-def _read(
-    source: WeightSource,
-    cache: Cache,
-    offline: bool,
-    revision: str | None,
-    policy: RetryPolicy,
-    key: str | None,
-) -> Weights:
+def _read(source: WeightSource, cache: Cache, offline: bool, record: EntryRecord, policy: RetryPolicy) -> Weights:
     from securitynet.loader.weights import read_weights
 
-    return read_weights(source, cache=cache, offline=offline, revision=revision, policy=policy, state_dict_key=key)
+    return read_weights(
+        source,
+        cache=cache,
+        offline=offline,
+        revision=record.revision,
+        policy=policy,
+        state_dict_key=record.load.state_dict_key if record.load else None,
+        listed=record.files,
+    )
 
 
 def _drain(future: Future[Any]) -> None:

@@ -82,6 +82,9 @@ class BuiltNet:
     #: takes the checkpoint's tensors, returns the ready module, and raises
     #: ArchitectureMismatchError itself. Default: a strict, checked ``load_state_dict``.
     load: Callable[[Mapping[str, torch.Tensor]], nn.Module] | None = None
+    #: Applied to the module once its tensors are in (what a library does after loading
+    #: its own weights, e.g. torchvision's googlenet dropping its auxiliary heads).
+    finish: Callable[[nn.Module], nn.Module] | None = None
 
 
 @runtime_checkable
@@ -160,7 +163,12 @@ def read_json(path: Path, *, what: str) -> dict[str, Any]:
 
 
 def weights_ref(record: EntryRecord) -> FileRef:
-    """The entry's weights file (the first ``role="weights"`` file)."""
+    """The file the entry's weights are read from: the shard index of a sharded checkpoint
+    (``role="index"``, or a ``*.index.json`` listed as weights), else the first
+    ``role="weights"`` file."""
+    for ref in record.files:
+        if ref.role == "index" or (ref.role == "weights" and ref.url.endswith(".index.json")):
+            return ref
     for ref in record.files:
         if ref.role == "weights":
             return ref
@@ -324,13 +332,26 @@ class TorchvisionBuilder:
 
     torchvision's own ``weights.get_state_dict()`` is never called: it downloads through
     ``torch.hub.load_state_dict_from_url`` (unpinned cache, ``weights_only=False`` default).
-    Builder functions that change constructor arguments when weights are given
-    (``inception_v3``'s ``transform_input``, ``googlenet``'s ``aux_logits``) need those as
-    ``LoadSpec.kwargs`` on the entry."""
+    Some builder functions change constructor arguments when they are given weights;
+    :meth:`weights_kwargs` does the same from the entry's data (its own ``kwargs`` win)."""
 
     name = "torchvision"
 
     def companion_files(self, record: EntryRecord, spec: LoadSpec) -> dict[str, FileRef]:
+        return {}
+
+    @staticmethod
+    def weights_kwargs(arch: str, spec: LoadSpec) -> dict[str, Any]:
+        """Constructor arguments torchvision's builder functions set when given weights
+        (torchvision 0.29: googlenet.py, inception.py, vision_transformer.py, maxvit.py).
+        ViT and MaxViT take the weights' ``min_size``, which is their eval crop size."""
+        if arch in ("googlenet", "inception_v3"):
+            return {"transform_input": True, "aux_logits": True, "init_weights": False}
+        size = spec.input_size[-1] if spec.input_size else None
+        if size and arch.startswith("vit_"):
+            return {"image_size": size}
+        if size and arch.startswith("maxvit_"):
+            return {"input_size": (size, size)}
         return {}
 
     def build(self, ctx: BuildContext) -> BuiltNet:
@@ -339,13 +360,22 @@ class TorchvisionBuilder:
         arch = ctx.spec.architecture or ""
         if arch not in models.list_models(module=models):
             raise UnsupportedEntryError(f"torchvision has no classification architecture {arch!r}", architecture=arch)
-        kwargs = _num_classes_kwargs(ctx.spec)
+        kwargs = {**self.weights_kwargs(arch, ctx.spec), **_num_classes_kwargs(ctx.spec)}
         net = construct(ctx, lambda: models.get_model(arch, weights=None, **kwargs))
         defaults = dict(IMAGENET_DEFAULTS)
         head = getattr(net, "num_classes", None) or ctx.spec.num_classes
         if head is not None:
             defaults["num_classes"] = head
-        return BuiltNet(net, defaults)
+        finish = _drop_googlenet_aux if arch == "googlenet" and "aux_logits" not in ctx.spec.kwargs else None
+        return BuiltNet(net, defaults, finish=finish)
+
+
+def _drop_googlenet_aux(net: nn.Module) -> nn.Module:
+    """What torchvision's ``googlenet(weights=...)`` does after loading (aux_logits=False)."""
+    net.aux_logits = False  # type: ignore[assignment]
+    net.aux1 = None  # type: ignore[assignment]
+    net.aux2 = None  # type: ignore[assignment]
+    return net
 
 
 # --- pytorchcv (imgclsmob) ----------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -91,12 +92,18 @@ def read_weights(
     revision: str | None,
     policy: RetryPolicy | None,
     state_dict_key: str | None = None,
+    listed: Sequence[FileRef] = (),
 ) -> Weights:
-    """The tensors of ``source`` (see the module docstring for what happens on the way)."""
+    """The tensors of ``source`` (see the module docstring for what happens on the way).
+
+    ``listed`` are the entry's other files: a shard the entry lists is fetched with the
+    pins it carries there (size, sha256)."""
     ref, fetched = source.ref, source.fetched
     name = (ref.filename or ref.url).rsplit("/", 1)[-1]
     if name.endswith(".index.json"):
-        return _read_sharded(source, cache=cache, offline=offline, revision=revision, policy=policy, key=state_dict_key)
+        return _read_sharded(
+            source, cache=cache, offline=offline, revision=revision, policy=policy, key=state_dict_key, listed=listed
+        )
     if ref.format == "zip":
         fetched = _extract(ref, fetched, cache=cache)
     return _read_blob(cache, fetched, key=state_dict_key, allow_legacy=upstream_pinned(ref))
@@ -204,6 +211,7 @@ def _read_sharded(
     revision: str | None,
     policy: RetryPolicy | None,
     key: str | None,
+    listed: Sequence[FileRef] = (),
 ) -> Weights:
     """Tensors of every shard named by a ``*.index.json`` (Hub sharded checkpoints)."""
     from securitynet.loader.builders import read_json
@@ -229,7 +237,11 @@ def _read_sharded(
     owner: dict[str, str] = {}
     fmt = ""
     for path, shard in sorted(shards.items()):
-        shard_ref = replace_ref(ref, url=f"hf://{hub_file.repo_id}/{path}", revision=hub_file.revision)
+        url = f"hf://{hub_file.repo_id}/{path}"
+        shard_ref = next(
+            (f for f in listed if f.url == url),
+            replace_ref(ref, url=url, revision=hub_file.revision),
+        )
         fetched = fetch(shard_ref, cache=cache, offline=offline, revision=revision, policy=policy)
         part = _read_blob(cache, fetched, key=key, allow_legacy=upstream_pinned(shard_ref))
         records.extend(part.records)

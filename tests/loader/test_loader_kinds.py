@@ -304,24 +304,54 @@ def test_transformers_auto_map_config_is_refused(hf_endpoint, tmp_path: Path) ->
         load_entry(hf_record("someone/remote-code"))
 
 
-def test_sharded_checkpoint_loads(hf_endpoint, tmp_path: Path) -> None:
-    reference = tiny_vit()
+def serve_sharded(server, repo: str, reference: torch.nn.Module, tmp_path: Path) -> dict[str, bytes]:
     state = reference.state_dict()
     names = sorted(state)
     half = len(names) // 2
     shards = {"model-00001-of-00002.safetensors": names[:half], "model-00002-of-00002.safetensors": names[half:]}
-    weight_map = {}
-    for shard, keys in shards.items():
-        (tmp_path / "s").mkdir(exist_ok=True)
-        hf_endpoint.add_hub_file("someone/sharded", shard, safetensors_bytes({k: state[k] for k in keys}, tmp_path / "s"), commit=COMMIT)
+    bodies, weight_map = {}, {}
+    for i, (shard, keys) in enumerate(shards.items()):
+        (tmp_path / f"s{i}").mkdir()
+        bodies[shard] = safetensors_bytes({k: state[k] for k in keys}, tmp_path / f"s{i}")
+        server.add_hub_file(repo, shard, bodies[shard], commit=COMMIT)
         weight_map.update({k: shard for k in keys})
-    serve_hf_model(hf_endpoint, "someone/sharded", reference, tmp_path)
+    serve_hf_model(server, repo, reference, tmp_path)
     index = json.dumps({"metadata": {}, "weight_map": weight_map}).encode()
-    hf_endpoint.add_hub_file("someone/sharded", "model.safetensors.index.json", index, commit=COMMIT, lfs=False)
-    loaded = load_entry(hf_record("someone/sharded", files=["model.safetensors.index.json", "config.json"]))
+    server.add_hub_file(repo, "model.safetensors.index.json", index, commit=COMMIT, lfs=False)
+    return bodies
+
+
+def sharded_record(repo: str, bodies: dict[str, bytes], *, pins: dict[str, str] | None = None) -> EntryRecord:
+    """Files as the Hugging Face scraper lists them: the index (role "index"), then each
+    shard with the size and LFS sha256 of the repository listing; config.json not listed."""
+    pins = pins or {}
+    files = [FileRef(url=f"hf://{repo}/model.safetensors.index.json", revision=COMMIT, format="json", role="index")]
+    files += [
+        FileRef(url=f"hf://{repo}/{name}", revision=COMMIT, size=len(body), format="safetensors",
+                sha256=pins.get(name, hashlib.sha256(body).hexdigest()), role="weights")
+        for name, body in bodies.items()
+    ]
+    return EntryRecord(id=f"hf:{repo}", revision=COMMIT, files=files,
+                       load=LoadSpec(builder="transformers", architecture="ViTForImageClassification"))
+
+
+def test_sharded_checkpoint_loads(hf_endpoint, tmp_path: Path) -> None:
+    reference = tiny_vit()
+    bodies = serve_sharded(hf_endpoint, "someone/sharded", reference, tmp_path)
+    loaded = load_entry(sharded_record("someone/sharded", bodies))
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(loaded.net(x), reference.eval()(pixel_values=x).logits, atol=1e-5)
+    assert len(loaded.files) == 3  # the index and both shards
+
+
+def test_a_shard_is_checked_against_the_pin_the_entry_lists(hf_endpoint, tmp_path: Path) -> None:
+    from securitynet.errors import IntegrityError
+
+    bodies = serve_sharded(hf_endpoint, "someone/sharded2", tiny_vit(), tmp_path)
+    record = sharded_record("someone/sharded2", bodies, pins={"model-00002-of-00002.safetensors": "e" * 64})
+    with pytest.raises(IntegrityError, match="Hub serves sha256"):
+        load_entry(record)
 
 
 @pytest.mark.parametrize("shard", ["../other/model.safetensors", "/etc/passwd", "sub/../../x.safetensors",
@@ -488,3 +518,76 @@ def test_meta_build_gives_the_checkpoint_tensors_in_the_nets_dtype(http_server, 
                                     load=LoadSpec(builder="timm", architecture="test_resnet", num_classes=2)))
     assert {p.dtype for p in loaded.net.parameters()} == {torch.float32}
     assert all(not t.is_meta for t in loaded.net.state_dict().values())
+
+
+# --- torchvision: the same layout as torchvision's own builder with weights ---------------
+
+
+def _torchvision_records(archs: set[str] | None = None) -> list[EntryRecord]:
+    from securitynet.scrapers.base import SyncContext
+    from securitynet.scrapers.torchvision import TorchvisionScraper
+    from securitynet.settings import get_settings
+
+    records = [r for r in TorchvisionScraper().iter_records(SyncContext(settings=get_settings()))
+               if isinstance(r, EntryRecord) and r.load is not None]
+    return [r for r in records if archs is None or r.load.architecture in archs]  # type: ignore[union-attr]
+
+
+def _assert_same_layout_as_torchvision(record: EntryRecord, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Build the net our way and torchvision's way *with its weights enum* (on the meta
+    device, with the download and the load_state_dict stubbed out: nothing is fetched),
+    and compare every tensor name, shape and the constructor switches that matter."""
+    import torchvision
+    from torchvision.models._api import WeightsEnum
+
+    from securitynet.loader.builders import BuildContext, TorchvisionBuilder
+
+    spec = record.load
+    assert spec is not None and spec.architecture is not None
+    built = TorchvisionBuilder().build(BuildContext(record, spec))
+    ours = built.finish(built.net) if built.finish and built.net is not None else built.net
+    weights = torchvision.models.get_weight(record.raw["weights"])
+    with monkeypatch.context() as m:
+        m.setattr(WeightsEnum, "get_state_dict", lambda self, *a, **k: {})
+        m.setattr(torch.nn.Module, "load_state_dict", lambda self, *a, **k: None)
+        try:
+            with torch.device("meta"):
+                theirs = torchvision.models.get_model(spec.architecture, weights=weights)
+        except (NotImplementedError, RuntimeError):  # an __init__ that needs real tensors
+            theirs = torchvision.models.get_model(spec.architecture, weights=weights)
+    assert ours is not None
+    ours_sd, theirs_sd = ours.state_dict(), theirs.state_dict()
+    assert ours_sd.keys() == theirs_sd.keys(), record.id
+    assert all(ours_sd[k].shape == theirs_sd[k].shape for k in ours_sd), record.id
+    assert getattr(ours, "transform_input", None) == getattr(theirs, "transform_input", None), record.id
+
+
+@pytest.mark.parametrize("arch", ["googlenet", "inception_v3", "vit_b_16", "maxvit_t", "resnet50"])
+def test_torchvision_builder_matches_torchvision_with_weights(arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for record in _torchvision_records({arch}):
+        _assert_same_layout_as_torchvision(record, monkeypatch)
+
+
+@pytest.mark.slow
+def test_every_torchvision_entry_matches_torchvision_with_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    records = _torchvision_records()
+    assert len(records) > 100
+    for record in records:
+        _assert_same_layout_as_torchvision(record, monkeypatch)
+
+
+def test_torchvision_inception_gets_its_pretrained_input_transform(http_server) -> None:
+    import torchvision
+
+    torch.manual_seed(0)
+    reference = torchvision.models.googlenet(weights=None, transform_input=True, aux_logits=True, init_weights=False)
+    body = torch_bytes(reference.state_dict())
+    url = http_server.add("/googlenet.pth", body)
+    record = EntryRecord(
+        id="torchvision:googlenet.IMAGENET1K_V1",
+        files=[FileRef(url=url, checksum=hashlib.sha256(body).hexdigest()[:8], checksum_algo="sha256-prefix")],
+        load=LoadSpec(builder="torchvision", architecture="googlenet", num_classes=1000),
+    )
+    loaded = load_entry(record)
+    assert loaded.net.transform_input is True
+    same_output(loaded, reference, torch.rand(1, 3, 224, 224))
