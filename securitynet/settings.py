@@ -43,6 +43,23 @@ class Settings(BaseSettings):
     github_token: str | None = Field(default=None, repr=False)
     http_timeout: float = Field(default=30.0, gt=0)
     http_retries: int = Field(default=5, ge=0)
+    http_backoff: float = Field(
+        default=1.0,
+        ge=0,
+        description="Seconds before the first retry of a failed request; doubles per retry (max 8 s).",
+    )
+    hf_endpoint: str | None = Field(
+        default=None,
+        description="Hugging Face Hub URL; default: $HF_ENDPOINT (read when a sync starts), else huggingface.co.",
+    )
+    hf_token: str | None = Field(
+        default=None,
+        repr=False,
+        description="Hub token; default: huggingface_hub's own ($HF_TOKEN or a stored login).",
+    )
+    hf_workers: int = Field(
+        default=8, gt=0, le=64, description="Concurrent file reads while crawling the Hub."
+    )
     sql_timeout: float = Field(
         default=10.0, gt=0, description="Seconds a read-only SQL query may run."
     )

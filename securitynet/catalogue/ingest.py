@@ -392,6 +392,12 @@ def sync_source(
     except Exception as exc:  # a broken source must not stop the others
         log.exception("sync of %s failed", source)
         status, error = "failed", f"{type(exc).__name__}: {exc}"
+    if status == "failed" and batch:
+        # keep what the scraper delivered before it failed: those reads are not repeated
+        try:
+            flush()
+        except Exception:
+            log.exception("could not store the last %d records of %s", len(batch), source)
 
     complete = status == "ok" and limit is None
     if complete and fingerprint is not None:

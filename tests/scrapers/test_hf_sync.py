@@ -1,0 +1,124 @@
+"""The hf source end to end: ``Catalogue.sync`` against the loopback Hub serving the real
+recordings, into a real SQLite catalogue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from securitynet.catalogue.api import Catalogue
+from securitynet.records import CatalogueEntry, Metric
+from tests.fakehub import VIT_ID, FakeHub
+
+TRUTH = yaml.safe_load(
+    (Path(__file__).parent.parent / "annotate" / "hf_cards_truth.yaml").read_text()
+)
+#: Cards whose model the hf source does not list: their pipeline tag is feature-extraction.
+NOT_LISTED = {"IDEA-CCNL/Taiyi-CLIP-RoBERTa-102M-ViT-L-Chinese"}
+PAGES = 5
+
+
+@pytest.fixture
+def catalogue(catalogue_url: str) -> Iterator[Catalogue]:
+    """A fresh catalogue on SQLite, then on PostgreSQL."""
+    with Catalogue(catalogue_url) as cat:
+        yield cat
+
+
+def top1_values(entry: CatalogueEntry) -> list[float]:
+    return [c.value for c in entry.claims if c.metric is Metric.TOP1]
+
+
+def test_card_claims_land_in_the_catalogue(hub: FakeHub, catalogue: Catalogue) -> None:
+    (summary,) = catalogue.sync("huggingface")
+    assert (summary.status, summary.added, summary.errors) == ("ok", 119, 1)
+    landed, trainer_landed = [], []
+    for repo, truth in TRUTH["claims"].items():
+        if repo in NOT_LISTED:
+            continue
+        entry = catalogue.get(f"hf:{repo}")
+        values = top1_values(entry)
+        if any(v == pytest.approx(truth["top1"], abs=1e-3) for v in values):
+            landed.append(repo)
+        if truth.get("trainer") and any(
+            abs(v - truth["trainer_eval"]) <= 0.005 + 1e-9 for v in values
+        ):
+            trainer_landed.append(repo)
+    in_scope = [r for r in TRUTH["claims"] if r not in NOT_LISTED]
+    assert sorted(landed) == sorted(in_scope)
+    assert len(trainer_landed) == 17
+    for repo in TRUTH["not_claims"]:
+        if (entry := catalogue.find(f"hf:{repo}")) is not None:
+            assert entry.claims == [], repo
+
+
+def test_merged_view_shows_the_card_accuracy(hub: FakeHub, catalogue: Catalogue) -> None:
+    catalogue.sync("hf")
+    beans = catalogue.search(source="huggingface", dataset="beans", sort="top1")
+    assert [(e.name, e.top1) for e in beans] == [
+        ("alexrods/vit_model", 100.0),
+        ("nateraw/timm-resnet18-beans-test-2", pytest.approx(57.894737)),
+    ]
+    vit = catalogue.get(f"hf:{VIT_ID}")
+    assert (
+        vit.revision == "3f49326eb077187dfe1c2a2bb15fbd74e6ab91e3" and vit.dataset == "ImageNet-1k"
+    )
+    assert (
+        vit.files[0].url == f"hf://{VIT_ID}/model.safetensors"
+        and vit.files[0].revision == vit.revision
+    )
+    facts = {f.key: f.evidence for f in vit.facts}
+    assert facts["params"] == "Hub listing: safetensors.total"
+
+
+def test_second_sync_of_an_unchanged_hub_makes_no_per_model_request(
+    hub: FakeHub, catalogue: Catalogue
+) -> None:
+    catalogue.sync("hf")
+    hub.reset_counts()
+    (summary,) = catalogue.sync("hf")
+    assert (summary.status, summary.added, summary.updated, summary.unchanged) == ("ok", 0, 0, 119)
+    assert hub.count() == hub.count("listing") == PAGES
+    assert hub.count("file") == hub.count("model-info") == 0
+
+
+def test_changed_and_vanished_models(hub: FakeHub, catalogue: Catalogue) -> None:
+    catalogue.sync("hf")
+    hub.new_commit("Albe/housing-categories")
+    hub.remove_model("Sena/flowers")
+    hub.reset_counts()
+    (summary,) = catalogue.sync("hf")
+    assert (summary.updated, summary.unchanged, summary.removed) == (1, 117, 1)
+    assert hub.count("file") == 1
+    gone = catalogue.get("hf:Sena/flowers")
+    assert gone.removed_upstream and top1_values(gone)  # marked, not deleted
+    assert catalogue.count(source="hf") == 118
+
+
+def test_interrupted_sync_resumes_without_fetching_what_it_stored(
+    hub: FakeHub, catalogue_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SECURITYNET_SYNC_BATCH_SIZE", "10")  # the sync commits every 10 entries
+    catalogue = Catalogue(catalogue_url)
+    hub.inject(
+        r"^/api/models\?.*cursor=50", status=403, times=1
+    )  # the listing breaks after 50 models
+    (first,) = catalogue.sync("hf")
+    assert first.status == "failed" and first.added == 50 and first.removed == 0
+    stored = [e.name for e in catalogue.search(source="hf", limit=None)]
+    hub.reset_counts()
+    (second,) = catalogue.sync("hf")
+    assert (second.status, second.added, second.unchanged) == ("ok", 69, 50)
+    assert all(
+        hub.count("file", where=lambda r, repo=repo: r.path.startswith(f"/{repo}/")) == 0
+        for repo in stored
+    )
+
+
+def test_partial_crawl_with_limit(hub: FakeHub, catalogue: Catalogue) -> None:
+    (summary,) = catalogue.sync("hf", limit=7)
+    assert (summary.status, summary.added) == ("partial", 7)
+    assert hub.count("listing") == 1
