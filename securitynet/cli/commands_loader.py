@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fetch an entry's weights into the cache, verify them, load the net and summarise it."""
         _check_format(fmt)
-        from securitynet.catalogue.api import Catalogue  # type: ignore[import-not-found,unused-ignore]
+        from securitynet.catalogue.api import Catalogue
 
         record = Catalogue().get(entry_id)
         load_cmd(record, offline=offline, device=device, fmt=fmt)

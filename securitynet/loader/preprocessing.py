@@ -49,6 +49,8 @@ def complete_spec(spec: LoadSpec, defaults: dict[str, Any]) -> LoadSpec:
         for k, v in defaults.items()
         if v is not None and getattr(spec, k, None) is None and k in LoadSpec.model_fields
     }
+    if spec.label_set:  # the entry names its label set: a library's own list does not override it
+        update.pop("labels", None)
     return spec.model_copy(update=update) if update else spec
 
 
@@ -148,10 +150,17 @@ def _imagenet_1k() -> list[str]:
     return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def _timm_subset(subset: str) -> Callable[[], list[str]]:
-    def names() -> list[str]:
-        from timm.data import ImageNetInfo
+def _imagenet_by_count(num_outputs: int) -> Callable[[], list[str]] | None:
+    """The ImageNet-21k/22k/12k variant with ``num_outputs`` classes, by timm's table
+    (fall11 21,841; Google's 21,843; Microsoft's 21,842; MIIL 11,221; timm's 12k 11,821)."""
+    from timm.data import ImageNetInfo
+    from timm.data.imagenet_info import infer_imagenet_subset
 
+    subset = infer_imagenet_subset({"num_classes": num_outputs})
+    if subset is None:
+        return None
+
+    def names() -> list[str]:
         info = ImageNetInfo(subset)
         return [info.index_to_description(i) for i in range(info.num_classes())]
 
@@ -167,8 +176,6 @@ def _fashion_mnist() -> list[str]:
 #: Canonical data-set name (see securitynet.annotate.datasets) -> label names, offline.
 LABEL_SETS: dict[str, Callable[[], list[str]]] = {
     "ImageNet-1k": _imagenet_1k,
-    "ImageNet-21k": _timm_subset("imagenet-22k"),
-    "ImageNet-12k": _timm_subset("imagenet-12k"),
     "CIFAR-10": lambda: list(_CIFAR10),
     "CIFAR-100": lambda: list(_CIFAR100),
     "MNIST": lambda: list(_DIGITS),
@@ -180,23 +187,25 @@ LABEL_SETS: dict[str, Callable[[], list[str]]] = {
 def label_names(spec: LoadSpec, *, num_outputs: int | None = None) -> list[str] | None:
     """Names of the net's outputs: ``spec.labels``, else the named ``label_set``, else None.
 
-    A list whose length is not the number of outputs is refused rather than misaligned."""
+    The larger ImageNet variants (21k, 22k, 12k) are told apart by the number of outputs,
+    as timm does. Names that do not match the number of outputs are dropped with a
+    warning rather than misaligned; the net still loads."""
     from securitynet.annotate.datasets import canonical_dataset
 
     names: list[str] | None = None
     if spec.labels:
-        names = list(spec.labels)
+        names, what = list(spec.labels), "the entry's label list"
     elif spec.label_set:
         canonical = canonical_dataset(spec.label_set) or spec.label_set
+        what = f"label set {canonical!r}"
         factory = LABEL_SETS.get(canonical)
+        if factory is None and canonical.startswith("ImageNet") and num_outputs:
+            factory = _imagenet_by_count(num_outputs)
         if factory is None:
             log.warning("no label names known for label set %r", spec.label_set)
             return None
         names = factory()
     if names is not None and num_outputs is not None and len(names) != num_outputs:
-        raise UnsupportedEntryError(
-            f"{len(names)} label names for a net with {num_outputs} outputs",
-            labels=len(names),
-            outputs=num_outputs,
-        )
+        log.warning("%s has %d names for a net with %d outputs; no label names", what, len(names), num_outputs)
+        return None
     return names

@@ -81,3 +81,29 @@ def test_cache_commands(record: EntryRecord, capsys: pytest.CaptureFixture[str])
 def test_errors_are_one_line_with_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "cache", "list", "--format", "yaml")
     assert code == 1 and err.startswith("error: unknown format 'yaml'") and "hint:" in err
+
+
+def test_load_command_resolves_the_id_in_the_catalogue(record: EntryRecord, capsys: pytest.CaptureFixture[str]) -> None:
+    from securitynet.catalogue.api import Catalogue
+    from securitynet.catalogue.ingest import write_records
+
+    with Catalogue() as cat, cat.session() as session:
+        write_records(session, [record], origin="test")
+        session.commit()
+    code, out, _ = run(capsys, "load", record.id, "--format", "json")
+    assert code == 0 and json.loads(out)["files"][0]["sha256"] == record.files[0].sha256
+    code, out, _ = run(capsys, "load", record.id, "--offline")
+    assert code == 0 and "eval mode" in out
+    code, _, err = run(capsys, "load", "timm:not-in-the-catalogue")
+    assert code == 1 and err.startswith("error:")
+
+
+def test_load_command_offline_with_an_empty_cache(record: EntryRecord, capsys: pytest.CaptureFixture[str]) -> None:
+    from securitynet.catalogue.api import Catalogue
+    from securitynet.catalogue.ingest import write_records
+
+    with Catalogue() as cat, cat.session() as session:
+        write_records(session, [record], origin="test")
+        session.commit()
+    code, _, err = run(capsys, "load", record.id, "--offline")
+    assert code == 1 and "not in the cache" in err and "hint: Run once without --offline" in err

@@ -75,8 +75,11 @@ def test_label_sets() -> None:
     assert label_names(LoadSpec(builder="x", labels=["a", "b"])) == ["a", "b"]
     assert label_names(LoadSpec(builder="x", label_set="some private set")) is None
     assert label_names(LoadSpec(builder="x")) is None
-    with pytest.raises(UnsupportedEntryError, match="outputs"):
-        label_names(LoadSpec(builder="x", label_set="CIFAR-10"), num_outputs=100)
+    assert label_names(LoadSpec(builder="x", label_set="CIFAR-10"), num_outputs=100) is None  # never misaligned
+    for count in (21841, 21843, 11221, 11821):  # ImageNet-21k variants told apart by their size, as timm does
+        in21k = label_names(LoadSpec(builder="x", label_set="ImageNet-21k"), num_outputs=count)
+        assert in21k is not None and len(in21k) == count
+    assert label_names(LoadSpec(builder="x", label_set="ImageNet-21k"), num_outputs=19168) is None
 
 
 def test_hub_preprocessor_configs() -> None:
