@@ -119,24 +119,30 @@ def load_entry(
         for role, ref in builder.companion_files(record, spec).items()
     }
 
-    # Warm cache: verify and read the weights in a worker thread while the architecture
-    # is built (hashing and tensor reads release the GIL). Cold: fetch first.
+    context = BuildContext(record, spec, companions, lazy_init=lazy_init)
     try:
         source = locate(wref, cache=cache, offline=True, revision=record.revision, policy=policy)
     except OfflineError:
         if offline:
             raise
+        source = None
+    if source is None:
+        # Cold: build first (an entry we cannot build fails before any download), then fetch.
+        built = builder.build(context)
         source = locate(wref, cache=cache, offline=False, revision=record.revision, policy=policy)
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="securitynet-read") as pool:
-        future = pool.submit(_read, source, cache, offline, record, policy)
-        try:
-            built = builder.build(BuildContext(record, spec, companions, lazy_init=lazy_init))
-        except BaseException:
-            future.cancel()
-            _drain(future)
-            raise
-        weights = future.result()
+        weights = _read(source, cache, offline, record, policy)
+    else:
+        # Warm: hash and read the weights in a worker thread while the architecture is
+        # built (hashlib and the tensor reads release the GIL).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="securitynet-read") as pool:
+            future = pool.submit(_read, source, cache, offline, record, policy)
+            try:
+                built = builder.build(context)
+            except BaseException:
+                future.cancel()
+                _drain(future)
+                raise
+            weights = future.result()
 
     from securitynet.loader.weights import apply_quirks
 

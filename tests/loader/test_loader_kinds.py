@@ -591,3 +591,12 @@ def test_torchvision_inception_gets_its_pretrained_input_transform(http_server) 
     loaded = load_entry(record)
     assert loaded.net.transform_input is True
     same_output(loaded, reference, torch.rand(1, 3, 224, 224))
+
+
+def test_an_entry_we_cannot_build_downloads_nothing(http_server) -> None:
+    url = http_server.add("/big.safetensors", b"x" * 1000)
+    record = EntryRecord(id="timm:nope", files=[FileRef(url=url)],
+                         load=LoadSpec(builder="timm", architecture="no_such_architecture"))
+    with pytest.raises(UnsupportedEntryError, match="no architecture"):
+        load_entry(record)
+    assert http_server.hits == []
