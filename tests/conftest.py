@@ -18,6 +18,9 @@ import pytest
 
 from tests.pgserver import find_pg_bin, throwaway_server
 
+#: The sample catalogue fixtures (catalogue, empty_catalogue), for every test directory.
+pytest_plugins = ("tests.catalogue.fixtures",)
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 

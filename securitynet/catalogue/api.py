@@ -28,6 +28,8 @@ from securitynet.settings import Settings, get_settings
 if TYPE_CHECKING:
     import pandas as pd
 
+    from securitynet.catalogue.sql import QueryResult
+
 
 class Catalogue:
     """The catalogue at ``url`` (default: ``SECURITYNET_DATABASE_URL`` or the embedded SQLite)."""
@@ -135,6 +137,18 @@ class Catalogue:
         with self.engine.connect() as conn:
             frame = pd.read_sql(stmt, conn)
         return frame.astype({"params": "Int64", "num_classes": "Int64", "input_size": "Int64"})
+
+    def sql(self, statement: str, *, max_rows: int | None = None, timeout: float | None = None) -> QueryResult:
+        """Run one read-only SQL statement (refused if it would write), capped at ``max_rows``
+        rows and ``timeout`` seconds (default: the ``sql_max_rows`` / ``sql_timeout`` settings)."""
+        from securitynet.catalogue.sql import run_sql
+
+        return run_sql(
+            self.engine,
+            statement,
+            max_rows=self.settings.sql_max_rows if max_rows is None else max_rows,
+            timeout=self.settings.sql_timeout if timeout is None else timeout,
+        )
 
 
 def make_filter(**filters: Any) -> EntryFilter:

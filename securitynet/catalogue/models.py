@@ -28,7 +28,9 @@ from sqlalchemy import (
     String,
     Text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 from securitynet.records import ClaimKind, Metric, Stage
 
@@ -43,6 +45,29 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    PostgreSQL keeps the offset; SQLite stores text without one, so values are normalised to
+    UTC on the way in and tagged UTC on the way out: both databases give the same answer.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def _str_enum(enum_cls: type[enum.Enum], length: int = 16) -> Enum:
@@ -80,7 +105,7 @@ class Entry(Base):
     library: Mapped[str | None] = mapped_column(String(64))
     upstream_url: Mapped[str | None] = mapped_column(Text)
     revision: Mapped[str | None] = mapped_column(String(128))
-    upstream_modified: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    upstream_modified: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # merged view, denormalised for fast faceted queries
     dataset: Mapped[str | None] = mapped_column(String(128), index=True)
     top1: Mapped[float | None] = mapped_column(Float, index=True)
@@ -88,10 +113,10 @@ class Entry(Base):
     load_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     content_hash: Mapped[str | None] = mapped_column(String(64))
-    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     removed_upstream: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
-    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     files: Mapped[list[WeightFile]] = relationship(
         back_populates="entry",
@@ -158,7 +183,7 @@ class _ChildMixin:
     source: Mapped[str] = mapped_column(String(96), index=True)
     evidence: Mapped[str | None] = mapped_column(Text)
     origin: Mapped[str] = mapped_column(String(32), index=True)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class WeightFile(_ChildMixin, Base):
@@ -246,8 +271,8 @@ class SyncRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(32), index=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(16), default="running", index=True)
     complete: Mapped[bool] = mapped_column(Boolean, default=False)
     seen: Mapped[int] = mapped_column(Integer, default=0)
@@ -279,6 +304,6 @@ class Evaluation(Base):
     duration_s: Mapped[float | None] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16), default="ok", index=True)
     error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     entry: Mapped[Entry] = relationship(back_populates="evaluations")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -105,6 +105,16 @@ def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
     return cond
 
 
+#: Filters that leave out the NULLs of a sort column.
+_BOUNDS: dict[str, tuple[str, ...]] = {"top1": ("min_top1", "max_top1"), "params": ("min_params", "max_params")}
+
+
+def _may_be_null(column: Any, flt: EntryFilter) -> bool:
+    if not column.nullable:
+        return False
+    return all(getattr(flt, bound) is None for bound in _BOUNDS.get(column.key, ()))
+
+
 def search_statement(
     flt: EntryFilter,
     *,
@@ -124,8 +134,12 @@ def search_statement(
             )
         column = SORT_KEYS[key]
         desc = descending if not sort.startswith("-") else True
-        # NULLs last either way, so "best first" lists start with real figures
-        stmt = stmt.order_by(column.is_(None), column.desc() if desc else column.asc(), Entry.id)
+        order = column.desc() if desc else column.asc()
+        if _may_be_null(column, flt):
+            # NULLs last either way, so "best first" lists start with real figures. Said as
+            # NULLS LAST (not as a sort on "column IS NULL") so an index can still give the order.
+            order = order.nulls_last()
+        stmt = stmt.order_by(order, Entry.id)
     if limit is not None:
         if limit < 0:
             raise InvalidQueryError("limit must be >= 0", value=limit)
@@ -276,6 +290,16 @@ def get_entry(session: Session, entry_id: str) -> CatalogueEntry:
         hint = f"Did you mean: {', '.join(similar)}?" if similar else None
         raise EntryNotFoundError(f"no entry {eid!r} in the catalogue", hint=hint, entry_id=eid)
     return found
+
+
+def iter_entries(session: Session, entry_ids: Sequence[str], *, chunk_size: int = 500) -> Iterator[CatalogueEntry]:
+    """The full entries ``entry_ids`` (those that exist), loaded ``chunk_size`` at a time;
+    in id order when ``entry_ids`` is sorted."""
+    for start in range(0, len(entry_ids), chunk_size):
+        chunk = entry_ids[start : start + chunk_size]
+        entries = session.scalars(select(Entry).where(Entry.id.in_(chunk)).order_by(Entry.id).options(*_FULL)).all()
+        yield from (_to_record(e) for e in entries)
+        session.expunge_all()  # keep memory flat over a whole-catalogue export
 
 
 def get_entries(session: Session, entry_ids: Sequence[str]) -> list[CatalogueEntry]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from typing import Annotated
 
@@ -61,6 +62,8 @@ def _debug() -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``securitynet`` script."""
+    if hasattr(signal, "SIGPIPE"):  # `securitynet list | head` ends quietly, like any Unix tool
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     _register_commands()
     try:
         # standalone_mode=False hands typer.Exit(n) back as a return value, not an exception
@@ -81,13 +84,26 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None
     except Exception as exc:  # click usage errors
+        if isinstance(exc, _click_exceptions()):
+            exc.show()  # type: ignore[attr-defined]
+            raise SystemExit(exc.exit_code) from None  # type: ignore[attr-defined]
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
         if isinstance(exc, click.exceptions.Exit):
             raise SystemExit(exc.exit_code) from None
         raise
     if isinstance(code, int) and code:
         raise SystemExit(code)
+
+
+def _click_exceptions() -> tuple[type[Exception], ...]:
+    """Click's usage-error base: from click, and from the copy of click that typer >= 0.2x
+    vendors (its BadParameter and UsageError do not derive from click's)."""
+    import click
+
+    found: list[type[Exception]] = [click.exceptions.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as VendoredClickException
+    except ImportError:
+        return tuple(found)
+    return (*found, VendoredClickException)

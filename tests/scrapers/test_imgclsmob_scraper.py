@@ -35,7 +35,7 @@ def _claims(record: EntryRecord) -> list[tuple[str, Metric, float]]:
 def test_every_released_classifier_is_an_entry(records: dict[str, EntryRecord]) -> None:
     text, _ = load_metainfo()
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert len(rows) == 780
+    assert len(rows) >= 780  # pytorchcv 0.0.74's registry; newer releases only add rows
     released = {
         r["model_name"] for r in rows if r["test_dataset"] in ("in1k", "cf", "cub") and r["error_value"] != "NA"
     }
