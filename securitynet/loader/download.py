@@ -256,7 +256,11 @@ def http_download(
                             f"{url}: still rate limited after {policy.retries} retries", url=url
                         ) from None
                     raise UpstreamError(
-                        f"{url}: {retry.reason} (gave up after {attempts} attempts)", url=url, status=retry.status
+                        f"{url}: {retry.reason} (gave up after {attempts} attempts)",
+                        hint="Check the network (a partial download is kept and resumed next time); "
+                        "files already in the cache load with --offline.",
+                        url=url,
+                        status=retry.status,
                     ) from None
                 if retry.retry_after is not None and retry.retry_after > policy.max_retry_after:
                     raise RateLimitedError(

@@ -11,6 +11,7 @@ redirect to a CDN path with ``X-Linked-Etag`` (the sha256) / ``X-Linked-Size`` /
 from __future__ import annotations
 
 import hashlib
+import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -223,6 +224,22 @@ class LoopbackServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _sigpipe_ignored() -> Iterator[None]:
+    """Python's default: a write to a closed socket raises BrokenPipeError. securitynet's
+    ``cli.main()`` restores the Unix default (die quietly, for ``| head``), and a CLI test
+    that ran earlier in this process leaves it so: then the loopback server writing to a
+    client that hung up on purpose (a refused size) would kill the whole test run."""
+    if not hasattr(signal, "SIGPIPE"):
+        yield
+        return
+    previous = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGPIPE, previous)
 
 
 @pytest.fixture
