@@ -600,3 +600,20 @@ def test_an_entry_we_cannot_build_downloads_nothing(http_server) -> None:
     with pytest.raises(UnsupportedEntryError, match="no architecture"):
         load_entry(record)
     assert http_server.hits == []
+
+
+@pytest.mark.gpu
+def test_load_onto_a_cuda_device(http_server, tmp_path: Path) -> None:
+    import timm
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    reference = timm.create_model("test_vit", pretrained=False, num_classes=3).eval()
+    url = http_server.add("/cuda.safetensors", safetensors_bytes(reference.state_dict(), tmp_path))
+    record = EntryRecord(id="local:cuda", files=[FileRef(url=url)],
+                         load=LoadSpec(builder="timm", architecture="test_vit", num_classes=3))
+    loaded = load_entry(record, device="cuda")
+    assert {p.device.type for p in loaded.net.parameters()} == {"cuda"}
+    x = torch.rand(2, 3, 160, 160)
+    with torch.no_grad():
+        assert torch.allclose(loaded.net(x.cuda()).cpu(), reference(x), atol=1e-4)
