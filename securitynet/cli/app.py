@@ -50,9 +50,11 @@ def _register_commands() -> None:
     # Each module adds its commands to ``app``; imported here, never at package import.
     from securitynet.cli import commands_catalogue  # noqa: F401
     from securitynet.cli.commands_annotate import register as register_annotate
+    from securitynet.cli.commands_loader import register as register_loader
     from securitynet.cli.commands_loader_scan import register as register_scan
 
     register_scan(app)
+    register_loader(app)
     register_annotate(app)
 
 
@@ -62,8 +64,19 @@ def _debug() -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``securitynet`` script."""
-    if hasattr(signal, "SIGPIPE"):  # `securitynet list | head` ends quietly, like any Unix tool
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # `securitynet list | head` ends quietly, like any Unix tool. The handler is put back on
+    # the way out: main() also runs inside other processes (the tests, a notebook), where
+    # SIG_DFL left behind kills the whole process the next time any thread writes to a
+    # socket whose peer hung up (an HTTP server in the test suite, for one).
+    previous = signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
+    try:
+        _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGPIPE, previous)
+
+
+def _main(argv: list[str] | None) -> None:
     _register_commands()
     try:
         # standalone_mode=False hands typer.Exit(n) back as a return value, not an exception
