@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Catalogue": "securitynet.catalogue.api",
-    "load": "securitynet.loader",
+    "load": "securitynet.api",
     "LoadedNet": "securitynet.loader",
     "read_checkpoint": "securitynet.loader.safe",
     "get_settings": "securitynet.settings",

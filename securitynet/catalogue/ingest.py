@@ -173,8 +173,8 @@ def write_records(
     records = list(records)
     ids = [r.id for r in records]
     if hashes is None:
-        rows = session.execute(select(Entry.id, Entry.content_hash).where(Entry.id.in_(ids)))
-        hashes = {row.id: row.content_hash for row in rows}
+        found = session.execute(select(Entry.id, Entry.content_hash).where(Entry.id.in_(ids)))
+        hashes = {row.id: row.content_hash for row in found}
     known_datasets = dataset_names if dataset_names is not None else set()
 
     new_rows: list[dict[str, Any]] = []
