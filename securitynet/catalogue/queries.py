@@ -187,45 +187,9 @@ def _to_record(e: Entry) -> CatalogueEntry:
         revision=e.revision,
         upstream_modified=e.upstream_modified,
         tags=list(e.tags or []),
-        datasets=[
-            DatasetLink(
-                dataset=d.dataset,
-                raw_name=d.raw_name,
-                stage=d.stage,
-                source=d.source,
-                evidence=d.evidence,
-            )
-            for d in e.datasets
-        ],
-        claims=[
-            AccuracyClaim(
-                dataset=c.dataset,
-                split=c.split,
-                metric=c.metric,
-                value=c.value,
-                img_size=c.img_size,
-                crop_pct=c.crop_pct,
-                kind=c.kind,
-                source=c.source,
-                evidence=c.evidence,
-                url=c.url,
-            )
-            for c in e.claims
-        ],
-        files=[
-            FileRef(
-                url=f.url,
-                filename=f.filename,
-                revision=f.revision,
-                size=f.size,
-                sha256=f.sha256,
-                checksum=f.checksum,
-                checksum_algo=f.checksum_algo,
-                format=f.format,
-                role=f.role,
-            )
-            for f in e.files
-        ],
+        datasets=[DatasetLink.model_validate(d, from_attributes=True) for d in e.datasets],
+        claims=[AccuracyClaim.model_validate(c, from_attributes=True) for c in e.claims],
+        files=[FileRef.model_validate(f, from_attributes=True) for f in e.files],
         load=LoadSpec.model_validate(e.load_spec) if e.load_spec else None,
         errors=[a.message for a in e.errors],
         raw=dict(e.raw or {}),
@@ -234,31 +198,8 @@ def _to_record(e: Entry) -> CatalogueEntry:
         first_seen=e.first_seen,
         last_seen=e.last_seen,
         removed_upstream=e.removed_upstream,
-        facts=[
-            FactRecord(
-                key=f.key,
-                value=f.value,
-                source=f.source,
-                evidence=f.evidence,
-                recorded_at=f.recorded_at,
-            )
-            for f in e.facts
-        ],
-        evaluations=[
-            EvaluationRecord(
-                id=v.id,
-                attack=v.attack,
-                config=v.config,
-                data_protocol=v.data_protocol,
-                metrics=v.metrics,
-                versions=v.versions,
-                duration_s=v.duration_s,
-                status=v.status,
-                error=v.error,
-                created_at=v.created_at,
-            )
-            for v in e.evaluations
-        ],
+        facts=[FactRecord.model_validate(f, from_attributes=True) for f in e.facts],
+        evaluations=[EvaluationRecord.model_validate(v, from_attributes=True) for v in e.evaluations],
     )
 
 
