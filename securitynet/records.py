@@ -127,6 +127,23 @@ class LoadSpec(_Record):
     output: str | None = Field(default=None, description="'logits', 'log_softmax' or 'softmax'.")
 
 
+#: Scalar facts about an entry that a source states and curators may correct; each is an
+#: ``entry`` column and, per source, a ``fact`` row with provenance.
+ANNOTATED_FIELDS: tuple[str, ...] = (
+    "task",
+    "architecture",
+    "family",
+    "num_classes",
+    "input_size",
+    "params",
+    "gflops",
+    "licence",
+    "paper",
+)
+#: Scalar fields that pin where an entry comes from (stored, never curated).
+UPSTREAM_FIELDS: tuple[str, ...] = ("library", "upstream_url", "revision")
+
+
 class EntryRecord(_Record):
     """Everything one source knows about one entry."""
 

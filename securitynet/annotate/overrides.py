@@ -22,20 +22,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from securitynet.errors import MalformedUpstreamError
 from securitynet.ids import normalise_source, parse_id
-from securitynet.records import AccuracyClaim, ClaimKind, DatasetLink, Metric, Stage
+from securitynet.records import (
+    ANNOTATED_FIELDS,
+    AccuracyClaim,
+    ClaimKind,
+    DatasetLink,
+    Metric,
+    Stage,
+)
 
 #: Entry fields a curated file may set.
-SETTABLE = (
-    "architecture",
-    "family",
-    "num_classes",
-    "input_size",
-    "params",
-    "gflops",
-    "licence",
-    "paper",
-    "task",
-)
+SETTABLE = ANNOTATED_FIELDS
 
 
 class Match(BaseModel):

@@ -34,7 +34,7 @@ from securitynet.catalogue.models import (
 )
 from securitynet.errors import SecurityNetError
 from securitynet.progress import track
-from securitynet.records import EntryRecord, SyncSummary
+from securitynet.records import ANNOTATED_FIELDS, UPSTREAM_FIELDS, EntryRecord, SyncSummary
 from securitynet.scrapers import DEFAULT_SOURCES, get_scraper
 from securitynet.scrapers.base import Fingerprinted, Scraper, SyncContext, Unchanged
 from securitynet.settings import Settings
@@ -42,20 +42,7 @@ from securitynet.settings import Settings
 log = logging.getLogger(__name__)
 
 #: Entry columns a record sets directly; each non-empty one is also kept as a ``fact`` row.
-SCALAR_FIELDS: tuple[str, ...] = (
-    "task",
-    "architecture",
-    "family",
-    "num_classes",
-    "input_size",
-    "params",
-    "gflops",
-    "licence",
-    "paper",
-    "library",
-    "upstream_url",
-    "revision",
-)
+SCALAR_FIELDS: tuple[str, ...] = (*ANNOTATED_FIELDS, *UPSTREAM_FIELDS)
 _FACT_FIELDS = tuple(f for f in SCALAR_FIELDS if f not in ("task", "upstream_url", "revision"))
 _CHILD_TABLES = (WeightFile, EntryDataset, AccuracyClaimRow, Fact, AnnotationError)
 
