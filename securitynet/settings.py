@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         default="https://raw.githubusercontent.com/huggingface/pytorch-image-models/main/results",
         description="Where timm's results tables are fetched from when online.",
     )
+    securitynet_release_url: str = Field(
+        default="https://raw.githubusercontent.com/TrustAIRLab/SecurityNet/main",
+        description="Raw-file base of the SecurityNet repository ('import securitynet-release').",
+    )
     github_api_url: str = Field(default="https://api.github.com")
     github_token: str | None = Field(default=None, repr=False)
     http_timeout: float = Field(default=30.0, gt=0)

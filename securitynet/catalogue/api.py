@@ -27,6 +27,7 @@ from securitynet.records import (
     CatalogueEntry,
     EntrySummary,
     EvaluationRecord,
+    ImportSummary,
     ResultRecord,
     SyncSummary,
 )
@@ -101,6 +102,26 @@ class Catalogue:
 
         apply_curated_annotations(self.engine)
         return summaries
+
+    def import_from(self, importer: str, location: str | None = None) -> ImportSummary:
+        """Import a published document: ``securitynet-release`` (the SecurityNet database) or
+        ``robustbench`` (its model_info annotations), from ``location`` (a path or URL;
+        default: the importer's upstream), then re-apply the curated annotations."""
+        from securitynet.catalogue.curation import apply_curated_annotations
+        from securitynet.catalogue.imports import import_items
+        from securitynet.scrapers import get_importer
+
+        reader = get_importer(importer)
+        where = location or reader.default_location(self.settings)
+        summary = import_items(
+            self.engine,
+            reader.iter_items(where, self.settings),
+            importer=reader.name,
+            entry_source=reader.entry_source,
+            location=where,
+        )
+        apply_curated_annotations(self.engine)
+        return summary
 
     def add_evaluation(self, entry_id: str, record: EvaluationRecord) -> int:
         """Store one evaluation of ``entry_id`` with its metric rows; return its id.
