@@ -43,6 +43,10 @@ class Settings(BaseSettings):
         default="https://raw.githubusercontent.com/TrustAIRLab/SecurityNet/main",
         description="Raw-file base of the SecurityNet repository ('import securitynet-release').",
     )
+    robustbench_model_info: str = Field(
+        default="https://raw.githubusercontent.com/RobustBench/robustbench/master/model_info",
+        description="RobustBench's model_info: a local folder, or a URL of one file in it.",
+    )
     github_api_url: str = Field(default="https://api.github.com")
     github_token: str | None = Field(default=None, repr=False)
     http_timeout: float = Field(default=30.0, gt=0)

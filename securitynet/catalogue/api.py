@@ -119,6 +119,7 @@ class Catalogue:
             importer=reader.name,
             entry_source=reader.entry_source,
             location=where,
+            complete=reader.complete(where),
         )
         apply_curated_annotations(self.engine)
         return summary

@@ -80,6 +80,11 @@ class Importer(Protocol):
         """Where the document is read from when no PATH|URL is given."""
         ...
 
+    def complete(self, location: str) -> bool:
+        """Whether ``location`` holds the whole source (then entries not read again are
+        marked removed)."""
+        ...
+
     def iter_items(self, location: str, settings: Settings) -> Iterator[EntryRecord | Attachment]:
         """Read ``location`` and yield its entries and attachments."""
         ...

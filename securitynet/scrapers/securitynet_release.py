@@ -128,6 +128,9 @@ class SecurityNetReleaseImporter:
     def default_location(self, settings: Settings) -> str:
         return f"{settings.securitynet_release_url.rstrip('/')}/{PATH}"
 
+    def complete(self, location: str) -> bool:
+        return True  # the release is one document
+
     def iter_items(self, location: str, settings: Settings) -> Iterator[EntryRecord | Attachment]:
         text = read_text(location, settings, what=NAME)
         return iter_release(text, location=location)
