@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         default="https://raw.githubusercontent.com/RobustBench/robustbench/master/model_info",
         description="RobustBench's model_info: a local folder, or a URL of one file in it.",
     )
+    zenodo_api_url: str = Field(
+        default="https://zenodo.org/api", description="Zenodo's REST API ('sync --source zenodo')."
+    )
     github_api_url: str = Field(default="https://api.github.com")
     github_token: str | None = Field(default=None, repr=False)
     http_timeout: float = Field(default=30.0, gt=0)

@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "timm": "securitynet.scrapers.timm:TimmScraper",
     "imgclsmob": "securitynet.scrapers.imgclsmob:ImgclsmobScraper",
     "hf": "securitynet.scrapers.huggingface:HuggingFaceScraper",
+    "zenodo": "securitynet.scrapers.zenodo:ZenodoScraper",
 }
 
 #: Sources ``securitynet sync`` runs when none is named: the ones that work offline.
