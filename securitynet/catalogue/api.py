@@ -25,6 +25,7 @@ from securitynet.catalogue.queries import EntryFilter
 from securitynet.errors import InvalidQueryError
 from securitynet.records import (
     CatalogueEntry,
+    EntryRecord,
     EntrySummary,
     EvaluationRecord,
     ImportSummary,
@@ -122,6 +123,25 @@ class Catalogue:
             complete=reader.complete(where),
         )
         apply_curated_annotations(self.engine)
+        return summary
+
+    def add(self, records: Sequence[EntryRecord], *, origin: str) -> SyncSummary:
+        """Store ``records`` (one repository a user added, say) without a full sync of their
+        source: nothing else is marked removed. Curated annotations are applied after."""
+        import time
+
+        from securitynet.catalogue.curation import apply_curated_annotations
+        from securitynet.catalogue.ingest import seed_datasets, write_records
+
+        started = time.perf_counter()
+        summary = SyncSummary(source=origin, seen=len(records))
+        with Session(self.engine) as session, session.begin():
+            seed_datasets(session)
+            counts = write_records(session, list(records), origin=origin)
+        for key, value in counts.items():
+            setattr(summary, key, value)
+        apply_curated_annotations(self.engine)
+        summary.seconds = time.perf_counter() - started
         return summary
 
     def add_evaluation(self, entry_id: str, record: EvaluationRecord) -> int:

@@ -51,6 +51,7 @@ def _register_commands() -> None:
     from securitynet.cli import commands_catalogue  # noqa: F401
     from securitynet.cli.commands_annotate import register as register_annotate
     from securitynet.cli.commands_annotations import register as register_annotations
+    from securitynet.cli.commands_github import register as register_github
     from securitynet.cli.commands_import import register as register_import
     from securitynet.cli.commands_loader import register as register_loader
     from securitynet.cli.commands_loader_scan import register as register_scan
@@ -60,6 +61,7 @@ def _register_commands() -> None:
     register_annotate(app)
     register_import(app)
     register_annotations(app)
+    register_github(app)
 
 
 def _debug() -> bool:
