@@ -44,8 +44,8 @@ class Settings(BaseSettings):
         description="Raw-file base of the SecurityNet repository ('import securitynet-release').",
     )
     robustbench_model_info: str = Field(
-        default="https://raw.githubusercontent.com/RobustBench/robustbench/master/model_info",
-        description="RobustBench's model_info: a local folder, or a URL of one file in it.",
+        default="https://codeload.github.com/RobustBench/robustbench/tar.gz/refs/heads/master",
+        description="RobustBench's model_info: a local folder, a .tar.gz of the repository, or a URL of one file.",
     )
     zenodo_api_url: str = Field(
         default="https://zenodo.org/api", description="Zenodo's REST API ('sync --source zenodo')."

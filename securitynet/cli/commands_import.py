@@ -50,9 +50,9 @@ def securitynet_release(
 def robustbench(
     location: LocationArg = None, offline: OfflineOpt = False, as_json: JsonOpt = False
 ) -> None:
-    """RobustBench's model_info annotations (a folder, or a URL of one JSON file): threat
-    model, epsilon, clean / AutoAttack / reported robust accuracy, architecture, venue,
-    paper; weights not resolved."""
+    """RobustBench's model_info annotations (default: GitHub's .tar.gz of the repository; or
+    a local model_info folder, or one file's URL): threat model, epsilon, clean / AutoAttack /
+    reported robust accuracy, architecture, venue, paper; weights not resolved."""
     _run("robustbench", location, offline=offline, as_json=as_json)
 
 

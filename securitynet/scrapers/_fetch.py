@@ -46,6 +46,15 @@ def read_text(location: str, settings: Settings, *, what: str) -> str:
 
 def fetch_text(url: str, settings: Settings, *, what: str) -> str:
     """GET ``url`` as UTF-8 text, retrying 5xx and network errors with backoff."""
+    body = fetch_bytes(url, settings, what=what)
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UpstreamError(f"{what}: {url} is not UTF-8 text", url=url) from exc
+
+
+def fetch_bytes(url: str, settings: Settings, *, what: str) -> bytes:
+    """GET ``url`` (at most 64 MiB), retrying 5xx and network errors with backoff."""
     if settings.offline:
         raise SourceUnavailableError(
             f"{what}: offline, not fetching {url}",
@@ -60,14 +69,20 @@ def fetch_text(url: str, settings: Settings, *, what: str) -> str:
                 body: bytes = response.read(_MAX_BYTES + 1)
             if len(body) > _MAX_BYTES:
                 raise UpstreamError(f"{what}: {url} is larger than {_MAX_BYTES} bytes", url=url)
-            return body.decode("utf-8")
+            return body
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 raise NotFoundError(f"{what}: {url} not found (HTTP 404)", url=url) from exc
-            if exc.code == 429 or (exc.code == 403 and exc.headers.get("X-RateLimit-Remaining") == "0"):
-                raise RateLimitedError(f"{what}: {url}: HTTP {exc.code}", url=url, status=exc.code) from exc
+            if exc.code == 429 or (
+                exc.code == 403 and exc.headers.get("X-RateLimit-Remaining") == "0"
+            ):
+                raise RateLimitedError(
+                    f"{what}: {url}: HTTP {exc.code}", url=url, status=exc.code
+                ) from exc
             if exc.code < 500 or attempt == attempts - 1:
-                raise UpstreamError(f"{what}: {url}: HTTP {exc.code}", url=url, status=exc.code) from exc
+                raise UpstreamError(
+                    f"{what}: {url}: HTTP {exc.code}", url=url, status=exc.code
+                ) from exc
             log.info("%s: HTTP %s from %s, retrying", what, exc.code, url)
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             if attempt == attempts - 1:
@@ -78,7 +93,5 @@ def fetch_text(url: str, settings: Settings, *, what: str) -> str:
                     url=url,
                 ) from exc
             log.info("%s: %s from %s, retrying", what, exc, url)
-        except UnicodeDecodeError as exc:
-            raise UpstreamError(f"{what}: {url} is not UTF-8 text", url=url) from exc
         time.sleep(min(settings.http_backoff * 2**attempt, 8.0))
     raise UpstreamError(f"{what}: {url}: no answer after {attempts} attempts", url=url)

@@ -17,8 +17,10 @@ becomes of a file:
 - weights are "not resolved" (fact ``weights_status``): RobustBench hosts them on Google
   Drive and elsewhere, through code, until a source for them is known.
 
-``PATH`` is a ``model_info`` folder (or one file in it); a URL names one file (the path's
-last three parts give data set, threat model and name).
+``PATH`` is a ``model_info`` folder (or one file in it). A URL is either a ``.tar.gz``
+archive of the repository (the default: GitHub's archive of RobustBench's default branch),
+whose ``model_info/`` members are read in memory (nothing is extracted), or one file (the
+path's last three parts give data set, threat model and name).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from securitynet.records import (
     Purpose,
     Stage,
 )
-from securitynet.scrapers._fetch import is_url, read_text
+from securitynet.scrapers._fetch import fetch_bytes, is_url, read_text
 from securitynet.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -122,8 +124,11 @@ class RobustBenchImporter:
         return settings.robustbench_model_info
 
     def complete(self, location: str) -> bool:
-        """A folder is the whole set; a single file is not (nothing is marked removed)."""
-        return not is_url(location) and Path(location).expanduser().is_dir()
+        """A folder or an archive is the whole set; a single file is not (nothing is marked
+        removed)."""
+        if is_url(location):
+            return _is_archive(location)
+        return Path(location).expanduser().is_dir()
 
     def iter_items(self, location: str, settings: Settings) -> Iterator[EntryRecord | Attachment]:
         for key, text, origin in _documents(location, settings):
@@ -134,6 +139,9 @@ def _documents(
     location: str, settings: Settings
 ) -> Iterator[tuple[tuple[str, str, str], str, str]]:
     """(dataset, threat model, name), text, where it came from."""
+    if is_url(location) and _is_archive(location):
+        yield from _archive_documents(fetch_bytes(location, settings, what=NAME), location)
+        return
     if is_url(location):
         parts = [p for p in urlsplit(location).path.split("/") if p]
         if len(parts) < 3 or not parts[-1].endswith(".json"):
@@ -165,6 +173,42 @@ def _documents(
     for path in files:
         rel = path.relative_to(root)
         yield (rel.parts[0], rel.parts[1], path.stem), path.read_text(encoding="utf-8"), str(rel)
+
+
+def _is_archive(location: str) -> bool:
+    path = urlsplit(location).path
+    return path.endswith((".tar.gz", ".tgz")) or "/tar.gz/" in path
+
+
+def _archive_documents(blob: bytes, origin: str) -> Iterator[tuple[tuple[str, str, str], str, str]]:
+    """``model_info/<dataset>/<threat>/<name>.json`` members of a .tar.gz, read in memory."""
+    import io
+    import tarfile
+
+    found = 0
+    try:
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as archive:
+            for member in archive:
+                parts = member.name.split("/")
+                if not member.isfile() or "model_info" not in parts:
+                    continue
+                rel = parts[parts.index("model_info") + 1 :]
+                if len(rel) != 3 or not rel[2].endswith(".json"):
+                    continue
+                handle = archive.extractfile(member)
+                if handle is None:
+                    continue
+                found += 1
+                key = (rel[0], rel[1], rel[2].removesuffix(".json"))
+                yield key, handle.read().decode("utf-8"), "/".join(rel)
+    except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as exc:
+        raise MalformedUpstreamError(
+            f"{NAME}: {origin} is not a readable .tar.gz: {exc}", url=origin
+        ) from exc
+    if not found:
+        raise NotFoundError(
+            f"{NAME}: no model_info/<dataset>/<threat>/<name>.json in {origin}", url=origin
+        )
 
 
 def build_items(

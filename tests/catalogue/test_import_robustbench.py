@@ -139,3 +139,47 @@ def test_a_rate_limit_is_a_typed_error(
         catalogue.import_from("robustbench", url)
     assert server.requests == 1
     assert catalogue.find(CARMON) is None
+
+
+def _archive(folder: Path, *, skip: str | None = None) -> bytes:
+    """A .tar.gz shaped like GitHub's archive of the repository (top folder, code beside)."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        readme = b"# robustbench\n"
+        info = tarfile.TarInfo("robustbench-master/README.md")
+        info.size = len(readme)
+        archive.addfile(info, io.BytesIO(readme))
+        for path in sorted(folder.glob("*/*/*.json")):
+            if path.stem == skip:
+                continue
+            archive.add(path, arcname=f"robustbench-master/model_info/{path.relative_to(folder)}")
+    return buffer.getvalue()
+
+
+def test_the_default_archive_url_reads_every_model(
+    catalogue: Catalogue, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = shared_dir / MODEL_INFO
+    srv = _Server(_archive(folder))
+    try:
+        monkeypatch.setenv(
+            "SECURITYNET_ROBUSTBENCH_MODEL_INFO",
+            f"{srv.url}/RobustBench/robustbench/tar.gz/refs/heads/master",
+        )
+        cat = Catalogue(catalogue.url)
+        summary = cat.import_from("robustbench")
+        assert summary.added == 236 and srv.requests == 1
+        assert cat.get(CARMON).top1 == pytest.approx(89.69)
+        # the archive is the whole set: a model gone from it is marked removed
+        srv.body = _archive(folder, skip="Carmon2019Unlabeled")
+        again = cat.import_from("robustbench")
+        assert (again.removed, again.unchanged) == (1, 235)
+        assert cat.get(CARMON).removed_upstream
+        srv.body = b"not a tarball"
+        with pytest.raises(MalformedUpstreamError):
+            cat.import_from("robustbench")
+    finally:
+        srv.close()
