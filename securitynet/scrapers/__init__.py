@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "timm": "securitynet.scrapers.timm:TimmScraper",
     "imgclsmob": "securitynet.scrapers.imgclsmob:ImgclsmobScraper",
     "hf": "securitynet.scrapers.huggingface:HuggingFaceScraper",
+    "github": "securitynet.scrapers.github:GithubScraper",
 }
 
 #: Sources ``securitynet sync`` runs when none is named: the ones that work offline.

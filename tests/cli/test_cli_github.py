@@ -47,3 +47,26 @@ def test_an_unresolved_checkpoint_is_catalogued_with_its_file(cli: Invoke, tmp_p
     shown = json.loads(cli("show", "github:someone/thing/models/net.pth", "--format", "json").stdout)
     assert shown["files"][0]["size"] == len(buf.getvalue())
     assert shown["load"] is None
+
+
+def test_add_github_owner_repo_reads_the_api(cli: Invoke, shared_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fakegithub import FakeGithub
+
+    with FakeGithub() as fake:
+        fake.load_recorded(shared_dir)
+        for key, value in fake.settings_env().items():
+            monkeypatch.setenv(key, value)
+        fake.add_repo("carol/nets", {"w/net.pth": b"\x80" * 2000})
+        run = cli("add", "github", "carol/nets")
+    assert run.code == 0, run.stderr
+    assert run.stdout.startswith("github: 1 seen, 1 added")
+    shown = json.loads(cli("show", "github:carol/nets/w/net.pth", "--format", "json").stdout)
+    assert shown["licence"] == "mit" and shown["files"][0]["size"] == 2000
+
+
+def test_add_github_offline_is_one_line(cli: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECURITYNET_OFFLINE", "1")
+    run = cli("add", "github", "carol/nets")
+    assert run.code == 1
+    assert run.stderr.splitlines()[0] == "error: GitHub cannot be used: offline (SECURITYNET_OFFLINE)"
+    assert "Traceback" not in run.stderr
