@@ -34,15 +34,24 @@ def register(app: typer.Typer) -> None:
         target: Annotated[
             str, typer.Argument(metavar="OWNER/REPO|PATH", help="A GitHub repository, or a local git clone of one.")
         ],
+        resolve: Annotated[
+            bool,
+            typer.Option(
+                "--resolve/--no-resolve",
+                help="Match a clone's bare checkpoints against the registry architectures "
+                "(the first time builds the signature index: minutes, then cached).",
+            ),
+        ] = True,
         fmt: FormatOption = "text",
     ) -> None:
         """Catalogue a repository's checkpoints (release assets, files in the tree, hubconf.py
-        weights), pinned to a commit. A local clone gives the same ids from its origin and
-        HEAD, and its files go into the weight cache: no network needed to load them."""
+        weights), pinned to a commit (OWNER/REPO@REF pins another). A local clone gives the
+        same ids from its origin and HEAD, and its files go into the weight cache: no
+        network needed to load them."""
         _check_format(fmt)
         from securitynet.api import add_github as add
 
-        summary = add(target)
+        summary = add(target, resolve=resolve)
         if fmt == "json":
             typer.echo(json.dumps(summary.model_dump(mode="json"), indent=2))
             return

@@ -43,10 +43,11 @@ def test_an_unresolved_checkpoint_is_catalogued_with_its_file(cli: Invoke, tmp_p
     buf = io.BytesIO()
     torch.save({"w": torch.zeros(3)}, buf)
     clone = make_clone(tmp_path / "r", "someone/thing", {"models/net.pth": buf.getvalue(), "notes.txt": b"x"})
-    assert cli("add", "github", str(clone)).code == 0
+    assert cli("add", "github", str(clone), "--no-resolve").code == 0
     shown = json.loads(cli("show", "github:someone/thing/models/net.pth", "--format", "json").stdout)
     assert shown["files"][0]["size"] == len(buf.getvalue())
     assert shown["load"] is None
+    assert shown["raw"]["architecture"]["status"] == "unresolved"
 
 
 def test_add_github_owner_repo_reads_the_api(cli: Invoke, shared_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -175,7 +175,7 @@ def test_a_changed_file_gets_none_of_the_curated_facts(shared_dir: Path, tmp_pat
     body = bytearray((shared_dir / "checkpoints/github-mnist" / name).read_bytes())
     clone = make_clone(tmp_path / "c", "john-samurai/AttackDefenseMNIST-trainedModel", {"mnist_cnn.pt": bytes(body) + b"\0"})
     cat = Catalogue(settings=get_settings(home=tmp_path / "home"))
-    summary = sn.add_github(clone, catalogue=cat)
+    summary = sn.add_github(clone, catalogue=cat, resolve=False)
     assert summary.added == 1
     entry = cat.get(SHARED_IDS[name])
     assert entry.load is None and entry.dataset is None and entry.top1 is None
