@@ -9,10 +9,12 @@ It sits above ``catalogue`` and ``loader`` (neither imports the other).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from securitynet.catalogue.api import Catalogue
+from securitynet.errors import NotFoundError
 
 if TYPE_CHECKING:
     import torch
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from securitynet.annotate.archsig import SignatureIndex
     from securitynet.loader import LoadedNet
     from securitynet.records import EntryRecord, SyncSummary
+
+log = logging.getLogger(__name__)
 
 
 def load(
@@ -76,7 +80,12 @@ def _add_clone(path: Path, cat: Catalogue, *, resolve: bool, index: SignatureInd
     declared = declared_sha256s() if resolve else set()
     records = []
     for record, file in iter_clone_records(clone, cat.settings):
-        stored = [store_local(ref, clone.read(file), cache=cache, revision=record.revision) for ref in record.files]
+        try:
+            stored = [store_local(ref, clone.read(file), cache=cache, revision=record.revision) for ref in record.files]
+        except NotFoundError as exc:  # an LFS object the clone never fetched: it loads online
+            log.warning("%s", exc)
+            records.append(record)
+            continue
         if record.files[0].sha256 in declared:
             record.raw["architecture"] = {"status": "declared", "reason": "a curated file declares it"}
         elif resolve:
