@@ -419,10 +419,14 @@ def build_index(
         computed = _iter_computed([(library, n) for n in todo], workers)
         if progress:
             computed = track(computed, description=f"signatures {library}", total=len(todo))
+        unsaved: dict[str, dict[str, Any]] = {}
         for _lib, arch, data in computed:
-            new[arch] = data
-        if cache is not None and new:
-            cache.write(library, new)
+            new[arch] = unsaved[arch] = data
+            if cache is not None and len(unsaved) >= 50:  # an interrupted build keeps its work
+                cache.write(library, unsaved)
+                unsaved = {}
+        if cache is not None and unsaved:
+            cache.write(library, unsaved)
         result.computed += len(new)
         result.cached += len(names) - len(todo)
         for name in names:
