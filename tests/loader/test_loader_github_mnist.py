@@ -189,3 +189,15 @@ def test_a_clone_of_another_host_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidQueryError, match=r"not a github\.com repository"):
         sn.add_github(clone, catalogue=cat)
     assert cat.count(source="github") == 0
+
+
+def test_purpose_and_training_size_are_filterable(catalogue: Catalogue) -> None:
+    rows = catalogue.sql(
+        "SELECT id, purpose, train_size FROM entry WHERE source = 'github' AND purpose = 'security' ORDER BY train_size"
+    ).rows
+    assert [(r[0].rsplit("/", 1)[-1], r[2]) for r in rows] == [
+        ("mnist_cnn_overfitted.pt", 50),
+        ("attacker_surrogate_simple_cnn_1000samples.pt", 1000),
+        ("full_MIA-defense_model.pt", 3000),
+        ("mnist_cnn.pt", 60000),
+    ]
