@@ -39,7 +39,27 @@ def load(
 
     cat = catalogue or Catalogue()
     record = cat.get(entry_id)
+    if record.load is None:
+        _raise_unresolved(record)
     return load_entry(record, device=device, offline=offline, settings=cat.settings)
+
+
+def _raise_unresolved(record: EntryRecord) -> None:
+    """An entry without a load specification: say what resolving its architecture found."""
+    from securitynet.errors import UnsupportedEntryError
+
+    found = record.raw.get("architecture") if isinstance(record.raw, dict) else None
+    if not isinstance(found, dict):
+        raise UnsupportedEntryError(f"{record.id} has no load specification", id=record.id)
+    candidates = ", ".join(found.get("candidates") or [])
+    raise UnsupportedEntryError(
+        f"{record.id} has no load specification: architecture {found.get('status', 'unresolved')}"
+        + (f" ({found['reason']})" if found.get("reason") else "")
+        + (f"; candidates: {candidates}" if candidates else ""),
+        hint="Declare it in an annotations/*.yaml file (architecture_spec, or load with a builder).",
+        id=record.id,
+        status=found.get("status"),
+    )
 
 
 def add_github(

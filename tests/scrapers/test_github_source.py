@@ -158,8 +158,16 @@ def test_an_unresolved_entry_says_why_it_cannot_be_loaded(fake: FakeGithub) -> N
     sn.add_github(REPO, catalogue=cat)
     entry = cat.get(f"github:{REPO}/checkpoints/mnist_cnn.pt")
     assert entry.load is None and entry.raw["architecture"]["status"] == "unresolved"
-    with pytest.raises(UnsupportedEntryError, match="no load specification"):
+    with pytest.raises(UnsupportedEntryError, match=r"architecture unresolved \(a bare checkpoint"):
         sn.load(entry.id, catalogue=cat)
+
+
+def test_owner_repo_at_a_commit_is_pinned_there(fake: FakeGithub) -> None:
+    commit = fake.add_repo("erin/nets", {"w.pt": b"\x80" * 2000})
+    cat = Catalogue()
+    sn.add_github(f"erin/nets@{commit}", catalogue=cat)
+    assert cat.get("github:erin/nets/w.pt").revision == commit
+    assert fake.count(prefix="/api/repos/erin/nets/branches/") == 0
 
 
 def test_offline_the_source_is_skipped_with_one_line(tmp_path: Path) -> None:
