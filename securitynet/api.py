@@ -108,6 +108,7 @@ def _add_clone(path: Path, cat: Catalogue, *, resolve: bool, index: SignatureInd
             continue
         if record.files[0].sha256 in declared:
             record.raw["architecture"] = {"status": "declared", "reason": "a curated file declares it"}
+            record.arch_resolution = "declared"
         elif resolve:
             if index is None:
                 from securitynet.annotate.archsig import SignatureCache, build_index
@@ -124,7 +125,10 @@ def _resolved(record: EntryRecord, path: Path, index: SignatureIndex) -> EntryRe
     from securitynet.records import LoadSpec
 
     resolution = resolve_file(path, index)
-    update: dict[str, object] = {"raw": {**record.raw, "architecture": resolution.to_json()}}
+    update: dict[str, object] = {
+        "raw": {**record.raw, "architecture": resolution.to_json()},
+        "arch_resolution": resolution.status,
+    }
     chosen = resolution.resolved
     if chosen is not None:
         update.update(

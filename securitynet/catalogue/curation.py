@@ -192,4 +192,7 @@ def _merge_load_spec(session: Session, row: dict[str, Any], fields: dict[str, An
         return
     value = spec.model_dump(mode="json", exclude_defaults=True)
     row["load_spec"] = value
-    session.execute(update(Entry).where(Entry.id == row["id"]).values(load_spec=value))
+    changes: dict[str, Any] = {"load_spec": value}
+    if "builder" in fields:
+        changes["arch_resolution"] = "declared"
+    session.execute(update(Entry).where(Entry.id == row["id"]).values(**changes))

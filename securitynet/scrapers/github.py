@@ -126,6 +126,7 @@ class RepoReader:
             revision=revision,
             upstream_url=upstream,
             files=files,
+            arch_resolution=UNRESOLVED,
             tags=["github", kind],
             raw={**self.common["raw_repo"], "kind": kind, "commit": self.commit,
                  "architecture": {"status": UNRESOLVED, "reason": "a bare checkpoint: no architecture is declared"},

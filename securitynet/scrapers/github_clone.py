@@ -185,6 +185,7 @@ def iter_clone_records(clone: Clone, settings: Settings) -> Iterator[tuple[Entry
             revision=clone.commit,
             upstream_url=blob_url(clone.repo, clone.commit, file.path),
             files=[ref],
+            arch_resolution="unresolved",
             raw={
                 "repo": str(clone.repo),
                 "path": file.path,

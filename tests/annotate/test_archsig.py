@@ -123,7 +123,7 @@ def test_a_clone_checkpoint_is_resolved_and_loads_as_the_original(index: Signatu
     sn.add_github(clone, catalogue=cat, index=index)
     entry = cat.get("github:dave/cifar/ckpt/resnet18.pth")
     assert entry.architecture == "resnet18" and entry.num_classes == 10
-    assert entry.raw["architecture"]["status"] == "resolved"
+    assert entry.raw["architecture"]["status"] == entry.arch_resolution == "resolved"
     assert entry.load is not None and entry.load.strip_prefix == "model."
     loaded = sn.load(entry.id, catalogue=cat, offline=True)
     x = torch.randn(2, 3, 64, 64)

@@ -104,6 +104,7 @@ def test_the_clones_become_six_resolved_github_entries(catalogue: Catalogue, clo
         assert entry.load is not None and entry.load.builder == "state-dict"
         assert entry.load.output == OUTPUT[name]
         assert entry.num_classes == 10 and entry.input_size == 28
+        assert entry.arch_resolution == "declared"
         assert any(f.source == "curated:github-mnist.yaml" and f.key == "architecture" for f in entry.facts)
     fashion = catalogue.get(SHARED_IDS["Zhuzhenghao--mnist-data--mnist_cnn.pt"])
     assert fashion.dataset == "Fashion-MNIST" and fashion.top1 == pytest.approx(74.77)
@@ -179,6 +180,7 @@ def test_a_changed_file_gets_none_of_the_curated_facts(shared_dir: Path, tmp_pat
     assert summary.added == 1
     entry = cat.get(SHARED_IDS[name])
     assert entry.load is None and entry.dataset is None and entry.top1 is None
+    assert entry.arch_resolution == "unresolved"
     with pytest.raises(UnsupportedEntryError):
         sn.load(entry.id, catalogue=cat, offline=True)
 

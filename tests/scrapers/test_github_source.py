@@ -157,7 +157,10 @@ def test_an_unresolved_entry_says_why_it_cannot_be_loaded(fake: FakeGithub) -> N
     cat = Catalogue()
     sn.add_github(REPO, catalogue=cat)
     entry = cat.get(f"github:{REPO}/checkpoints/mnist_cnn.pt")
-    assert entry.load is None and entry.raw["architecture"]["status"] == "unresolved"
+    assert entry.load is None and entry.raw["architecture"]["status"] == entry.arch_resolution == "unresolved"
+    assert cat.count(source="github") == 5
+    by_status = cat.sql("SELECT arch_resolution, count(*) FROM entry WHERE source = 'github' GROUP BY 1").rows
+    assert by_status == (("unresolved", 5),)
     with pytest.raises(UnsupportedEntryError, match=r"architecture unresolved \(a bare checkpoint"):
         sn.load(entry.id, catalogue=cat)
 
