@@ -37,17 +37,37 @@ def main() -> int:
     parser.add_argument("--sample", type=int, default=25, help="Architectures each of timm and pytorchcv.")
     parser.add_argument("--max-params", type=int, default=30_000_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cached-only", action="store_true",
+                        help="Match against the architectures already in --cache; build none (says how many).")
     args = parser.parse_args()
 
     import torch
 
     from securitynet.annotate.archfacts import ArchSpec, get_builder
-    from securitynet.annotate.archsig import LIBRARIES, SignatureCache, build_index, settle
+    from securitynet.annotate.archsig import (
+        LIBRARIES,
+        ArchSignature,
+        IndexBuild,
+        SignatureCache,
+        SignatureIndex,
+        build_index,
+        list_architectures,
+        settle,
+    )
 
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     cache = SignatureCache(args.cache)
-    built = build_index(LIBRARIES, cache=cache, workers=args.workers, progress=sys.stderr.isatty())
+    if args.cached_only:
+        started = time.perf_counter()
+        sigs = [ArchSignature.from_json(lib, arch, d) for lib in LIBRARIES
+                for arch, d in cache.read(lib).items() if "tensors" in d]
+        built = IndexBuild(SignatureIndex(sigs), cached=len(sigs), seconds=time.perf_counter() - started)
+        total = sum(len(list_architectures(lib)) for lib in LIBRARIES)
+        print(f"cached only: {len(sigs)} of the registries' {total} architectures are in the index "
+              f"({', '.join(f'{lib} {len(cache.read(lib))}/{len(list_architectures(lib))}' for lib in LIBRARIES)})")
+    else:
+        built = build_index(LIBRARIES, cache=cache, workers=args.workers, progress=sys.stderr.isatty())
     index = built.index
     print(f"index: {index.size} architectures ({built.computed} built now, {built.cached} cached, "
           f"{len(built.failed)} failed to build) in {built.seconds:.1f} s")
