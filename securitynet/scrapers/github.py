@@ -274,6 +274,13 @@ class GithubScraper:
                     log.warning("%s: %s; its entries are kept as they were", repo, exc)
                     prefix = f"github:{repo}/".lower()
                     yield from (Unchanged(i) for i in ctx.known if i.lower().startswith(prefix))
+            # entries of repositories added by hand (not in the manifest) are not this crawl's
+            # to remove: they stay as they are
+            crawled = {str(r).lower() for r in manifest.repos()}
+            for eid in ctx.known:
+                owner_repo = "/".join(eid.removeprefix("github:").split("/", 2)[:2]).lower()
+                if owner_repo not in crawled:
+                    yield Unchanged(eid)
             ctx.state["requests"] = client.stats.requests
             ctx.state["not_modified"] = client.stats.not_modified
         finally:

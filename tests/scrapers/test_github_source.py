@@ -177,3 +177,13 @@ def test_offline_the_source_is_skipped_with_one_line(tmp_path: Path) -> None:
     cat = Catalogue(settings=get_settings(home=tmp_path, offline=True))
     (summary,) = cat.sync(["github"])
     assert summary.status == "skipped" and summary.line() == "github: skipped: offline"
+
+
+def test_a_sync_keeps_repositories_added_by_hand(fake: FakeGithub) -> None:
+    _add(fake)
+    fake.add_repo("frank/extra", {"x.pt": b"\x80" * 2000})
+    cat = Catalogue()
+    sn.add_github("frank/extra", catalogue=cat)
+    (summary,) = cat.sync(["github"], options={"repositories": [REPO]})
+    assert summary.status == "ok" and summary.removed == 0
+    assert not cat.get("github:frank/extra/x.pt").removed_upstream
