@@ -156,7 +156,7 @@ ANNOTATED_FIELDS: tuple[str, ...] = (
     "country",
 )
 #: Scalar fields that pin where an entry comes from (stored, never curated).
-UPSTREAM_FIELDS: tuple[str, ...] = ("library", "upstream_url", "revision")
+UPSTREAM_FIELDS: tuple[str, ...] = ("library", "upstream_url", "revision", "arch_resolution")
 
 
 class EntryRecord(_Record):
@@ -189,6 +189,11 @@ class EntryRecord(_Record):
     library: str | None = None
     upstream_url: str | None = None
     revision: str | None = None
+    arch_resolution: str | None = Field(
+        default=None,
+        description="How a bare checkpoint's architecture was found: resolved (registry signature), "
+        "ambiguous, unresolved or declared (curated); None for registry sources.",
+    )
     upstream_modified: datetime | None = None
     tags: list[str] = Field(default_factory=list)
     datasets: list[DatasetLink] = Field(default_factory=list)

@@ -205,3 +205,14 @@ def load_annotations(folder: Path | None = None) -> list[CuratedAnnotations]:
 def curated_json_schema() -> dict[str, Any]:
     """JSON Schema of an annotation file (written to ``schema/annotations.schema.json``)."""
     return CuratedFile.model_json_schema()
+
+
+def declared_sha256s(files: list[CuratedAnnotations] | None = None) -> set[str]:
+    """sha256 of every weights file a curated item declares an architecture for."""
+    files = files if files is not None else load_annotations()
+    return {
+        item.sha256
+        for ann in files
+        for item in ann.content.items
+        if item.sha256 is not None and item.architecture_spec is not None
+    }

@@ -154,11 +154,19 @@ def apply_curated_annotations(
 
 
 def _describes_weights(session: Session, entry_id: str, sha256: str, source: str) -> bool:
-    """Whether the entry's weights file is the one a curated item describes (by sha256)."""
-    stored = session.scalars(
-        select(WeightFile.sha256).where(WeightFile.entry_id == entry_id, WeightFile.role == "weights")
+    """Whether the entry's weights file is the one a curated item describes (by sha256).
+
+    A weights file listed without a sha256 (a file in a GitHub tree: the API gives only
+    git's blob id) takes the curated one as its pin, so a download of other bytes fails
+    verification instead of being described by facts about another file."""
+    stored = session.execute(
+        select(WeightFile.id, WeightFile.sha256).where(WeightFile.entry_id == entry_id, WeightFile.role == "weights")
     ).all()
-    if sha256 in stored:
+    if any(row.sha256 == sha256 for row in stored):
+        return True
+    if stored and all(row.sha256 is None for row in stored):
+        session.execute(update(WeightFile).where(WeightFile.id == stored[0].id).values(sha256=sha256))
+        log.info("%s: %s's weights are pinned to its sha256 %s...", source, entry_id, sha256[:12])
         return True
     log.warning(
         "%s: %s's weights are not the file it describes (sha256 %s...); not applied",
@@ -184,4 +192,7 @@ def _merge_load_spec(session: Session, row: dict[str, Any], fields: dict[str, An
         return
     value = spec.model_dump(mode="json", exclude_defaults=True)
     row["load_spec"] = value
-    session.execute(update(Entry).where(Entry.id == row["id"]).values(load_spec=value))
+    changes: dict[str, Any] = {"load_spec": value}
+    if "builder" in fields:
+        changes["arch_resolution"] = "declared"
+    session.execute(update(Entry).where(Entry.id == row["id"]).values(**changes))

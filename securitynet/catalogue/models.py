@@ -124,6 +124,8 @@ class Entry(Base):
     data_category: Mapped[str | None] = mapped_column(String(32), index=True)
     train_size: Mapped[int | None] = mapped_column(BigInteger, index=True)
     country: Mapped[str | None] = mapped_column(String(255), index=True)
+    # how a bare checkpoint's architecture was found (resolved | ambiguous | unresolved | declared)
+    arch_resolution: Mapped[str | None] = mapped_column(String(16), index=True)
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     load_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)

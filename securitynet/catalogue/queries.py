@@ -15,6 +15,7 @@ from securitynet.errors import EntryNotFoundError, InvalidQueryError
 from securitynet.ids import normalise_source, parse_id
 from securitynet.records import (
     ANNOTATED_FIELDS,
+    UPSTREAM_FIELDS,
     AccuracyClaim,
     CatalogueEntry,
     DatasetLink,
@@ -175,9 +176,7 @@ def _to_record(e: Entry) -> CatalogueEntry:
     return CatalogueEntry(
         id=e.id,
         **{f: getattr(e, f) for f in ANNOTATED_FIELDS},
-        library=e.library,
-        upstream_url=e.upstream_url,
-        revision=e.revision,
+        **{f: getattr(e, f) for f in UPSTREAM_FIELDS},
         upstream_modified=e.upstream_modified,
         tags=list(e.tags or []),
         datasets=[DatasetLink.model_validate(d, from_attributes=True) for d in e.datasets],

@@ -17,6 +17,7 @@ REGISTRY: dict[str, str] = {
     "imgclsmob": "securitynet.scrapers.imgclsmob:ImgclsmobScraper",
     "hf": "securitynet.scrapers.huggingface:HuggingFaceScraper",
     "zenodo": "securitynet.scrapers.zenodo:ZenodoScraper",
+    "github": "securitynet.scrapers.github:GithubScraper",
 }
 
 #: Sources ``securitynet sync`` runs when none is named: the ones that work offline.
