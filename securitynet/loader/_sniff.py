@@ -7,6 +7,8 @@ only content decides which reader (if any) touches the file.
 
 from __future__ import annotations
 
+import io
+import pickletools
 import struct
 import tarfile
 from typing import BinaryIO
@@ -32,6 +34,11 @@ HDF5 = "hdf5"
 GGUF = "gguf"
 EMPTY = "empty"
 UNKNOWN = "unknown"
+
+#: The reader's refusal code for bytes that are no container and no pickle (a README).
+NOT_A_CHECKPOINT = "not-a-checkpoint"
+#: How much of a file :func:`may_be_pickle` walks opcode by opcode.
+PICKLE_PROBE_BYTES = 64 * 1024
 
 READABLE_FORMATS = frozenset({SAFETENSORS, PYTORCH_ZIP, PYTORCH_LEGACY})
 
@@ -109,3 +116,28 @@ def _is_tar(f: BinaryIO) -> bool:
         return False
     finally:
         f.seek(0)
+
+
+def may_be_pickle(f: BinaryIO, *, size: int) -> bool:
+    """Whether the bytes of ``f`` could be a pickle read from offset 0 (position restored).
+
+    Walks the opcodes of the first :data:`PICKLE_PROBE_BYTES` with :func:`pickletools.genops`
+    (which decodes arguments, builds nothing and runs nothing). False only when the walk
+    fails inside those bytes: an unknown opcode or a malformed argument, as in text. A walk
+    that reaches STOP, or runs off the end of a probe shorter than the file, may be a pickle.
+    """
+    position = f.tell()
+    try:
+        f.seek(0)
+        probe = io.BytesIO(f.read(PICKLE_PROBE_BYTES))
+    finally:
+        f.seek(position)
+    window = len(probe.getbuffer())
+    try:
+        for opcode, _arg, _pos in pickletools.genops(probe):
+            if opcode.name == "STOP":
+                return True
+    except (ValueError, OverflowError, UnicodeDecodeError, SyntaxError):
+        pass
+    # Ran off the end of a window that is not the whole file: the rest may complete it.
+    return probe.tell() >= window and window < size
