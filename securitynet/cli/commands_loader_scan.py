@@ -62,7 +62,9 @@ def scan(
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", min=1, help="Files read at once [default: up to 2].", show_default=False),
+        typer.Option(
+            "--workers", min=1, help="Files read at once [default: up to 2].", show_default=False
+        ),
     ] = None,
 ) -> None:
     """Check files without running anything in them: safe, refused and why, or not a checkpoint.

@@ -67,7 +67,9 @@ class Limits:
     def __post_init__(self) -> None:
         if self.seconds <= 0 or self.memory <= 0:
             raise ConfigurationError(
-                "time and memory limits must be more than 0", seconds=self.seconds, memory=self.memory
+                "time and memory limits must be more than 0",
+                seconds=self.seconds,
+                memory=self.memory,
             )
 
 
@@ -226,7 +228,7 @@ class IsolatedPool:
                     outcome = self._check(worker)
                     if outcome is not None:
                         yield outcome
-                    if not worker.process.is_alive() or outcome is not None and not outcome.ok:
+                    if not worker.process.is_alive() or (outcome is not None and not outcome.ok):
                         worker.kill()
                         alive.remove(worker)
         finally:

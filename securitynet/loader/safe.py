@@ -40,7 +40,7 @@ import torch
 from securitynet.errors import LoaderError, UnsafeCheckpointError
 from securitynet.loader import _picklecheck, _sniff, _stcheck, _torchguard, _unwrap, _zipcheck
 from securitynet.loader._refusal import Refusal
-from securitynet.loader.scan import ScanVerdict, iter_scan_targets, scan_file, scan_paths
+from securitynet.loader.scan import ScanVerdict, scan_file, scan_paths
 
 logger = logging.getLogger(__name__)
 

@@ -96,7 +96,11 @@ def scan_file(path: str | os.PathLike[str], *, allow_legacy: bool = False) -> Sc
         )
     except LoaderError as exc:
         return ScanVerdict(
-            path=str(path), safe=False, format=_UNKNOWN_FORMAT, reason="unreadable", detail=exc.message
+            path=str(path),
+            safe=False,
+            format=_UNKNOWN_FORMAT,
+            reason="unreadable",
+            detail=exc.message,
         )
     return ScanVerdict(
         path=str(path),
@@ -178,12 +182,15 @@ def iter_scan(
             yield outcome.index, outcome.value
         else:
             failure = outcome.failure or isolate.CRASHED
-            yield outcome.index, ScanVerdict(
-                path=path,
-                safe=False,
-                format=_UNKNOWN_FORMAT,
-                reason=LIMIT_REASONS.get(failure, failure),
-                detail=outcome.detail,
+            yield (
+                outcome.index,
+                ScanVerdict(
+                    path=path,
+                    safe=False,
+                    format=_UNKNOWN_FORMAT,
+                    reason=LIMIT_REASONS.get(failure, failure),
+                    detail=outcome.detail,
+                ),
             )
 
 
