@@ -118,24 +118,50 @@ def _is_tar(f: BinaryIO) -> bool:
         f.seek(0)
 
 
+#: Opcodes through which an unpickler imports or calls something: once one of them parsed,
+#: ``pickle.load`` would already have acted on the bytes before failing on later garbage.
+_ACTING_OPCODES = frozenset(
+    {
+        "GLOBAL",
+        "STACK_GLOBAL",
+        "INST",
+        "OBJ",
+        "REDUCE",
+        "NEWOBJ",
+        "NEWOBJ_EX",
+        "BUILD",
+        "EXT1",
+        "EXT2",
+        "EXT4",
+        "PERSID",
+        "BINPERSID",
+    }
+)
+
+
 def may_be_pickle(f: BinaryIO, *, size: int) -> bool:
-    """Whether the bytes of ``f`` could be a pickle read from offset 0 (position restored).
+    """Whether the bytes of ``f`` could act as a pickle read from offset 0 (position restored).
 
     Walks the opcodes of the first :data:`PICKLE_PROBE_BYTES` with :func:`pickletools.genops`
-    (which decodes arguments, builds nothing and runs nothing). False only when the walk
-    fails inside those bytes: an unknown opcode or a malformed argument, as in text. A walk
-    that reaches STOP, or runs off the end of a probe shorter than the file, may be a pickle.
+    (which decodes arguments, builds nothing and runs nothing). A pickle if it opens with a
+    PROTO opcode, reaches STOP, parses an opcode that imports or calls (``pickle.load`` runs
+    those before it meets later garbage), or runs off the end of a probe shorter than the
+    file. Not a pickle only when the walk fails first: an unknown opcode or a malformed
+    argument early on, as in text.
     """
     position = f.tell()
     try:
         f.seek(0)
-        probe = io.BytesIO(f.read(PICKLE_PROBE_BYTES))
+        data = f.read(PICKLE_PROBE_BYTES)
     finally:
         f.seek(position)
-    window = len(probe.getbuffer())
+    if data[:1] == b"\x80":
+        return True
+    probe = io.BytesIO(data)
+    window = len(data)
     try:
         for opcode, _arg, _pos in pickletools.genops(probe):
-            if opcode.name == "STOP":
+            if opcode.name == "STOP" or opcode.name in _ACTING_OPCODES:
                 return True
     except (ValueError, OverflowError, UnicodeDecodeError, SyntaxError):
         pass

@@ -223,6 +223,9 @@ def test_not_a_checkpoint_is_reported_apart_and_exits_0(runner: CliRunner, tmp_p
         pickle.dumps({"a": 1}, protocol=0),  # protocol 0: text-like, still a pickle
         pickle.dumps({"a": 1}, protocol=4),
         b"\x80\x02" + b"N" * 100_000,  # a pickle cut short (no STOP): still refused
+        b"\x80\x02\xff garbage",  # a PROTO opcode is pickle magic, whatever follows
+        # protocol 0: a call, then garbage: pickle.load runs os.system before the garbage
+        b"cos\nsystem\n(S'touch /tmp/x'\ntR\xff\xfe garbage",
     ],
 )
 def test_a_pickle_is_refused_not_dismissed(runner: CliRunner, tmp_path: Path, body: bytes) -> None:
