@@ -233,3 +233,21 @@ def test_a_pickle_is_refused_not_dismissed(runner: CliRunner, tmp_path: Path, bo
     result = runner.invoke(app, ["scan", "-f", "json", str(tmp_path / "x.bin")])
     assert result.exit_code == 1
     assert json.loads(result.stdout)[0]["verdict"] == "refused"
+
+
+def test_scan_paths_from_python_keeps_the_order_of_the_files(tmp_path: Path) -> None:
+    from securitynet.loader.scan import scan_paths
+
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    torch.save({"w": torch.ones(4)}, folder / "b.pt")
+    (folder / "a_PROVENANCE.md").write_text(PROVENANCE)
+    (folder / "c.bin").write_bytes(pickle.dumps({"a": 1}))
+    verdicts = scan_paths([str(folder)], workers=1)
+    assert [(Path(v.path).name, v.verdict) for v in verdicts] == [
+        ("a_PROVENANCE.md", "not a checkpoint"),
+        ("b.pt", "safe"),
+        ("c.bin", "refused"),
+    ]
+    assert [v.refused for v in verdicts] == [False, False, True]
+    assert verdicts[1].as_dict()["parameters"] == 4
