@@ -254,3 +254,122 @@ def test_the_cli_prunes_and_verifies_without_leaving_the_cache(
     assert prune.exit_code == 0, prune.output
     assert "removed 1 entries, 1 files" in prune.stdout
     assert _untouched(outside)
+
+
+# --- keys, digests, records: the small contracts the rest of the loader relies on -----------
+
+
+def test_keys_name_their_origin() -> None:
+    from securitynet.loader.cache import derived_key, key_for
+
+    assert key_for("https://h/w.bin", None) == "https://h/w.bin@"
+    assert key_for("https://h/w.bin", "abc") == "https://h/w.bin@abc"
+    assert derived_key("convert", SHA) == f"derived:convert:{SHA}:"
+    assert derived_key("extract", SHA, "m/x.pt") == f"derived:extract:{SHA}:m/x.pt"
+
+
+def test_hash_file_reads_once_for_every_algorithm(tmp_path: Path) -> None:
+    from securitynet.loader.cache import HASH_CHUNK, KNOWN_ALGOS, hash_file
+
+    assert KNOWN_ALGOS == ("sha256", "sha1", "md5")
+    body = os.urandom(HASH_CHUNK + 12345)  # more than one read
+    path = tmp_path / "blob"
+    path.write_bytes(body)
+    assert hash_file(path, KNOWN_ALGOS) == {
+        a: hashlib.new(a, body).hexdigest() for a in KNOWN_ALGOS
+    }
+    assert hash_file(path) == {"sha256": hashlib.sha256(body).hexdigest()}
+    (tmp_path / "empty").write_bytes(b"")
+    assert hash_file(tmp_path / "empty")["sha256"] == hashlib.sha256(b"").hexdigest()
+
+
+def test_index_files_carry_their_version_and_digests(cache: Cache) -> None:
+    (path,) = cache.index_dir.glob("*.json")
+    data = json.loads(path.read_text())
+    assert data["version"] == 1 and data["sha256"] == SHA and data["kind"] == "download"
+    record = CacheRecord("k", SHA, 3, digests={"sha1": "ab", "md5": "cd"})
+    assert (record.digest("sha256"), record.digest("sha1"), record.digest("md5")) == (
+        SHA,
+        "ab",
+        "cd",
+    )
+    assert record.digest("crc32") is None
+
+
+@pytest.mark.parametrize(("age", "removed"), [(500, False), (700, True)])
+def test_prune_leaves_recent_partial_downloads_to_their_writer(
+    cache: Cache, age: float, removed: bool
+) -> None:
+    from securitynet.loader.cache import IN_FLIGHT_SECONDS
+
+    assert IN_FLIGHT_SECONDS == 600
+    partial = cache.partial_path("https://example.org/big@")
+    partial.write_bytes(b"1234")
+    os.utime(partial, (time.time() - age,) * 2)
+    report = cache.prune()
+    assert report.partials == int(removed) and partial.exists() is not removed
+    assert cache.prune(everything=True).partials == int(not removed)
+    assert not partial.exists()
+
+
+def test_find_drops_an_entry_whose_blob_is_gone(cache: Cache) -> None:
+    key = "https://example.org/w.bin@"
+    blob = cache.blob_path(SHA)
+    os.chmod(blob, 0o644)
+    blob.unlink()
+    assert cache.find(key) is None
+    assert not cache.index_path(key).exists()
+    assert cache.find("never stored") is None
+
+
+def test_put_of_a_blob_already_stored_keeps_one_copy_and_removes_the_source(cache: Cache) -> None:
+    src = cache.temp_file()
+    src.write_bytes(BODY)
+    record = cache.put(src, CacheRecord("second key", SHA, len(BODY)))
+    assert not src.exists() and record.created
+    assert oct(os.stat(cache.blob_path(SHA)).st_mode & 0o777) == "0o444"
+    alias = cache.alias(record, "third key", filename="w.bin")
+    assert alias.filename == "w.bin" and cache.find("third key") == alias
+    assert {r.key for r in cache.list_records()} == {
+        "https://example.org/w.bin@",
+        "second key",
+        "third key",
+    }
+
+
+def test_discard_removes_what_was_derived_from_a_blob(cache: Cache) -> None:
+    child_body = b"converted" * 10
+    child_sha = hashlib.sha256(child_body).hexdigest()
+    src = cache.temp_file()
+    src.write_bytes(child_body)
+    cache.put(src, CacheRecord("derived", child_sha, len(child_body), kind="convert", parent=SHA))
+    assert cache.discard(SHA) == 2
+    assert not cache.has_blob(SHA) and not cache.has_blob(child_sha)
+    assert cache.list_records() == []
+
+
+def test_open_verified_checks_size_and_bytes(cache: Cache) -> None:
+    record = cache.find("https://example.org/w.bin@")
+    assert record is not None
+    assert cache.open_verified(record) == cache.blob_path(SHA)
+    assert not cache.check(CacheRecord("k", SHA, len(BODY) + 1))  # size differs
+    blob = cache.blob_path(SHA)
+    os.chmod(blob, 0o644)
+    blob.write_bytes(BODY[:-1] + b"X")  # same size, other bytes
+    with pytest.raises(IntegrityError, match="altered"):
+        cache.open_verified(record)
+    assert not blob.exists() and cache.find(record.key) is None
+
+
+def test_verify_reports_dangling_entries_and_bytes(cache: Cache) -> None:
+    _plant_index(cache, "dangling", {"key": "gone", "sha256": "e" * 64, "size": 5})
+    report = cache.verify()
+    assert (report.checked, report.dangling, report.bytes, report.bad) == (1, 1, len(BODY), ())
+    assert not (cache.index_dir / "dangling.json").exists()
+
+
+def test_lock_serialises_holders(cache: Cache) -> None:
+    with cache.lock("k"):
+        assert (cache.root / "locks").is_dir()
+    with cache.lock("k"):  # released, so it can be taken again
+        pass
