@@ -78,6 +78,7 @@ def main() -> None:
 
     sys.dont_write_bytecode = True
     os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # restore the module on the way out
     for name in filter(None, args.preload.split(",")):
         __import__(name)
     import pytest  # noqa: F401  (imported once, here, for every child)
