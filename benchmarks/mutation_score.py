@@ -116,7 +116,9 @@ def main() -> None:
         args.module.write_text(source)
     total = sum(outcomes.values())
     dead = outcomes["killed"] + outcomes["timeout"]
-    print(f"\n{args.module}: {dead}/{total} killed ({100 * dead / max(total, 1):.1f} %), {outcomes}")
+    print(
+        f"\n{args.module}: {dead}/{total} killed ({100 * dead / max(total, 1):.1f} %), {outcomes}"
+    )
     print(f"{(time.monotonic() - started) / max(total, 1):.2f} s per mutant")
     for diff in survivors:
         print(f"--- survived\n{diff}")
