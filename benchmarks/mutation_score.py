@@ -10,7 +10,8 @@ and the heavy third-party libraries once and forks a child per mutant, which wri
 mutant over the module (restored afterwards), imports the package afresh and runs the
 tests with ``-x``. A mutant is killed when the tests fail or run past ``--timeout``.
 
-Prints the score (killed / all), the survivors as diffs, and a ratio: seconds per mutant.
+Prints the score (killed / all, or of a ``--sample``), the survivors as diffs, and seconds
+per mutant.
 Run it on a scratch copy of the repository (it rewrites the module while it runs).
 """
 
@@ -70,6 +71,10 @@ def main() -> None:
     parser.add_argument("pytest_args", nargs="+")
     parser.add_argument("--timeout", type=float, default=0, help="seconds (default: 5x baseline)")
     parser.add_argument(
+        "--sample", type=int, default=0, help="test a random sample of this many mutants"
+    )
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument(
         "--preload",
         default="sqlalchemy,typer,pydantic,pydantic_settings,rich,securitynet.catalogue.api",
         help="modules the parent imports once (never the module under test)",
@@ -91,11 +96,19 @@ def main() -> None:
     for stale in cached.glob(f"{args.module.stem}.*.pyc"):
         stale.unlink()
     source, mutants = _mutants(args.module)
+    n_all = len(mutants)
+    if args.sample and args.sample < n_all:
+        import random
+
+        mutants = random.Random(args.seed).sample(mutants, args.sample)
     baseline, base_seconds = _run_tests(args.pytest_args, 3600)
     if baseline != "survived":
         raise SystemExit("the tests fail without any mutant")
     timeout = args.timeout or max(30.0, 5 * base_seconds)
-    print(f"{args.module}: {len(mutants)} mutants; baseline {base_seconds:.1f} s", flush=True)
+    print(
+        f"{args.module}: {len(mutants)} of {n_all} mutants; baseline {base_seconds:.1f} s",
+        flush=True,
+    )
     outcomes: dict[str, int] = {"killed": 0, "survived": 0, "timeout": 0}
     survivors: list[str] = []
     started = time.monotonic()
