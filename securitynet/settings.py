@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     hf_workers: int = Field(
         default=8, gt=0, le=64, description="Concurrent file reads while crawling the Hub."
     )
+    sql_database_url: str | None = Field(
+        default=None,
+        repr=False,
+        description="URL 'securitynet sql' connects with: on PostgreSQL a login role that may only "
+        "SELECT (see the README); default: the catalogue's own URL (refused on PostgreSQL for a "
+        "role that could read server files or replicate).",
+    )
     sql_timeout: float = Field(
         default=10.0, gt=0, description="Seconds a read-only SQL query may run."
     )

@@ -227,6 +227,7 @@ class Catalogue:
             statement,
             max_rows=self.settings.sql_max_rows if max_rows is None else max_rows,
             timeout=self.settings.sql_timeout if timeout is None else timeout,
+            reader_url=self.settings.sql_database_url,
         )
 
 

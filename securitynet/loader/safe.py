@@ -29,7 +29,7 @@ import os
 import pickle
 import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +40,7 @@ import torch
 from securitynet.errors import LoaderError, UnsafeCheckpointError
 from securitynet.loader import _picklecheck, _sniff, _stcheck, _torchguard, _unwrap, _zipcheck
 from securitynet.loader._refusal import Refusal
+from securitynet.loader.scan import ScanVerdict, scan_file, scan_paths
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,12 @@ def _read_pickled(f: BinaryIO, *, size: int, fmt: str, allow_legacy: bool) -> ob
                 "(securitynet scan --allow-legacy); they still go through the restricted path.",
             )
         return _read_torch(f, size=size, legacy=True)
+    if fmt in (_sniff.UNKNOWN, _sniff.PICKLE) and not _sniff.may_be_pickle(f, size=size):
+        raise Refusal(
+            _sniff.NOT_A_CHECKPOINT,
+            "no checkpoint: no container format we know, and not a pickle",
+            format=_sniff.UNKNOWN,
+        )
     raise Refusal(
         f"format-{fmt}",
         _REFUSED_FORMATS.get(fmt, f"a {fmt} file is not a checkpoint format we read"),
@@ -281,89 +288,6 @@ def _weights_only_detail(message: str) -> str:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "(no message)"
-
-
-# --- scanning -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ScanVerdict:
-    """One file's verdict: ``safe`` (readable, with what it holds) or refused with a reason."""
-
-    path: str
-    safe: bool
-    format: str
-    reason: str | None = None  # stable code, e.g. "zip-bad-crc"
-    detail: str | None = None  # one sentence for people
-    tensors: int = 0
-    parameters: int = 0
-    wrapper_key: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "verdict": "safe" if self.safe else "refused",
-            "format": self.format,
-            "reason": self.reason,
-            "detail": self.detail,
-            "tensors": self.tensors,
-            "parameters": self.parameters,
-            "wrapper_key": self.wrapper_key,
-        }
-
-
-def scan_file(path: str | os.PathLike[str], *, allow_legacy: bool = False) -> ScanVerdict:
-    """Read ``path`` with :func:`read_checkpoint` and report, never raising for a bad file."""
-    try:
-        ckpt = read_checkpoint(path, allow_legacy=allow_legacy)
-    except UnsafeCheckpointError as exc:
-        return ScanVerdict(
-            path=str(path),
-            safe=False,
-            format=str(exc.fields.get("format", _sniff.UNKNOWN)),
-            reason=str(exc.fields.get("reason", "refused")),
-            detail=str(exc.fields.get("detail", exc.message)),
-        )
-    except LoaderError as exc:
-        return ScanVerdict(
-            path=str(path),
-            safe=False,
-            format=_sniff.UNKNOWN,
-            reason="unreadable",
-            detail=exc.message,
-        )
-    return ScanVerdict(
-        path=str(path),
-        safe=True,
-        format=ckpt.format,
-        tensors=len(ckpt.tensors),
-        parameters=sum(t.numel() for t in ckpt.tensors.values()),
-        wrapper_key=ckpt.wrapper_key,
-    )
-
-
-def iter_scan_targets(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
-    """Files named, and every regular file under folders named (recursively, sorted; links
-    inside folders are skipped, a link named on its own is followed)."""
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            # os.walk does not follow symlinked folders (no loops, no escaping the tree).
-            for folder, dirs, files in os.walk(path, followlinks=False):
-                dirs.sort()
-                for name in sorted(files):
-                    child = Path(folder) / name
-                    if child.is_file() and not child.is_symlink():
-                        yield child
-        else:
-            yield path
-
-
-def scan_paths(
-    paths: Iterable[str | os.PathLike[str]], *, allow_legacy: bool = False
-) -> list[ScanVerdict]:
-    """A verdict for every file in ``paths`` (folders are walked recursively)."""
-    return [scan_file(p, allow_legacy=allow_legacy) for p in iter_scan_targets(paths)]
 
 
 # --- conversion -----------------------------------------------------------------------------

@@ -156,7 +156,9 @@ def test_failing_source_is_recorded_and_keeps_what_it_wrote(cat: Catalogue) -> N
         cat.engine, ListScraper([record(i) for i in range(30)], fail_after=25), settings=settings
     )
     assert s.status == "failed" and "upstream went away" in (s.error or "")
-    assert cat.count() == 25  # what was delivered before the failure is kept; nothing marked removed
+    assert (
+        cat.count() == 25
+    )  # what was delivered before the failure is kept; nothing marked removed
     s = sync_source(cat.engine, ListScraper([record(i) for i in range(30)]), settings=settings)
     assert (s.status, s.added, s.unchanged) == ("ok", 5, 25)
 
@@ -304,7 +306,9 @@ def test_fingerprint_skip_is_not_trusted_when_the_catalogue_lost_entries(cat: Ca
     from securitynet.catalogue.models import Entry
 
     settings = get_settings()
-    sync_source(cat.engine, FingerprintedScraper([record(i) for i in range(5)], "v1"), settings=settings)
+    sync_source(
+        cat.engine, FingerprintedScraper([record(i) for i in range(5)], "v1"), settings=settings
+    )
     with cat.session() as s, s.begin():
         s.execute(delete(Entry).where(Entry.id == "timm:net0.in21k_ft_in1k"))
     again = FingerprintedScraper([record(i) for i in range(5)], "v1")

@@ -348,7 +348,7 @@ def test_7z_named_pt(tmp_path: Path, marker: Path) -> None:
 
 def test_garbage_and_empty(tmp_path: Path, marker: Path) -> None:
     (tmp_path / "garbage.pt").write_bytes(bytes(range(256)) * 16)
-    assert_refused(tmp_path / "garbage.pt", "format-unknown", marker)
+    assert_refused(tmp_path / "garbage.pt", "not-a-checkpoint", marker)  # no container, no pickle
     (tmp_path / "empty.pt").write_bytes(b"")
     assert_refused(tmp_path / "empty.pt", "format-empty", marker)
 
