@@ -102,6 +102,16 @@ class MalformedUpstreamError(UpstreamError):
     """Upstream data (JSON, YAML, CSV, a model card) does not parse or has the wrong shape."""
 
 
+class NoNetworkError(UpstreamError):
+    """There is no network to reach upstream with (the name does not resolve, nothing routes
+    to the host): retrying cannot help, so the request fails at once."""
+
+    hint = (
+        "Check the connection. Offline, cached files still load and the registry sources "
+        "still sync (--offline / SECURITYNET_OFFLINE=1)."
+    )
+
+
 class SourceUnavailableError(UpstreamError):
     """A source cannot run here (offline, missing optional dependency, no local copy)."""
 

@@ -88,7 +88,7 @@ class Catalogue:
         if isinstance(sources, str):
             sources = [sources]
         summaries = sync_sources(
-            self.engine, sources, settings=self.settings, limit=limit, options=options
+            self.engine, sources, settings=self.settings, limit=limit, options=options, full=full
         )
         from securitynet.catalogue.curation import apply_curated_annotations
 

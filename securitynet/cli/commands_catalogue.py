@@ -141,6 +141,12 @@ def sync(
         ),
     ] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Re-read every source, even one whose upstream looks unchanged."
+        ),
+    ] = False,
     fmt: TextFormatOpt = TextFormat.TEXT,
 ) -> None:
     """Fill or refresh the catalogue from upstream sources, then show what it holds.
@@ -158,7 +164,7 @@ def sync(
         set_enabled(False)
     with _catalogue(**overrides) as cat:
         options = {"timm_results": str(timm_results)} if timm_results is not None else None
-        summaries = cat.sync(source or None, limit=limit, options=options)
+        summaries = cat.sync(source or None, limit=limit, options=options, full=full)
         overview = catalogue_overview(cat).to_dict("records")
 
     if fmt is TextFormat.JSON:
