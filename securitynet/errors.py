@@ -65,6 +65,15 @@ class CatalogueError(SecurityNetError):
     """The catalogue database cannot be opened, migrated or written."""
 
 
+class DamagedCatalogueError(CatalogueError):
+    """The catalogue file is not a whole SQLite database (truncated, overwritten, foreign)."""
+
+    hint = (
+        "Move it aside (or restore a backup) and run 'securitynet sync' to build a new "
+        "catalogue, or point SECURITYNET_DATABASE_URL at another file."
+    )
+
+
 class MigrationError(CatalogueError):
     """The database schema is not at a revision this version of securitynet understands."""
 

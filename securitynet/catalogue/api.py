@@ -39,6 +39,9 @@ class Catalogue:
     ) -> None:
         self.settings = settings or get_settings()
         self.url = url or self.settings.resolved_database_url
+        #: the default file lives in $SECURITYNET_HOME, made on first use; a folder named
+        #: in a URL must exist (a typo must not create a database somewhere unexpected)
+        self._default_location = url is None and self.settings.database_url is None
         self._upgrade = upgrade
         self._engine: Engine | None = None
 
@@ -50,7 +53,9 @@ class Catalogue:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = open_engine(self.url, upgrade=self._upgrade)
+            self._engine = open_engine(
+                self.url, upgrade=self._upgrade, create_folder=self._default_location
+            )
         return self._engine
 
     @contextmanager

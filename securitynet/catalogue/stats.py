@@ -60,6 +60,8 @@ def summarise(frame: pd.DataFrame, by: str) -> pd.DataFrame:
     import pandas as pd
 
     by = _check_by(by)
+    # an empty frame (an empty catalogue, no match) has an object column: numbers it is
+    frame = frame.assign(top1=pd.to_numeric(frame["top1"], errors="coerce").astype("float64"))
     top1 = frame.groupby(by, dropna=False, sort=False)["top1"]
     out = pd.DataFrame(
         {

@@ -104,6 +104,14 @@ def _filters(
     return {k: v for k, v in given.items() if v is not None} | {"include_removed": include_removed}
 
 
+EMPTY_HINT = "Fill it with 'securitynet sync' (torchvision, timm and imgclsmob work offline)."
+
+
+def empty_note(url: str) -> str:
+    """What ``list``, ``stats`` and ``show`` say on a catalogue with no entry at all."""
+    return f"The catalogue at {_safe_url(url)} is empty. {EMPTY_HINT}"
+
+
 def _catalogue(**settings: Any) -> Catalogue:
     from securitynet.catalogue.api import Catalogue
     from securitynet.settings import get_settings
@@ -236,7 +244,9 @@ def list_entries(
     key, descending = parse_sort(sort)
     with _catalogue() as cat:
         rows = cat.search(sort=key, descending=descending, limit=limit or None, **filters)
-        if not rows:
+        if not rows and cat.count(include_removed=True) == 0:
+            note(empty_note(cat.url))
+        elif not rows:
             with cat.session() as session:
                 check_facets(
                     session, make_filter(**filters)
@@ -337,8 +347,15 @@ def show(
     fmt: TextFormatOpt = TextFormat.TEXT,
 ) -> None:
     """Show one entry with every claim, data set, file and fact, and who said each."""
+    from securitynet.errors import EntryNotFoundError
+
     with _catalogue() as cat:
-        entry = cat.get(entry_id)
+        try:
+            entry = cat.get(entry_id)
+        except EntryNotFoundError as exc:
+            if cat.count(include_removed=True) == 0:
+                exc.hint = empty_note(cat.url)
+            raise
     if fmt is TextFormat.JSON:
         emit_json(entry.model_dump(mode="json"))
     else:
@@ -376,6 +393,9 @@ def stats(
     )
     with _catalogue() as cat:
         frame = cat.to_dataframe(**filters)
+        empty = frame.empty and cat.count(include_removed=True) == 0
+    if empty:
+        note(empty_note(cat.url))
     table = summarise(frame, by)
     key = table.columns[0]
     if plot is not None:  # before printing: a reader that closes the pipe early still gets the file
