@@ -107,3 +107,25 @@ def test_load_command_offline_with_an_empty_cache(record: EntryRecord, capsys: p
         session.commit()
     code, _, err = run(capsys, "load", record.id, "--offline")
     assert code == 1 and "not in the cache" in err and "hint: Run once without --offline" in err
+
+
+def test_load_without_a_network_is_one_line_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    from securitynet.catalogue.api import Catalogue
+    from securitynet.catalogue.ingest import write_records
+
+    record = EntryRecord(
+        id="torchvision:resnet18.OFFLINE",
+        files=[FileRef(url="https://download.unresolvable.invalid/resnet18-f37072fd.pth")],
+        load=LoadSpec(builder="torchvision", architecture="resnet18", num_classes=1000),
+    )
+    with Catalogue() as cat, cat.session() as session:
+        write_records(session, [record], origin="test")
+        session.commit()
+    started = time.perf_counter()
+    code, out, err = run(capsys, "load", record.id)
+    assert time.perf_counter() - started < 10  # no retry storm, no build before the answer
+    lines = err.strip().splitlines()
+    assert code == 1 and out == "" and len(lines) == 2, err
+    assert lines[0].startswith("error: no network") and lines[1].startswith("hint: ")

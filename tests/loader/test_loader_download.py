@@ -257,3 +257,13 @@ def test_hub_url_revision_conflict_is_refused(cache: Cache) -> None:
 
     with pytest.raises(UnsafeCheckpointError, match="pins"):
         fetch(FileRef(url="hf://o/r@v1/model.safetensors", revision="v2"), cache=cache, offline=True)
+
+
+def test_retries_stop_at_a_bounded_total_wait(http_server, tmp_path: Path, sleeps: Sleeps) -> None:
+    url = http_server.add("/w.bin", BODY)
+    for _ in range(20):
+        http_server.fault("/w.bin", "status", 429, **{"Retry-After": "30"})
+    patient = RetryPolicy(retries=50, timeout=5, sleep=sleeps, max_waiting=100)
+    with pytest.raises(UpstreamError, match="gave up"):
+        http_download(url, tmp_path / "w.part", policy=patient)
+    assert sum(sleeps.calls) <= 100 and len(sleeps.calls) == 3
