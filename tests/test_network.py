@@ -39,7 +39,7 @@ def test_timeouts_and_resets_are_worth_a_retry() -> None:
 
 def test_check_reachable_fails_at_once_and_spares_loopback() -> None:
     started = time.perf_counter()
-    with pytest.raises(NoNetworkError, match="cannot resolve weights.unresolvable.invalid") as info:
+    with pytest.raises(NoNetworkError, match=r"cannot resolve weights\.unresolvable\.invalid") as info:
         check_reachable(UNRESOLVABLE)
     assert time.perf_counter() - started < 5
     assert info.value.hint and "--offline" in info.value.hint
