@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
-
 from securitynet.errors import (
     ConfigurationError,
     InvalidQueryError,
@@ -38,6 +36,7 @@ from securitynet.errors import (
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy import Engine
 
 #: First keywords of the statements we run, per backend. Anything else is refused before it
 #: reaches the database; what these let through is still checked by the database.
@@ -122,6 +121,24 @@ def run_sql(engine: Engine, statement: str, *, max_rows: int, timeout: float) ->
     :class:`QueryTimeoutError` past ``timeout`` seconds, :class:`InvalidQueryError` for an
     SQL error (with the database's message).
     """
+    backend = engine.url.get_backend_name()
+    keyword = _check(statement, backend, max_rows=max_rows, timeout=timeout)
+    if backend == "sqlite":
+        return _run_sqlite(
+            sqlite_database_path(engine), statement, max_rows=max_rows, timeout=timeout
+        )
+    return _run_postgres(engine, statement, keyword=keyword, max_rows=max_rows, timeout=timeout)
+
+
+def run_sql_file(path: Path, statement: str, *, max_rows: int, timeout: float) -> QueryResult:
+    """:func:`run_sql` on the SQLite catalogue file ``path`` (no engine: the CLI's lean path)."""
+    _check(statement, "sqlite", max_rows=max_rows, timeout=timeout)
+    return _run_sqlite(path.expanduser().resolve(), statement, max_rows=max_rows, timeout=timeout)
+
+
+def _check(statement: str, backend: str, *, max_rows: int, timeout: float) -> str:
+    """The statement's first keyword, after refusing limits, backends and statements we do
+    not run."""
     if max_rows < 1:
         raise InvalidQueryError("max_rows must be at least 1", value=max_rows)
     if timeout <= 0:
@@ -131,7 +148,6 @@ def run_sql(engine: Engine, statement: str, *, max_rows: int, timeout: float) ->
         raise InvalidQueryError(
             "the query is empty", hint='e.g. securitynet sql "SELECT * FROM v_entries_per_source"'
         )
-    backend = engine.url.get_backend_name()
     if backend not in QUERY_KEYWORDS:
         raise ConfigurationError(
             f"read-only SQL is not supported on {backend}", hint="Use SQLite or PostgreSQL."
@@ -140,9 +156,7 @@ def run_sql(engine: Engine, statement: str, *, max_rows: int, timeout: float) ->
         raise ReadOnlyViolationError(
             f"refused: {keyword.upper()} is not a query", statement=statement
         )
-    if backend == "sqlite":
-        return _run_sqlite(engine, statement, max_rows=max_rows, timeout=timeout)
-    return _run_postgres(engine, statement, keyword=keyword, max_rows=max_rows, timeout=timeout)
+    return keyword
 
 
 def _one_line(message: object) -> str:
@@ -266,8 +280,7 @@ def _is_readonly_error(exc: sqlite3.Error) -> bool:
     return name == "SQLITE_READONLY" if name else "readonly database" in str(exc)
 
 
-def _run_sqlite(engine: Engine, statement: str, *, max_rows: int, timeout: float) -> QueryResult:
-    path = sqlite_database_path(engine)
+def _run_sqlite(path: Path, statement: str, *, max_rows: int, timeout: float) -> QueryResult:
     guard = _SqliteGuard(timeout)
     started = time.perf_counter()
     conn = open_sqlite_readonly(path, guard)
