@@ -97,7 +97,10 @@ class Catalogue:
         )
         from securitynet.catalogue.curation import apply_curated_annotations
 
-        apply_curated_annotations(self.engine)
+        changed = any(s.added or s.updated or s.removed for s in summaries)
+        apply_curated_annotations(self.engine, entries_changed=changed or full)
+        if changed:
+            analyze(self.engine)
         return summaries
 
     # --- reading ----------------------------------------------------------------------------
@@ -165,3 +168,13 @@ def make_filter(**filters: Any) -> EntryFilter:
             value=unknown,
         )
     return EntryFilter(**filters)
+
+
+def analyze(engine: Engine) -> None:
+    """Refresh the planner's statistics after a sync that changed rows: without them SQLite
+    picks the wrong index for the accuracy look-ups (PRAGMA optimize may do nothing on a
+    fresh connection of SQLite 3.40). Bounded on SQLite by ``analysis_limit``."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+        conn.exec_driver_sql("ANALYZE")
