@@ -128,8 +128,31 @@ def migrate(engine: Engine, revision: str = "head") -> str:
     return reached or ""
 
 
+def stored_revision(engine: Engine) -> str | None:
+    """The ``alembic_version`` row read with plain SQL (None: no such table or row); Alembic
+    is imported only when this is not the head (its import is most of a cold start)."""
+    from sqlalchemy import text
+
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+    except OperationalError as exc:
+        raise CatalogueError(f"cannot open the catalogue at {engine.url!r}: {exc.orig}") from exc
+    except DatabaseError as exc:
+        raise DamagedCatalogueError(
+            f"the catalogue at {engine.url!r} is damaged ({exc.orig}); it was left as it is"
+        ) from exc
+    return str(row[0]) if row else None
+
+
 def ensure_schema(engine: Engine) -> None:
     """Migrate a new or older database to head; refuse one that is newer than we know."""
+    from securitynet.catalogue.lite import head_revision as head_from_files
+
+    if (stored := stored_revision(engine)) is not None and stored == head_from_files():
+        return
     current = current_revision(engine)
     head = head_revision()
     if current == head:

@@ -67,6 +67,27 @@ def test_everyday_commands_import_nothing_heavy(sample_file: Path, tmp_path: Pat
     assert run.stdout.strip()
 
 
+def test_sync_prints_its_table_without_pandas(sample_file: Path, tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SECURITYNET_")},
+        "SECURITYNET_DATABASE_URL": f"sqlite:///{sample_file}",
+        "SECURITYNET_HOME": str(tmp_path / "home"),
+        "PYTHONPATH": str(ROOT),
+    }
+    args = ["sync", "--source", "imgclsmob", "--offline"]
+    run = subprocess.run(
+        [sys.executable, "-c", PROBE.format(HEAVY=("pandas", "alembic")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads(run.stderr.strip().splitlines()[-1])
+    assert report["code"] in (0, None), run.stderr
+    assert report["heavy"] == [], run.stderr
+    assert "The catalogue holds" in run.stdout
+
+
 def test_the_lean_path_knows_the_same_columns_and_sort_keys() -> None:
     assert lite.SUMMARY_COLUMNS == queries.SUMMARY_COLUMNS
     assert list(lite.SORT_COLUMNS) == list(queries.SORT_KEYS)
