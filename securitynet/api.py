@@ -32,4 +32,14 @@ def load(
 
     cat = catalogue or Catalogue()
     record = cat.get(entry_id)
-    return load_entry(record, device=device, offline=offline, settings=cat.settings)
+    loaded = load_entry(record, device=device, offline=offline, settings=cat.settings)
+    pin_downloads(cat, loaded)
+    return loaded
+
+
+def pin_downloads(cat: Catalogue, loaded: LoadedNet) -> int:
+    """Write the full sha256 (and size) of the files ``loaded`` was read from back to the
+    catalogue, where it had only what the source publishes (a hash prefix, a sha1 of an
+    archive member, nothing): after the first verified download the file is pinned whole."""
+    downloads = [f for f in loaded.files if f.kind == "download" and f.url]
+    return cat.record_verified_files(loaded.entry.id, downloads) if downloads else 0

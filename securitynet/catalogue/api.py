@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from securitynet.catalogue.sql import QueryResult
+    from securitynet.loader.cache import CacheRecord as VerifiedFile
 
 
 class Catalogue:
@@ -102,6 +103,33 @@ class Catalogue:
         if changed:
             analyze(self.engine)
         return summaries
+
+    def record_verified_files(self, entry_id: str, files: Sequence[VerifiedFile]) -> int:
+        """Pin the files of ``entry_id`` that a verified download just hashed: their full
+        sha256 and size go into the entry's ``weight_file`` rows that have none yet (a Hub
+        file only with the commit it was read at: without one its bytes may still move).
+        Returns how many rows were pinned."""
+        from sqlalchemy import update
+
+        from securitynet.catalogue.models import WeightFile
+
+        pinned = 0
+        with self.session() as s, s.begin():
+            for f in files:
+                if not f.url or f.url.startswith("hf://"):
+                    continue  # the Hub's pins (commit and LFS sha256) are the hf source's
+                result = s.execute(
+                    update(WeightFile)
+                    .where(
+                        WeightFile.entry_id == entry_id,
+                        WeightFile.url == f.url,
+                        WeightFile.sha256.is_(None),
+                    )
+                    .values(sha256=f.sha256, size=f.size),
+                    execution_options={"synchronize_session": False},
+                )
+                pinned += int(getattr(result, "rowcount", 0) or 0)
+        return pinned
 
     # --- reading ----------------------------------------------------------------------------
 

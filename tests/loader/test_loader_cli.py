@@ -129,3 +129,31 @@ def test_load_without_a_network_is_one_line_at_once(capsys: pytest.CaptureFixtur
     lines = err.strip().splitlines()
     assert code == 1 and out == "" and len(lines) == 2, err
     assert lines[0].startswith("error: no network") and lines[1].startswith("hint: ")
+
+
+def test_the_first_verified_download_pins_the_file_whole(http_server, capsys: pytest.CaptureFixture[str]) -> None:
+    import timm
+    from safetensors.torch import save
+
+    from securitynet.catalogue.api import Catalogue
+    from securitynet.catalogue.ingest import write_records
+
+    net = timm.create_model("test_vit", pretrained=False, num_classes=5)
+    body = save({k: v.contiguous() for k, v in net.state_dict().items()})
+    sha = hashlib.sha256(body).hexdigest()
+    url = http_server.add(f"/test_vit-{sha[:8]}.safetensors", body)
+    record = EntryRecord(
+        id="timm:test_vit.prefix_only",
+        files=[FileRef(url=url, checksum=sha[:8], checksum_algo="sha256-prefix")],
+        load=LoadSpec(builder="timm", architecture="test_vit", num_classes=5, labels=list("abcde")),
+    )
+    with Catalogue() as cat, cat.session() as session:
+        write_records(session, [record], origin="test")
+        session.commit()
+    code, _, err = run(capsys, "load", record.id)
+    assert code == 0, err
+    with Catalogue() as cat:
+        (f,) = cat.get(record.id).files
+    assert (f.sha256, f.size, f.checksum) == (sha, len(body), sha[:8])  # the source's pin stays
+    code, _, err = run(capsys, "load", record.id, "--offline")  # the whole pin holds the cache
+    assert code == 0, err

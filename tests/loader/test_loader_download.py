@@ -267,3 +267,24 @@ def test_retries_stop_at_a_bounded_total_wait(http_server, tmp_path: Path, sleep
     with pytest.raises(UpstreamError, match="gave up"):
         http_download(url, tmp_path / "w.part", policy=patient)
     assert sum(sleeps.calls) <= 100 and len(sleeps.calls) == 3
+
+
+def test_an_archive_pinned_by_its_member_is_not_called_unpinned(
+    http_server, cache: Cache, policy: RetryPolicy, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    url = http_server.add("/resnet20-0123-abcdef01.pth.zip", BODY)
+    with caplog.at_level(logging.INFO, logger="securitynet"):
+        fetch(
+            FileRef(url=url, checksum="ab" * 20, checksum_algo="sha1", format="zip"),
+            cache=cache,
+            offline=False,
+            policy=policy,
+        )
+    assert "no size or hash pin" not in caplog.text
+    assert "pinned by the digest of the file inside it" in caplog.text
+    bare = http_server.add("/bare.bin", BODY[:1000])
+    with caplog.at_level(logging.WARNING, logger="securitynet"):
+        fetch(FileRef(url=bare), cache=cache, offline=False, policy=policy)
+    assert "no size or hash pin" in caplog.text

@@ -16,6 +16,7 @@ import pytest
 from securitynet.errors import NotFoundError
 from securitynet.records import EntryRecord, Metric, Stage
 from securitynet.scrapers.timm import TimmScraper
+from tests.fakehub import StoppableServer
 
 
 @pytest.fixture(scope="module")
@@ -233,14 +234,13 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture
 def server(timm_dir: Path) -> Iterator[tuple[str, type[_Handler]]]:
     handler = type("Handler", (_Handler,), {"fail_first": {"results-imagenet.csv"}, "seen": []})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(timm_dir)))
+    httpd = StoppableServer(("127.0.0.1", 0), partial(handler, directory=str(timm_dir)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
     finally:
-        httpd.shutdown()
-        httpd.server_close()
+        httpd.stop()
 
 
 def test_online_sync_fetches_the_tables(make_ctx: Callable[..., Any], server: tuple[str, type[_Handler]]) -> None:
