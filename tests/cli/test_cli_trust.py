@@ -126,3 +126,23 @@ def test_shutil_copy_of_the_sample_is_a_whole_database(sample_sqlite_file: Path,
     copy = tmp_path / "c.db"
     shutil.copyfile(sample_sqlite_file, copy)
     check_sqlite_file(copy)  # a whole file passes the header check
+
+
+def test_sync_full_rereads_what_a_plain_sync_skips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    db = tmp_path / "c.db"
+    url = f"sqlite:///{db}"
+    for args in (["sync", "--source", "imgclsmob", "--offline"],) * 2 + (
+        ["sync", "--source", "imgclsmob", "--offline", "--full"],
+    ):
+        run = _run(url, monkeypatch, *args)
+        assert run.code == 0, run.stderr
+    with sqlite3.connect(db) as conn:
+        options = [
+            row[0]
+            for row in conn.execute(
+                "SELECT options FROM sync_run WHERE source = 'imgclsmob' ORDER BY id"
+            )
+        ]
+    assert ["skipped" in (o or "") for o in options] == [False, True, False]
