@@ -297,7 +297,13 @@ def sync_source(
     known = {r.id: r.revision for r in rows if not r.removed_upstream}
     hashes: dict[str, str | None] = {r.id: r.content_hash for r in rows}
     ctx = SyncContext(
-        settings=settings, known=known, limit=limit, state=state, options=dict(options or {})
+        settings=settings,
+        # a full sync hides what is stored, so no scraper takes its "unchanged" shortcut
+        known={} if full else known,
+        limit=limit,
+        state=state,
+        options=dict(options or {}),
+        full=full,
     )
 
     reason = scraper.unavailable_reason(ctx)
@@ -486,6 +492,8 @@ def sync_sources(
             summaries.append(SyncSummary(source=scraper.name, status="skipped", error="offline"))
             continue
         summaries.append(
-            sync_source(engine, scraper, settings=settings, limit=limit, options=options)
+            sync_source(
+                engine, scraper, settings=settings, limit=limit, options=options, full=full
+            )
         )
     return summaries

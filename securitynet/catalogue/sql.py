@@ -31,9 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
-
-from securitynet.catalogue.sqlite_readonly import SqliteLayers, run_sqlite
+from securitynet.catalogue.sqlite_readonly import SqliteLayers, run_sqlite, run_sqlite_file
 from securitynet.errors import (
     ConfigurationError,
     InvalidQueryError,
@@ -42,7 +40,10 @@ from securitynet.errors import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
+    from sqlalchemy import Engine
 
 #: First keywords of the statements we run, per backend. Anything else is refused before it
 #: reaches the database; what these let through is still checked by the database.
@@ -123,27 +124,12 @@ def run_sql(
     SQL error (with the database's message), :class:`ConfigurationError` for a PostgreSQL
     role that may do more than read.
     """
-    if max_rows < 1:
-        raise InvalidQueryError("max_rows must be at least 1", value=max_rows)
-    if timeout <= 0:
-        raise InvalidQueryError("timeout must be more than 0 seconds", value=timeout)
-    keyword = first_keyword(statement)
-    if not keyword:
-        raise InvalidQueryError(
-            "the query is empty", hint='e.g. securitynet sql "SELECT * FROM v_entries_per_source"'
-        )
-    layers = _LAYERS
+    keyword = _check(statement, max_rows=max_rows, timeout=timeout)
     if reader_url:
         return _run_as_reader(reader_url, statement, max_rows=max_rows, timeout=timeout)
     backend = engine.url.get_backend_name()
-    if backend not in QUERY_KEYWORDS:
-        raise ConfigurationError(
-            f"read-only SQL is not supported on {backend}", hint="Use SQLite or PostgreSQL."
-        )
-    if layers.keyword and keyword not in QUERY_KEYWORDS[backend]:
-        raise ReadOnlyViolationError(
-            f"refused: {keyword.upper()} is not a query", statement=statement
-        )
+    _check_backend(statement, keyword, backend)
+    layers = _LAYERS
     started = time.perf_counter()
     if backend == "sqlite":
         columns, rows, truncated = run_sqlite(
@@ -153,6 +139,48 @@ def run_sql(
     return _run_postgres(
         engine, statement, keyword=keyword, max_rows=max_rows, timeout=timeout, layers=layers
     )
+
+
+def run_sql_file(path: Path, statement: str, *, max_rows: int, timeout: float) -> QueryResult:
+    """:func:`run_sql` on the SQLite catalogue file ``path``, with every SQLite layer, and no
+    engine (the CLI's lean path: no SQLAlchemy import)."""
+    keyword = _check(statement, max_rows=max_rows, timeout=timeout)
+    _check_backend(statement, keyword, "sqlite")
+    started = time.perf_counter()
+    columns, rows, truncated = run_sqlite_file(
+        path.expanduser().resolve(),
+        statement,
+        max_rows=max_rows,
+        timeout=timeout,
+        layers=_LAYERS.sqlite,
+    )
+    return QueryResult(columns, tuple(rows), truncated, time.perf_counter() - started)
+
+
+def _check(statement: str, *, max_rows: int, timeout: float) -> str:
+    """The statement's first keyword, after refusing bad limits and an empty statement."""
+    if max_rows < 1:
+        raise InvalidQueryError("max_rows must be at least 1", value=max_rows)
+    if timeout <= 0:
+        raise InvalidQueryError("timeout must be more than 0 seconds", value=timeout)
+    keyword = first_keyword(statement)
+    if not keyword:
+        raise InvalidQueryError(
+            "the query is empty", hint='e.g. securitynet sql "SELECT * FROM v_entries_per_source"'
+        )
+    return keyword
+
+
+def _check_backend(statement: str, keyword: str, backend: str) -> None:
+    """Refuse backends we do not guard, and statements that are no query on ``backend``."""
+    if backend not in QUERY_KEYWORDS:
+        raise ConfigurationError(
+            f"read-only SQL is not supported on {backend}", hint="Use SQLite or PostgreSQL."
+        )
+    if _LAYERS.keyword and keyword not in QUERY_KEYWORDS[backend]:
+        raise ReadOnlyViolationError(
+            f"refused: {keyword.upper()} is not a query", statement=statement
+        )
 
 
 def _run_as_reader(url: str, statement: str, *, max_rows: int, timeout: float) -> QueryResult:

@@ -26,9 +26,10 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 from securitynet.errors import (
     ConfigurationError,
@@ -333,7 +334,20 @@ def run_sqlite(
     layers: SqliteLayers = SqliteLayers(),
 ) -> tuple[tuple[str, ...], list[tuple[Any, ...]], bool]:
     """``(columns, rows, truncated)`` of ``statement`` on the catalogue file behind ``engine``."""
-    path = sqlite_database_path(engine)
+    return run_sqlite_file(
+        sqlite_database_path(engine), statement, max_rows=max_rows, timeout=timeout, layers=layers
+    )
+
+
+def run_sqlite_file(
+    path: Path,
+    statement: str,
+    *,
+    max_rows: int,
+    timeout: float,
+    layers: SqliteLayers = SqliteLayers(),
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]], bool]:
+    """``(columns, rows, truncated)`` of ``statement`` on the SQLite file ``path``."""
     if not path.is_file():
         raise ConfigurationError(
             f"no catalogue database at {path}", hint="Run 'securitynet sync' first."

@@ -318,3 +318,25 @@ def test_fingerprint_skip_is_not_trusted_when_the_catalogue_lost_entries(cat: Ca
     forced = FingerprintedScraper([record(i) for i in range(5)], "v1")
     sync_source(cat.engine, forced, settings=settings, full=True)
     assert forced.contexts
+
+
+def test_a_sync_that_fails_part_way_marks_no_live_entry_removed(cat: Catalogue) -> None:
+    settings = get_settings(sync_batch_size=10)
+    full = sync_source(cat.engine, ListScraper([record(i) for i in range(30)]), settings=settings)
+    assert (full.status, full.added) == ("ok", 30)
+    broken = sync_source(
+        cat.engine, ListScraper([record(i) for i in range(30)], fail_after=12), settings=settings
+    )
+    assert (broken.status, broken.removed) == ("failed", 0)
+    assert cat.count() == 30
+    assert cat.count(include_removed=True) == 30
+    assert not any(cat.get(f"timm:net{i}.in21k_ft_in1k").removed_upstream for i in range(30))
+
+
+def test_full_reaches_the_scraper(cat: Catalogue) -> None:
+    settings = get_settings()
+    sync_source(cat.engine, FingerprintedScraper([record(i) for i in range(3)], "v1"), settings=settings)
+    forced = FingerprintedScraper([record(i) for i in range(3)], "v1")
+    sync_source(cat.engine, forced, settings=settings, full=True)
+    (ctx,) = forced.contexts
+    assert ctx.full and dict(ctx.known) == {}, "a full sync takes no 'unchanged' shortcut"
