@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from securitynet.annotate.licences import spdx_licence
 from securitynet.annotate.overrides import CuratedAnnotations, load_annotations
 from securitynet.catalogue.models import (
     AccuracyClaimRow,
@@ -106,7 +107,10 @@ def apply_curated_annotations(
                 for eid in targets:
                     touched.add(eid)
                     if item.set:
-                        session.execute(update(Entry).where(Entry.id == eid).values(**item.set))
+                        values = dict(item.set)
+                        if "licence" in values:
+                            values["licence"] = spdx_licence(values["licence"])
+                        session.execute(update(Entry).where(Entry.id == eid).values(**values))
                         session.execute(
                             insert(Fact),
                             [

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from securitynet.catalogue.models import Entry
-from securitynet.catalogue.queries import SORT_KEYS, EntryFilter, resolve_dataset
+from securitynet.catalogue.queries import SORT_KEYS, EntryFilter, resolve_dataset, resolve_licence
 from securitynet.errors import InvalidQueryError
 
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9, "t": 10**12}
@@ -77,7 +77,8 @@ def check_facets(session: Session, flt: EntryFilter) -> None:
         wanted = getattr(flt, facet)
         if not wanted:
             continue
-        value = resolve_dataset(wanted) if facet == "dataset" else wanted.strip()
+        resolve = {"dataset": resolve_dataset, "licence": resolve_licence}.get(facet, str.strip)
+        value = resolve(wanted)
         if (
             session.scalar(select(Entry.id).where(func.lower(column) == value.lower()).limit(1))
             is not None

@@ -20,7 +20,8 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from securitynet import __version__
-from securitynet.annotate.datasets import DATASETS
+from securitynet.annotate.datasets import DATASETS, training_traits
+from securitynet.annotate.licences import spdx_licence
 from securitynet.catalogue.models import (
     AccuracyClaimRow,
     AnnotationError,
@@ -83,14 +84,17 @@ def _ensure_datasets(session: Session, names: Iterable[str], known: set[str]) ->
 
 def _entry_row(record: EntryRecord, now: datetime, content_hash: str) -> dict[str, Any]:
     row: dict[str, Any] = {f: getattr(record, f) for f in SCALAR_FIELDS}
+    tags = list(record.tags)
+    tags += [t for t in training_traits([d.dataset for d in record.datasets]) if t not in tags]
     row.update(
+        licence=spdx_licence(record.licence),  # the spelling as received stays a fact row
         id=record.id,
         source=record.source,
         name=record.name,
         upstream_modified=record.upstream_modified,
         dataset=record.final_dataset,
         top1=record.best_top1(),
-        tags=list(record.tags),
+        tags=tags,
         load_spec=record.load.model_dump(mode="json") if record.load else None,
         raw=record.raw or None,
         content_hash=content_hash,

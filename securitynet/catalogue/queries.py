@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from securitynet.annotate.datasets import canonical_dataset
+from securitynet.annotate.licences import spdx_licence
 from securitynet.catalogue.models import Entry
 from securitynet.errors import EntryNotFoundError, InvalidQueryError
 from securitynet.ids import normalise_source, parse_id
@@ -69,6 +70,11 @@ def resolve_dataset(name: str) -> str:
     return canonical_dataset(name) or name.strip()
 
 
+def resolve_licence(name: str) -> str:
+    """The stored licence for what a user typed (``mit`` -> ``MIT``; see :mod:`~securitynet.annotate.licences`)."""
+    return spdx_licence(name) or name.strip()
+
+
 def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
     cond: list[ColumnElement[bool]] = []
     if flt.source:
@@ -84,7 +90,7 @@ def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
     if flt.architecture:
         cond.append(func.lower(Entry.architecture) == flt.architecture.strip().lower())
     if flt.licence:
-        cond.append(func.lower(Entry.licence) == flt.licence.strip().lower())
+        cond.append(func.lower(Entry.licence) == resolve_licence(flt.licence).lower())
     if flt.num_classes is not None:
         cond.append(Entry.num_classes == flt.num_classes)
     if flt.min_params is not None:

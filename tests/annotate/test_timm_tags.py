@@ -92,3 +92,4 @@ def test_chain_links_cite_the_tag() -> None:
     ]
     assert all(link.source == "timm" and "swag_ft_in1k" in (link.evidence or "") for link in links)
     assert "'swag' implies Instagram-3.6B" in (links[0].evidence or "")
+

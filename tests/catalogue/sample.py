@@ -107,7 +107,7 @@ RECORDS: list[EntryRecord] = [
         architecture="resnet20",
         family="resnet",
         params=272_474,
-        licence="mit",
+        licence="MIT",
         chain=C10,
         top1=[("CIFAR-10", 94.00)],
     ),
