@@ -93,6 +93,9 @@ class Catalogue:
         from securitynet.catalogue.curation import apply_curated_annotations
 
         apply_curated_annotations(self.engine)
+        from securitynet.catalogue.identity import link_shared_weights
+
+        link_shared_weights(self.engine)
         return summaries
 
     # --- reading ----------------------------------------------------------------------------
@@ -117,7 +120,10 @@ class Catalogue:
     ) -> list[EntrySummary]:
         """Entries matching every filter (``source``, ``dataset``, ``family``, ``architecture``,
         ``licence``, ``num_classes``, ``min_params``, ``max_params``, ``min_top1``,
-        ``max_top1``, ``text``, ``include_removed``), best top-1 first by default."""
+        ``max_top1``, ``text``, ``include_removed``, ``include_shared_weights``,
+        ``include_test_nets``), best top-1 first by default. Each weight file is listed once
+        (entries that share another's weights are left out) and test nets are left out,
+        unless asked for."""
         flt = make_filter(**filters)
         with self.session() as s:
             return queries.search(
@@ -136,7 +142,14 @@ class Catalogue:
         stmt = queries.search_statement(flt, sort="id", descending=False)
         with self.engine.connect() as conn:
             frame = pd.read_sql(stmt, conn)
-        return frame.astype({"params": "Int64", "num_classes": "Int64", "input_size": "Int64"})
+        return frame.astype(
+            {
+                "params": "Int64",
+                "num_classes": "Int64",
+                "input_size": "Int64",
+                "top1_best_size": "Int64",
+            }
+        )
 
     def sql(self, statement: str, *, max_rows: int | None = None, timeout: float | None = None) -> QueryResult:
         """Run one read-only SQL statement (refused if it would write), capped at ``max_rows``

@@ -24,15 +24,16 @@ from securitynet.catalogue.models import (
     Fact,
     utcnow,
 )
-from securitynet.records import Metric, Stage
+from securitynet.records import Metric, Stage, top1_figures
 
 log = logging.getLogger(__name__)
 ORIGIN = "curated"
 
 
 def refresh_merged_view(session: Session, entry_ids: list[str]) -> None:
-    """Recompute ``entry.dataset`` (end of the training chain, curated chain first) and
-    ``entry.top1`` (best top-1 claim on it) from the child rows."""
+    """Recompute ``entry.dataset`` (end of the training chain, curated chain first) and the
+    top-1 figures on it (at the loader's input size, and the best at any size) from the
+    child rows."""
     for eid in entry_ids:
         links = session.execute(
             select(
@@ -45,18 +46,40 @@ def refresh_merged_view(session: Session, entry_ids: list[str]) -> None:
         chain = curated or links
         trained = [r for r in chain if r.stage == Stage.TRAIN] or list(chain)
         dataset = trained[-1].dataset if trained else None
-        values = session.scalars(
-            select(AccuracyClaimRow.value).where(
+        pairs = session.execute(
+            select(AccuracyClaimRow.value, AccuracyClaimRow.img_size).where(
                 AccuracyClaimRow.entry_id == eid,
                 AccuracyClaimRow.metric == Metric.TOP1,
                 AccuracyClaimRow.dataset == dataset,
             )
         ).all()
+        figures = top1_figures(pairs, _loader_size(session, eid))
         session.execute(
             update(Entry)
             .where(Entry.id == eid)
-            .values(dataset=dataset, top1=max(values) if values else None)
+            .values(
+                dataset=dataset,
+                top1=figures.top1,
+                top1_size=figures.top1_size,
+                top1_best=figures.best,
+                top1_best_size=figures.best_size,
+            )
         )
+
+
+def _with_input_size(session: Session, eid: str, size: int) -> dict[str, Any] | None:
+    spec = session.scalar(select(Entry.load_spec).where(Entry.id == eid))
+    if not spec:
+        return spec
+    channels = (spec.get("input_size") or [3])[0]
+    return {**spec, "input_size": [channels, int(size), int(size)]}
+
+
+def _loader_size(session: Session, eid: str) -> int | None:
+    """The input size the loader uses for ``eid``: its load spec's, else the entry's column."""
+    row = session.execute(select(Entry.load_spec, Entry.input_size).where(Entry.id == eid)).one()
+    size = (row.load_spec or {}).get("input_size")
+    return int(size[-1]) if size else row.input_size
 
 
 def apply_curated_annotations(
@@ -110,6 +133,8 @@ def apply_curated_annotations(
                         values = dict(item.set)
                         if "licence" in values:
                             values["licence"] = spdx_licence(values["licence"])
+                        if "input_size" in values:  # the loader follows a curated size
+                            values["load_spec"] = _with_input_size(session, eid, values["input_size"])
                         session.execute(update(Entry).where(Entry.id == eid).values(**values))
                         session.execute(
                             insert(Fact),

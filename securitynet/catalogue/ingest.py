@@ -10,6 +10,7 @@ its run and does not stop the others.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -35,7 +36,13 @@ from securitynet.catalogue.models import (
 )
 from securitynet.errors import SecurityNetError
 from securitynet.progress import track
-from securitynet.records import ANNOTATED_FIELDS, UPSTREAM_FIELDS, EntryRecord, SyncSummary
+from securitynet.records import (
+    ANNOTATED_FIELDS,
+    TEST_NET_TAG,
+    UPSTREAM_FIELDS,
+    EntryRecord,
+    SyncSummary,
+)
 from securitynet.scrapers import DEFAULT_SOURCES, get_scraper
 from securitynet.scrapers.base import Fingerprinted, Scraper, SyncContext, Unchanged
 from securitynet.settings import Settings
@@ -46,6 +53,15 @@ log = logging.getLogger(__name__)
 SCALAR_FIELDS: tuple[str, ...] = (*ANNOTATED_FIELDS, *UPSTREAM_FIELDS)
 _FACT_FIELDS = tuple(f for f in SCALAR_FIELDS if f not in ("task", "upstream_url", "revision"))
 _CHILD_TABLES = (WeightFile, EntryDataset, AccuracyClaimRow, Fact, AnnotationError)
+#: Bumped when what an entry row derives from its record changes (SPDX licences, top-1 at
+#: the loader's size, ...): part of each stored content hash, so the next sync rewrites
+#: every row once instead of skipping records whose upstream text did not change.
+DERIVATION = "2"
+
+
+def stored_hash(record: EntryRecord) -> str:
+    """The content hash stored for ``record``: its own, under this ingest's derivation."""
+    return hashlib.sha256(f"{DERIVATION}:{record.content_hash()}".encode()).hexdigest()
 
 
 # --- writing records ------------------------------------------------------------------------
@@ -86,6 +102,7 @@ def _entry_row(record: EntryRecord, now: datetime, content_hash: str) -> dict[st
     row: dict[str, Any] = {f: getattr(record, f) for f in SCALAR_FIELDS}
     tags = list(record.tags)
     tags += [t for t in training_traits([d.dataset for d in record.datasets]) if t not in tags]
+    figures = record.top1_figures()
     row.update(
         licence=spdx_licence(record.licence),  # the spelling as received stays a fact row
         id=record.id,
@@ -93,7 +110,11 @@ def _entry_row(record: EntryRecord, now: datetime, content_hash: str) -> dict[st
         name=record.name,
         upstream_modified=record.upstream_modified,
         dataset=record.final_dataset,
-        top1=record.best_top1(),
+        top1=figures.top1,
+        top1_size=figures.top1_size,
+        top1_best=figures.best,
+        top1_best_size=figures.best_size,
+        test_net=TEST_NET_TAG in tags,
         tags=tags,
         load_spec=record.load.model_dump(mode="json") if record.load else None,
         raw=record.raw or None,
@@ -181,7 +202,7 @@ def write_records(
             touched.append(item.id)
             counts["unchanged"] += 1
             continue
-        digest = item.content_hash()
+        digest = stored_hash(item)
         stored = hashes.get(item.id, False)
         if stored == digest:
             touched.append(item.id)

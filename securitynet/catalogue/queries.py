@@ -59,6 +59,10 @@ class EntryFilter:
     max_top1: float | None = None
     text: str | None = None
     include_removed: bool = False
+    #: every entry that loads a weight file another entry also loads (default: one per file)
+    include_shared_weights: bool = False
+    #: nets a library registers for its own tests (timm's ``test_*``)
+    include_test_nets: bool = False
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -108,6 +112,10 @@ def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
         )
     if not flt.include_removed:
         cond.append(Entry.removed_upstream.is_(False))
+    if not flt.include_shared_weights:
+        cond.append(Entry.same_weights_as.is_(None))
+    if not flt.include_test_nets:
+        cond.append(Entry.test_net.is_(False))
     return cond
 
 
@@ -201,6 +209,11 @@ def _to_record(e: Entry) -> CatalogueEntry:
         raw=dict(e.raw or {}),
         dataset=e.dataset,
         top1=e.top1,
+        top1_size=e.top1_size,
+        top1_best=e.top1_best,
+        top1_best_size=e.top1_best_size,
+        same_weights_as=e.same_weights_as,
+        test_net=e.test_net,
         first_seen=e.first_seen,
         last_seen=e.last_seen,
         removed_upstream=e.removed_upstream,

@@ -38,7 +38,7 @@ from securitynet.annotate.timm_results import (
 )
 from securitynet.annotate.timm_tags import ChainStep, TagInfo, chain_links, parse_tag
 from securitynet.errors import NotFoundError, RateLimitedError, SecurityNetError, UpstreamError
-from securitynet.records import AccuracyClaim, EntryRecord, FileRef, LoadSpec, Metric, Stage
+from securitynet.records import TEST_NET_TAG, AccuracyClaim, EntryRecord, FileRef, LoadSpec, Metric, Stage
 from securitynet.scrapers._common import (
     code_digest,
     files_digest,
@@ -62,7 +62,6 @@ FEATURE_TASK = "image-feature-extraction"
 #: timm registers tiny ``test_*`` nets for its own unit tests; they are tagged and left out
 #: of listings and statistics unless asked for.
 TEST_NET_PREFIX = "test_"
-TEST_NET_TAG = "test-net"
 
 
 class TimmScraper:

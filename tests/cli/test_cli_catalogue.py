@@ -309,12 +309,12 @@ def test_export_full_and_filters(catalogue: Catalogue, cli: Invoke, tmp_path: Pa
 def test_db_current_and_upgrade(empty_catalogue: Catalogue, cli: Invoke) -> None:
     before = cli("db", "current", "--format", "json")
     assert (
-        json.loads(before.stdout)["current"] is None and json.loads(before.stdout)["head"] == "0002"
+        json.loads(before.stdout)["current"] is None and json.loads(before.stdout)["head"] == "0004"
     )
     upgraded = cli("db", "upgrade")
-    assert upgraded.code == 0 and "revision 0002" in upgraded.stdout
+    assert upgraded.code == 0 and "revision 0004" in upgraded.stdout
     after = cli("db", "current")
-    assert "current:  0002" in after.stdout and "head:     0002" in after.stdout
+    assert "current:  0004" in after.stdout and "head:     0004" in after.stdout
 
 
 def test_version(cli: Invoke) -> None:
