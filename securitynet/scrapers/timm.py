@@ -38,7 +38,15 @@ from securitynet.annotate.timm_results import (
 )
 from securitynet.annotate.timm_tags import ChainStep, TagInfo, chain_links, parse_tag
 from securitynet.errors import NotFoundError, RateLimitedError, SecurityNetError, UpstreamError
-from securitynet.records import TEST_NET_TAG, AccuracyClaim, EntryRecord, FileRef, LoadSpec, Metric, Stage
+from securitynet.records import (
+    TEST_NET_TAG,
+    AccuracyClaim,
+    EntryRecord,
+    FileRef,
+    LoadSpec,
+    Metric,
+    Stage,
+)
 from securitynet.scrapers._common import (
     code_digest,
     files_digest,
