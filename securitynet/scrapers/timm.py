@@ -245,7 +245,7 @@ def _chain(tag: TagInfo, cfg: PretrainedCfg, evidence: dict[str, str]) -> tuple[
             )
     final = steps[-1].dataset if steps else None
     variant = dataset_variant(final, num_classes or None) if final else None
-    if final and variant != final:  # miil_in21k heads: 11,221 classes, ImageNet-21K-P
+    if final and variant and variant != final:  # miil_in21k heads: 11,221 classes, ImageNet-21K-P
         last = steps[-1]
         steps[-1] = ChainStep(variant, last.raw_name, last.stage, last.implied_by)
         evidence["datasets"] = (
