@@ -70,6 +70,16 @@ IncludeRemovedOpt = Annotated[
         "--include-removed", help="Also entries that vanished upstream (kept, never deleted)."
     ),
 ]
+SharedWeightsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--shared-weights",
+        help="Every name of a weight file several entries load (default: each file once).",
+    ),
+]
+TestNetsOpt = Annotated[
+    bool, typer.Option("--test-nets", help="Also the nets libraries register for their own tests.")
+]
 TableFormatOpt = Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")]
 TextFormatOpt = Annotated[TextFormat, typer.Option("--format", "-f", help="Output format.")]
 
@@ -86,6 +96,8 @@ def _filters(
     min_top1: float | None = None,
     search: str | None = None,
     include_removed: bool = False,
+    shared_weights: bool = False,
+    test_nets: bool = False,
 ) -> dict[str, Any]:
     """Keyword arguments for ``Catalogue.search`` from the options given."""
     from securitynet.catalogue.filters import parse_count
@@ -101,7 +113,11 @@ def _filters(
         "min_top1": min_top1,
         "text": search,
     }
-    return {k: v for k, v in given.items() if v is not None} | {"include_removed": include_removed}
+    return {k: v for k, v in given.items() if v is not None} | {
+        "include_removed": include_removed,
+        "include_shared_weights": shared_weights,
+        "include_test_nets": test_nets,
+    }
 
 
 def _catalogue(**settings: Any) -> Catalogue:
@@ -200,6 +216,8 @@ def list_entries(
     min_top1: MinTop1Opt = None,
     search: SearchOpt = None,
     include_removed: IncludeRemovedOpt = False,
+    shared_weights: SharedWeightsOpt = False,
+    test_nets: TestNetsOpt = False,
     sort: Annotated[
         str,
         typer.Option(
@@ -226,6 +244,8 @@ def list_entries(
         min_top1=min_top1,
         search=search,
         include_removed=include_removed,
+        shared_weights=shared_weights,
+        test_nets=test_nets,
     )
     key, descending = parse_sort(sort)
     with _catalogue() as cat:
@@ -256,6 +276,22 @@ def _digest(file: Any) -> str | None:
     return f"{file.checksum_algo or 'checksum'}:{file.checksum}" if file.checksum else None
 
 
+def _top1_text(entry: Any) -> str | None:
+    """``80.38 at 224 px (best 81.24 at 288 px)``: the figure at the loader's size first."""
+    def at(value: float | None, size: int | None) -> str:
+        return f"{cell(value)}" + (f" at {size} px" if size else "")
+
+    if entry.top1 is None and entry.top1_best is None:
+        return None
+    text = at(entry.top1, entry.top1_size) if entry.top1 is not None else "none at the input size"
+    if entry.top1_best is not None and (entry.top1_best, entry.top1_best_size) != (
+        entry.top1,
+        entry.top1_size,
+    ):
+        text += f" (best {at(entry.top1_best, entry.top1_best_size)})"
+    return text
+
+
 def _print_entry(entry: Any) -> None:
     params = f"{human_count(entry.params)} ({entry.params:,})" if entry.params is not None else None
     fields = [
@@ -263,7 +299,7 @@ def _print_entry(entry: Any) -> None:
         ("architecture", entry.architecture),
         ("family", entry.family),
         ("data set", entry.dataset),
-        ("top-1", cell(entry.top1)),
+        ("top-1", _top1_text(entry)),
         ("params", params),
         ("GFLOPs", cell(entry.gflops)),
         ("input size", entry.input_size),
@@ -277,6 +313,8 @@ def _print_entry(entry: Any) -> None:
         ("first seen", cell(entry.first_seen)),
         ("last seen", cell(entry.last_seen)),
         ("removed upstream", "yes" if entry.removed_upstream else None),
+        ("same weights as", entry.same_weights_as),
+        ("test net", "yes (left out of list and stats unless --test-nets)" if entry.test_net else None),
     ]
     shown = [(k, v) for k, v in fields if v not in (None, "")]
     width = max(len(k) for k, _ in shown)
@@ -356,6 +394,8 @@ def stats(
     family: FamilyOpt = None,
     licence: LicenceOpt = None,
     include_removed: IncludeRemovedOpt = False,
+    shared_weights: SharedWeightsOpt = False,
+    test_nets: TestNetsOpt = False,
     fmt: TableFormatOpt = TableFormat.TABLE,
 ) -> None:
     """Entries and top-1 spread (min, quartiles, max, mean) per group."""
@@ -367,6 +407,8 @@ def stats(
         family=family,
         licence=licence,
         include_removed=include_removed,
+        shared_weights=shared_weights,
+        test_nets=test_nets,
     )
     with _catalogue() as cat:
         frame = cat.to_dataframe(**filters)

@@ -16,7 +16,12 @@ from securitynet.catalogue.ingest import seed_datasets, write_records
 from securitynet.catalogue.models import Entry
 from securitynet.records import AccuracyClaim, DatasetLink, EntryRecord, FileRef, Metric, Stage
 
-SHA = "0123456789abcdef" * 4
+
+def sha_of(url: str) -> str:
+    """A distinct sha256 per file (entries sharing one would be linked as one checkpoint)."""
+    import hashlib
+
+    return hashlib.sha256(url.encode()).hexdigest()
 
 
 def _record(
@@ -53,8 +58,9 @@ def _record(
             for d, v in top5
         ],
         files=[
-            FileRef(url=f"https://example.org/{entry_id.replace(':', '/')}/{i}.pth", sha256=SHA)
+            FileRef(url=url, sha256=sha_of(url))
             for i in range(files)
+            if (url := f"https://example.org/{entry_id.replace(':', '/')}/{i}.pth")
         ],
         evidence={"params": "registry"},
     )

@@ -43,7 +43,7 @@ def test_flat_rows_carry_entry_fields_chain_claims_and_weights(catalogue: Catalo
         86_567_656,
         1,
     )
-    assert vit["weights_sha256"] == sample.SHA and vit["weights_url"].endswith("/0.pth")
+    assert vit["weights_sha256"] == sample.sha_of(vit["weights_url"]) and vit["weights_url"].endswith("/0.pth")
     assert rows["timm:resnet50.a1_in1k"]["claims"] == 2
     assert rows["hf:someone/mystery-net"]["weights_url"] is None
     assert all(r["first_seen"].tzinfo is not None for r in rows.values())

@@ -171,7 +171,7 @@ def test_show_json_has_every_claim_dataset_file_and_fact_with_provenance(
             "evidence": "tag",
         }
     ]
-    assert entry["files"][0]["sha256"] == sample.SHA
+    assert entry["files"][0]["sha256"] == sample.sha_of(entry["files"][0]["url"])
     params = next(f for f in entry["facts"] if f["key"] == "params")
     assert (params["value"], params["source"], params["evidence"]) == (
         25_557_032,
