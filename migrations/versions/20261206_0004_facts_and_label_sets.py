@@ -218,9 +218,6 @@ def upgrade() -> None:
             ["label_set_digest"],
             ["digest"],
         )
-    # the server default only fills existing rows; the ORM sets the value from now on
-    with op.batch_alter_table("entry") as batch:
-        batch.alter_column("test_net", server_default=None)
     # top1 was the best figure at any size; the next sync splits it (every row is rewritten
     # once: the ingest's derivation revision is part of each stored content hash)
     op.execute("UPDATE entry SET top1_best = top1")

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 from securitynet.records import ClaimKind, Metric, Stage
@@ -118,7 +119,9 @@ class Entry(Base):
     #: of such a group and for every entry with weights of its own
     same_weights_as: Mapped[str | None] = mapped_column(String(512), index=True)
     #: a net a library registers for its own tests (timm's ``test_*``), not a model
-    test_net: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    test_net: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), index=True
+    )
     label_set_digest: Mapped[str | None] = mapped_column(
         ForeignKey("label_set.digest"), index=True
     )

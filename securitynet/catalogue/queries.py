@@ -79,6 +79,11 @@ def resolve_licence(name: str) -> str:
     return spdx_licence(name) or name.strip()
 
 
+def conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of ``flt`` on ``entry``."""
+    return _conditions(flt)
+
+
 def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
     cond: list[ColumnElement[bool]] = []
     if flt.source:

@@ -497,6 +497,8 @@ def export(
     family: FamilyOpt = None,
     licence: LicenceOpt = None,
     include_removed: IncludeRemovedOpt = False,
+    shared_weights: SharedWeightsOpt = False,
+    test_nets: TestNetsOpt = False,
 ) -> None:
     """Write the catalogue to a file: one flat row per entry, or --full entries."""
     from securitynet.catalogue.export import export_catalogue
@@ -507,6 +509,8 @@ def export(
         family=family,
         licence=licence,
         include_removed=include_removed,
+        shared_weights=shared_weights,
+        test_nets=test_nets,
     )
     with _catalogue() as cat:
         result = export_catalogue(cat, path, format=fmt, full=full, **filters)

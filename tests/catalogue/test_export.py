@@ -86,6 +86,26 @@ def test_parquet_round_trips_with_types(catalogue: Catalogue, tmp_path: Path) ->
     assert table.to_pylist() == export_rows(catalogue)
 
 
+def test_parquet_reads_back_as_nullable_integers(catalogue: Catalogue, tmp_path: Path) -> None:
+    import pandas as pd
+
+    export_catalogue(catalogue, tmp_path / "c.parquet")
+    frame = pd.read_parquet(tmp_path / "c.parquet")
+    assert frame["params"].isna().any()  # hf:someone/mystery-net has no count
+    assert {str(frame[c].dtype) for c in ("params", "num_classes", "input_size", "claims")} == {"Int64"}
+    assert frame.set_index("id").loc["torchvision:resnet50.IMAGENET1K_V1", "params"] == 25_557_032
+
+
+def test_batches_stream_every_row_once(catalogue: Catalogue, tmp_path: Path) -> None:
+    from securitynet.catalogue.export import iter_export_batches
+
+    batches = list(iter_export_batches(catalogue, batch_size=3, include_removed=True))
+    assert [len(b) for b in batches][:-1] == [3] * (len(batches) - 1)
+    ids = [r["id"] for b in batches for r in b]
+    assert ids == sorted(ids) and len(ids) == len(set(ids)) == len(sample.RECORDS)
+    assert [r for b in batches for r in b] == export_rows(catalogue, include_removed=True)
+
+
 def test_format_option_wins_over_the_extension(catalogue: Catalogue, tmp_path: Path) -> None:
     export_catalogue(catalogue, tmp_path / "data.txt", format="csv")
     assert (tmp_path / "data.txt").read_text(encoding="utf-8").startswith("id,source,name,")
