@@ -21,7 +21,7 @@ import csv
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -184,7 +184,7 @@ def iter_export_batches(
                 return
 
 
-def _flat_rows(s: Any, entries: list[Any], ids: list[str]) -> list[dict[str, Any]]:
+def _flat_rows(s: Any, entries: Sequence[Any], ids: list[str]) -> list[dict[str, Any]]:
     chains = _chains(
         s.execute(
             select(
