@@ -140,7 +140,8 @@ class CuratedAnnotations(BaseModel):
 
 def load_annotation_file(path: Path) -> CuratedAnnotations:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
         content = CuratedFile.model_validate(data)
     except (yaml.YAMLError, ValidationError) as exc:
         raise MalformedUpstreamError(
