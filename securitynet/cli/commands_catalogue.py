@@ -387,7 +387,20 @@ def stats(
     ] = "dataset",
     plot: Annotated[
         Path | None,
-        typer.Option(help="Also draw top-1 per group to this file (.png, .svg or .pdf)."),
+        typer.Option(
+            help="Also draw top-1 per group to this file (.png, or vector .svg / .pdf); "
+            "grouped by anything but the data set, one panel per data set."
+        ),
+    ] = None,
+    order: Annotated[
+        str,
+        typer.Option(help="Order the plot's groups by median, mean, max, count or name."),
+    ] = "median",
+    max_groups: Annotated[
+        int, typer.Option(min=1, help="Draw at most N groups per panel (the best by --order).")
+    ] = 25,
+    title: Annotated[
+        str | None, typer.Option(help="A title drawn into the figure (default: none).")
     ] = None,
     source: SourceOpt = None,
     dataset: DatasetOpt = None,
@@ -399,7 +412,8 @@ def stats(
     fmt: TableFormatOpt = TableFormat.TABLE,
 ) -> None:
     """Entries and top-1 spread (min, quartiles, max, mean) per group."""
-    from securitynet.catalogue.stats import STAT_COLUMNS, UNKNOWN_GROUP, plot_frame, summarise
+    from securitynet.catalogue.plots import plot_frame
+    from securitynet.catalogue.stats import STAT_COLUMNS, UNKNOWN_GROUP, summarise
 
     filters = _filters(
         source=source,
@@ -415,8 +429,10 @@ def stats(
     table = summarise(frame, by)
     key = table.columns[0]
     if plot is not None:  # before printing: a reader that closes the pipe early still gets the file
-        written = plot_frame(frame, plot, by=key)
-        note(f"wrote {written}")
+        drawn = plot_frame(frame, plot, by=key, order=order, max_groups=max_groups, title=title)
+        note(f"wrote {drawn.path}")
+        for line in drawn.notes():
+            note(line)
     emit_rows(
         table.to_dict("records"),
         fmt,

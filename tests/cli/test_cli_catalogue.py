@@ -217,6 +217,16 @@ def test_stats_table_and_plot(catalogue: Catalogue, cli: Invoke, tmp_path: Path)
     assert f"wrote {tmp_path / 'acc.png'}" in run.stderr
 
 
+def test_stats_plot_names_what_it_left_out(catalogue: Catalogue, cli: Invoke, tmp_path: Path) -> None:
+    out = tmp_path / "cifar.svg"
+    run = cli("stats", "--by", "architecture", "--dataset", "CIFAR-10", "--plot", str(out), "--max-groups", "1")
+    assert run.code == 0, run.stderr
+    assert "groups left out:" in run.stderr
+    svg = out.read_text(encoding="utf-8")
+    assert "wrn16_10" in svg  # the best CIFAR-10 architecture (97 %) is the one kept
+    assert "Top-1" not in svg  # no title unless --title
+
+
 def test_stats_bad_group(catalogue: Catalogue, cli: Invoke) -> None:
     _one_error(cli("stats", "--by", "colour"), "cannot group by 'colour'")
 
