@@ -134,21 +134,28 @@ class Catalogue:
         with self.session() as s:
             return queries.count(s, make_filter(**filters))
 
-    def to_dataframe(self, **filters: Any) -> pd.DataFrame:
-        """One row per entry (matching ``filters``), columns named as the entry's fields."""
+    def to_dataframe(self, *, columns: Sequence[str] | None = None, **filters: Any) -> pd.DataFrame:
+        """One row per entry (matching ``filters``), in id order, columns named as the entry's
+        fields (those of a listing; ``columns`` picks some: reading two of sixteen columns of
+        a million entries is several times faster). Counts are nullable ``Int64``."""
         import pandas as pd
 
         flt = make_filter(**filters)
-        stmt = queries.search_statement(flt, sort="id", descending=False)
+        wanted = list(columns) if columns is not None else list(queries.SUMMARY_COLUMNS)
+        unknown = [c for c in wanted if c not in queries.SUMMARY_COLUMNS]
+        if unknown:
+            raise InvalidQueryError(
+                f"unknown column(s): {', '.join(unknown)}",
+                hint=f"Columns: {', '.join(queries.SUMMARY_COLUMNS)}.",
+            )
+        stmt = queries.search_statement(flt, sort="id", descending=False, columns=wanted)
         with self.engine.connect() as conn:
-            frame = pd.read_sql(stmt, conn)
+            rows = conn.execute(stmt).all()
+        frame = pd.DataFrame.from_records(rows, columns=wanted)
+        ints = {"params", "num_classes", "input_size", "top1_best_size"}
+        floats = {"top1", "top1_best", "gflops"}
         return frame.astype(
-            {
-                "params": "Int64",
-                "num_classes": "Int64",
-                "input_size": "Int64",
-                "top1_best_size": "Int64",
-            }
+            {c: "Int64" for c in wanted if c in ints} | {c: "float64" for c in wanted if c in floats}
         )
 
     def sql(self, statement: str, *, max_rows: int | None = None, timeout: float | None = None) -> QueryResult:

@@ -141,8 +141,9 @@ def search_statement(
     descending: bool = True,
     limit: int | None = None,
     offset: int = 0,
+    columns: Sequence[str] = SUMMARY_COLUMNS,
 ) -> Select[Any]:
-    stmt = select(*(getattr(Entry, c) for c in SUMMARY_COLUMNS)).where(*_conditions(flt))
+    stmt = select(*(getattr(Entry, c) for c in columns)).where(*_conditions(flt))
     if sort:
         key = sort.lstrip("-")
         if key not in SORT_KEYS:

@@ -87,7 +87,7 @@ def summarise(frame: pd.DataFrame, by: str) -> pd.DataFrame:
 def accuracy_stats(catalogue: Catalogue, *, by: str = "dataset", **filters: Any) -> pd.DataFrame:
     """:func:`summarise` over the entries matching ``filters`` (those of ``Catalogue.search``)."""
     by = _check_by(by)
-    return summarise(catalogue.to_dataframe(**filters), by)
+    return summarise(catalogue.to_dataframe(columns=(by, "top1"), **filters), by)
 
 
 def catalogue_overview(catalogue: Catalogue) -> pd.DataFrame:

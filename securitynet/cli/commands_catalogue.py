@@ -424,10 +424,12 @@ def stats(
         shared_weights=shared_weights,
         test_nets=test_nets,
     )
-    with _catalogue() as cat:
-        frame = cat.to_dataframe(**filters)
-    table = summarise(frame, by)
-    key = table.columns[0]
+    from securitynet.catalogue.stats import check_by
+
+    key = check_by(by)
+    with _catalogue() as cat:  # only the columns the table and the figure use
+        frame = cat.to_dataframe(columns=list(dict.fromkeys((key, "dataset", "top1"))), **filters)
+    table = summarise(frame, key)
     if plot is not None:  # before printing: a reader that closes the pipe early still gets the file
         drawn = plot_frame(frame, plot, by=key, order=order, max_groups=max_groups, title=title)
         note(f"wrote {drawn.path}")
