@@ -87,7 +87,8 @@ def summarise(frame: pd.DataFrame, by: str) -> pd.DataFrame:
 def accuracy_stats(catalogue: Catalogue, *, by: str = "dataset", **filters: Any) -> pd.DataFrame:
     """:func:`summarise` over the entries matching ``filters`` (those of ``Catalogue.search``)."""
     by = _check_by(by)
-    return summarise(catalogue.to_dataframe(columns=(by, "top1"), **filters), by)
+    frame = catalogue.to_dataframe(columns=(by, "top1"), ordered=False, **filters)
+    return summarise(frame, by)
 
 
 def catalogue_overview(catalogue: Catalogue) -> pd.DataFrame:

@@ -428,7 +428,8 @@ def stats(
 
     key = check_by(by)
     with _catalogue() as cat:  # only the columns the table and the figure use
-        frame = cat.to_dataframe(columns=list(dict.fromkeys((key, "dataset", "top1"))), **filters)
+        columns = list(dict.fromkeys((key, "dataset", "top1")))
+        frame = cat.to_dataframe(columns=columns, ordered=False, **filters)
     table = summarise(frame, key)
     if plot is not None:  # before printing: a reader that closes the pipe early still gets the file
         drawn = plot_frame(frame, plot, by=key, order=order, max_groups=max_groups, title=title)
