@@ -11,6 +11,7 @@ its run and does not stop the others.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -30,6 +31,7 @@ from securitynet.catalogue.models import (
     Entry,
     EntryDataset,
     Fact,
+    LabelSet,
     SyncRun,
     WeightFile,
     utcnow,
@@ -98,8 +100,41 @@ def _ensure_datasets(session: Session, names: Iterable[str], known: set[str]) ->
         known.update(missing)
 
 
-def _entry_row(record: EntryRecord, now: datetime, content_hash: str) -> dict[str, Any]:
+def label_digest(labels: Sequence[str]) -> str:
+    """The ``label_set`` key of a list of class names: sha256 of its compact JSON."""
+    text = json.dumps(list(labels), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _load_spec_row(record: EntryRecord, label_sets: dict[str, list[str]]) -> tuple[dict[str, Any] | None, str | None]:
+    """The stored load spec, its class names moved to ``label_sets`` (digest -> names)."""
+    if record.load is None:
+        return None, None
+    spec = record.load.model_dump(mode="json")
+    labels = spec.get("labels")
+    if not labels:
+        return spec, None
+    digest = label_digest(labels)
+    label_sets.setdefault(digest, labels)
+    spec["labels"] = None  # stored once in label_set, put back when the entry is read
+    return spec, digest
+
+
+def _store_label_sets(session: Session, label_sets: dict[str, list[str]]) -> None:
+    if not label_sets:
+        return
+    digests = list(label_sets)
+    present = set(session.scalars(select(LabelSet.digest).where(LabelSet.digest.in_(digests))))
+    new = [{"digest": d, "size": len(label_sets[d]), "labels": label_sets[d]} for d in digests if d not in present]
+    if new:
+        session.execute(insert(LabelSet), new)
+
+
+def _entry_row(
+    record: EntryRecord, now: datetime, content_hash: str, label_sets: dict[str, list[str]]
+) -> dict[str, Any]:
     row: dict[str, Any] = {f: getattr(record, f) for f in SCALAR_FIELDS}
+    load_spec, digest = _load_spec_row(record, label_sets)
     tags = list(record.tags)
     tags += [t for t in training_traits([d.dataset for d in record.datasets]) if t not in tags]
     figures = record.top1_figures()
@@ -116,7 +151,8 @@ def _entry_row(record: EntryRecord, now: datetime, content_hash: str) -> dict[st
         top1_best_size=figures.best_size,
         test_net=TEST_NET_TAG in tags,
         tags=tags,
-        load_spec=record.load.model_dump(mode="json") if record.load else None,
+        load_spec=load_spec,
+        label_set_digest=digest,
         raw=record.raw or None,
         content_hash=content_hash,
         last_seen=now,
@@ -193,6 +229,7 @@ def write_records(
     changed_rows: list[dict[str, Any]] = []
     children: dict[type, list[dict[str, Any]]] = {t: [] for t in _CHILD_TABLES}
     seen_in_batch: set[str] = set()
+    label_sets: dict[str, list[str]] = {}
     for item in records:
         if item.id in seen_in_batch:
             log.warning("%s yielded %s twice in one batch; keeping the first", origin, item.id)
@@ -208,7 +245,7 @@ def write_records(
             touched.append(item.id)
             counts["unchanged"] += 1
             continue
-        row = _entry_row(item, now, digest)
+        row = _entry_row(item, now, digest, label_sets)
         if stored is False:
             row["first_seen"] = now
             new_rows.append(row)
@@ -227,6 +264,7 @@ def write_records(
         + [r["dataset"] for r in children[AccuracyClaimRow]],
         known_datasets,
     )
+    _store_label_sets(session, label_sets)
     if changed_rows:
         changed_ids = [r["id"] for r in changed_rows]
         for table in _CHILD_TABLES:

@@ -125,6 +125,7 @@ class Entry(Base):
     label_set_digest: Mapped[str | None] = mapped_column(
         ForeignKey("label_set.digest"), index=True
     )
+    label_set: Mapped[LabelSet | None] = relationship()
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     load_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)

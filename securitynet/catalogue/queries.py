@@ -190,6 +190,16 @@ def count(session: Session, flt: EntryFilter) -> int:
     )
 
 
+def _load_spec(e: Entry) -> LoadSpec | None:
+    """The entry's load spec with its class names put back from ``label_set``."""
+    if not e.load_spec:
+        return None
+    spec = LoadSpec.model_validate(e.load_spec)
+    if e.label_set is not None and not spec.labels:
+        spec.labels = [str(n) for n in e.label_set.labels]
+    return spec
+
+
 def _to_record(e: Entry) -> CatalogueEntry:
     return CatalogueEntry(
         id=e.id,
@@ -210,7 +220,7 @@ def _to_record(e: Entry) -> CatalogueEntry:
         datasets=[DatasetLink.model_validate(d, from_attributes=True) for d in e.datasets],
         claims=[AccuracyClaim.model_validate(c, from_attributes=True) for c in e.claims],
         files=[FileRef.model_validate(f, from_attributes=True) for f in e.files],
-        load=LoadSpec.model_validate(e.load_spec) if e.load_spec else None,
+        load=_load_spec(e),
         errors=[a.message for a in e.errors],
         raw=dict(e.raw or {}),
         dataset=e.dataset,
@@ -235,6 +245,7 @@ _FULL = (
     selectinload(Entry.facts),
     selectinload(Entry.errors),
     selectinload(Entry.evaluations),
+    selectinload(Entry.label_set),
 )
 
 

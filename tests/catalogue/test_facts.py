@@ -120,3 +120,30 @@ def test_test_nets_are_left_out_unless_asked(cat: Catalogue) -> None:
     ]
     frame = cat.to_dataframe(include_test_nets=True)
     assert "timm:test_vit.r160_in1k" in set(frame["id"])
+
+
+def test_label_sets_are_stored_once(empty_catalogue: Catalogue) -> None:
+    from sqlalchemy import func, select
+
+    from securitynet.catalogue.models import Entry, LabelSet
+
+    labels = [f"class {i}" for i in range(1000)]
+
+    def hub(name: str, names: list[str]) -> EntryRecord:
+        return EntryRecord(
+            id=f"hf:someone/{name}",
+            load=LoadSpec(builder="transformers", architecture="ViTForImageClassification", labels=names),
+        )
+
+    records = [hub(f"vit-{i}", labels) for i in range(3)] + [hub("beans", ["angular", "bean_rust", "healthy"])]
+    with Session(empty_catalogue.engine) as session, session.begin():
+        write_records(session, records[:2], origin="hf")
+        write_records(session, records[2:], origin="hf")  # a later batch reuses the stored set
+    with Session(empty_catalogue.engine) as session:
+        assert session.scalar(select(func.count()).select_from(LabelSet)) == 2
+        stored = session.scalar(select(Entry.load_spec).where(Entry.id == "hf:someone/vit-1"))
+        assert stored is not None and stored["labels"] is None  # not inline: 25 KB per entry at Hub scale
+    for record in records:
+        entry = empty_catalogue.get(record.id)
+        assert entry.load is not None and record.load is not None
+        assert entry.load.labels == record.load.labels
