@@ -38,8 +38,8 @@ UNKNOWN_DATASET = "unknown"
 #: Data sets that are (almost) only ever pre-training data: when a card's ``datasets:``
 #: lists one of these beside another, this one is the pre-training step.
 PRETRAINING_SCALE = frozenset(
-    {"ImageNet-21k", "ImageNet-12k", "JFT-300M", "JFT-3B", "LAION-2B", "LAION-400M", "DataComp-1B",
-     "WebLI", "OpenAI-WIT", "Instagram-1B", "Instagram-3.5B", "YFCC100M", "Merged-38M", "Merged-30M"}
+    {"ImageNet-21k", "ImageNet-21K-P", "ImageNet-21k-Winter21", "ImageNet-12k", "JFT-300M", "JFT-3B",
+     "LAION-2B", "LAION-400M", "DataComp-1B", "DFN-2B", "DFN-5B", "WebLI", "OpenAI-WIT", "Instagram-1B", "Instagram-3.5B", "YFCC100M", "Merged-38M", "Merged-30M"}
 )  # fmt: skip
 
 __all__ = [

@@ -44,6 +44,10 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "licence",
     "dataset",
     "top1",
+    "top1_best",
+    "top1_best_size",
+    "same_weights_as",
+    "test_net",
     "removed_upstream",
 )
 #: Sort keys (as :data:`securitynet.catalogue.queries.SORT_KEYS`) and whether NULLs may occur.
@@ -183,10 +187,16 @@ class LiteCatalogue:
             else:
                 cond.append("lower(dataset) = ?")
                 args.append(wanted.strip().lower())
-        for facet in ("family", "architecture", "licence"):
+        for facet in ("family", "architecture"):
             if filters.get(facet):
                 cond.append(f"lower({facet}) = ?")
                 args.append(str(filters[facet]).strip().lower())
+        if filters.get("licence"):
+            from securitynet.annotate.licences import spdx_licence
+
+            wanted = str(filters["licence"])
+            cond.append("lower(licence) = ?")
+            args.append((spdx_licence(wanted) or wanted.strip()).lower())
         for key, sql in (
             ("num_classes", "num_classes = ?"),
             ("min_params", "params >= ?"),
@@ -203,6 +213,10 @@ class LiteCatalogue:
             args += [pattern, pattern]
         if not filters.get("include_removed"):
             cond.append("removed_upstream = 0")
+        if not filters.get("include_shared_weights"):  # each checkpoint once, as the ORM path
+            cond.append("same_weights_as IS NULL")
+        if not filters.get("include_test_nets"):
+            cond.append("test_net = 0")
         return (" WHERE " + " AND ".join(cond)) if cond else "", args
 
     def search(
@@ -226,7 +240,11 @@ class LiteCatalogue:
             args = [*args, limit]
         rows = self._query(sql, args)
         return [
-            {**dict(zip(SUMMARY_COLUMNS, row, strict=True)), "removed_upstream": bool(row[-1])}
+            {
+                **dict(zip(SUMMARY_COLUMNS, row, strict=True)),
+                "test_net": bool(row[-2]),
+                "removed_upstream": bool(row[-1]),
+            }
             for row in rows
         ]
 
