@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     hf_workers: int = Field(
         default=8, gt=0, le=64, description="Concurrent file reads while crawling the Hub."
     )
+    hf_max_wait: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Seconds one Hub request may spend paused by the Hub's rate limit (429) "
+        "before its entry is left for the next sync to read.",
+    )
     sql_timeout: float = Field(
         default=10.0, gt=0, description="Seconds a read-only SQL query may run."
     )

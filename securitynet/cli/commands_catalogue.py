@@ -330,8 +330,11 @@ def show(
     ],
     fmt: TextFormatOpt = TextFormat.TEXT,
 ) -> None:
-    """Show one entry with every claim, data set, file and fact, and who said each."""
+    """Show one entry with every claim, data set, file and fact, and who said each.
+
+    A Hub entry's classes, labels, preprocessing and file pins are read on its first show."""
     with _catalogue() as cat:
+        cat.fill_pending(entry_id)
         entry = cat.get(entry_id)
     if fmt is TextFormat.JSON:
         emit_json(entry.model_dump(mode="json"))

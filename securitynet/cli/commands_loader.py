@@ -105,7 +105,10 @@ def register(app: typer.Typer) -> None:
         _check_format(fmt)
         from securitynet.catalogue.api import Catalogue
 
-        record = Catalogue().get(entry_id)
+        cat = Catalogue()
+        if not (cat.settings.offline if offline is None else offline):
+            cat.fill_pending(entry_id)  # a Hub entry's config and pins, on its first load
+        record = cat.get(entry_id)
         load_cmd(record, offline=offline, device=device, fmt=fmt)
 
     @cache_app.command("list")
