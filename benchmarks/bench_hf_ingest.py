@@ -49,6 +49,12 @@ def per_model_info_client(settings: Settings) -> HubClient:
     from securitynet.scrapers.hubclient import HubClient
 
     class PerModelInfoClient(HubClient):
+        def __init__(self, settings: Settings) -> None:
+            from huggingface_hub import HfApi
+
+            super().__init__(settings)
+            self.api = HfApi(endpoint=self.endpoint, token=self.token, library_name="securitynet")
+
         def iter_models(
             self, query: HubQuery, *, limit: int | None = None, sort: str | None = "downloads"
         ) -> Iterator[ModelInfo]:
@@ -208,6 +214,9 @@ def card_body_shares(shared: Path) -> dict[str, float]:
 def project(shared: Path) -> None:
     """A first crawl of the whole Hub: listing pages against the api bucket, README reads
     against the resolvers bucket, each at its window's pace; the slower bucket decides."""
+    import logging
+
+    logging.getLogger("huggingface_hub.repocard_data").setLevel(logging.ERROR)  # model-index noise
     shares = card_body_shares(shared)
     pages = -(-HUB_IMAGE_CLASSIFIERS // 1000)
     print(

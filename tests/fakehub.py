@@ -112,6 +112,7 @@ class FakeHub:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()  # open client connections, to end on stop
         self.lfs: dict[tuple[str, str], tuple[int, str]] = {}  # (repo, file) -> (size, sha256)
         self.limits: dict[str, _Window] = {}
 
@@ -264,8 +265,13 @@ class FakeHub:
         thread is joined, then the listening socket is closed."""
         self._stopping.set()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.shutdown()  # no new connections
+            with self._lock:
+                connections = list(self._connections)
+            for connection in connections:  # kept-alive ones: their handlers wait to read
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+            self._server.server_close()  # joins the handler threads (block_on_close)
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -324,6 +330,13 @@ class _Handler(BaseHTTPRequestHandler):
         # headers and body go out in two writes: without this, Nagle's algorithm and the
         # client's delayed ACK cost 40 ms a response on a kept-alive connection
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.hub._lock:
+            self.hub._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.hub._lock:
+            self.hub._connections.discard(self.connection)
+        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:  # silence
         return

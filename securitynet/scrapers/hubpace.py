@@ -133,10 +133,11 @@ class HubPacer:
                     elapsed = max(now - bucket.stamp, 0.0)
                     bucket.tokens = min(bucket.capacity, bucket.tokens + elapsed * bucket.rate)
                     bucket.stamp = now
-                    if bucket.tokens >= 1.0:
-                        bucket.tokens -= 1.0
+                    if bucket.tokens >= 1.0 - 1e-9:  # rounding must not make a token unreachable
+                        bucket.tokens = max(bucket.tokens - 1.0, 0.0)
                         break
                     wait = (1.0 - bucket.tokens) / bucket.rate if bucket.rate > 0 else 1.0
+                    wait = max(wait, 1e-3)
             self._sleep(wait)
             waited += wait
         if waited:
@@ -156,11 +157,10 @@ class HubPacer:
             usable = max(info.remaining - RESERVE, 0)
             if usable == 0:  # what is left is the reserve: wait for the next window
                 bucket.paused_until = max(bucket.paused_until, now + reset)
-                bucket.tokens = 0.0
                 if info.quota and info.window:  # then go at the pace a whole window allows
                     bucket.rate = max(info.quota - RESERVE, 1) / info.window
                     bucket.capacity = float(max(1, min(BURST, info.quota - RESERVE)))
-                bucket.stamp = bucket.paused_until
+                bucket.tokens, bucket.stamp = bucket.capacity, bucket.paused_until  # a new window
                 return info
             else:
                 first = bucket.rate is None
@@ -187,7 +187,8 @@ class HubPacer:
             bucket.paused_until = max(bucket.paused_until, now + pause)
             if info is not None and info.remaining == 0 and info.quota and info.window:
                 bucket.rate = max(info.quota - RESERVE, 1) / info.window
-                bucket.tokens, bucket.stamp = 0.0, now + pause
+                bucket.capacity = float(max(1, min(BURST, info.quota - RESERVE)))
+                bucket.tokens, bucket.stamp = bucket.capacity, bucket.paused_until  # a new window
         if start_new:
             with self._lock:
                 self.pauses += 1

@@ -3,6 +3,7 @@ huggingface_hub: it is pointed at the server through the endpoint settings)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -502,3 +503,28 @@ def test_hf_source_implements_the_protocol(make_ctx: Any) -> None:
         scraper.unavailable_reason(make_ctx()) == "offline (SECURITYNET_OFFLINE)"
     )  # make_ctx is offline
     assert scraper.unavailable_reason(make_ctx(offline=False)) is None
+
+
+def test_stopping_the_hub_ends_its_stalled_handler_threads() -> None:
+    """A handler stalled mid-request must not outlive its hub (and write to a closed socket
+    while a later test runs): stop() ends the stall and joins the handler threads."""
+    import threading
+    import urllib.request
+
+    fake = FakeHub().start()
+    fake.inject(r"^/slow", kind="stall", delay=30.0)
+
+    def ask() -> None:
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(f"{fake.url}/slow", timeout=0.2).read()
+
+    client = threading.Thread(target=ask)
+    client.start()
+    deadline = time.monotonic() + 5
+    while not fake.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    client.join()
+    start = time.monotonic()
+    fake.stop()
+    assert time.monotonic() - start < 2.0
+    assert not [t for t in threading.enumerate() if "process_request_thread" in t.name]
