@@ -105,12 +105,13 @@ class Catalogue:
         written. Offline, or when the source cannot be reached, nothing is read: the entry
         stays pending (logged), and the caller goes on with what the catalogue holds."""
         from securitynet.catalogue.fill import apply_fill, pending_of
-        from securitynet.errors import SecurityNetError
-        from securitynet.scrapers import get_scraper
 
         entry = self.get(entry_id)
         if not pending_of(entry.raw) or self.settings.offline:
             return False
+        from securitynet.errors import SecurityNetError
+        from securitynet.scrapers import get_scraper
+
         scraper = get_scraper(entry.source)
         fill = getattr(scraper, "fill_pending", None)
         if fill is None:

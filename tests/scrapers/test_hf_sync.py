@@ -169,3 +169,47 @@ def test_sync_with_no_network_fails_at_once_with_one_line(
     assert time.monotonic() - start < 5
     assert summary.status == "failed" and summary.error is not None
     assert "cannot be reached" in summary.error and "\n" not in summary.error
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    """``securitynet ARGS...`` in-process, through ``main()`` (the CLI's error boundary)."""
+    from typer.testing import CliRunner
+
+    from securitynet.cli.app import main
+
+    with CliRunner().isolation() as (out, err, _):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+def test_cli_show_fills_a_pending_hub_entry(
+    hub: FakeHub, catalogue_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.setenv("SECURITYNET_DATABASE_URL", catalogue_url)
+    assert _cli("sync", "--source", "hf", "--limit", "3")[0] == 0
+    hub.reset_counts()
+    code, out, _ = _cli("show", f"hf:{VIT_ID}", "--format", "json")
+    shown = json.loads(out)
+    assert code == 0 and shown["num_classes"] == 1000 and "pending" not in shown["raw"]
+    assert shown["files"][0]["sha256"] == hub.lfs[(VIT_ID, "model.safetensors")][1]
+    assert hub.count("file") == 3
+
+
+def test_cli_sync_with_no_network_answers_in_seconds_with_one_line(
+    catalogue_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SECURITYNET_DATABASE_URL", catalogue_url)
+    monkeypatch.setenv("SECURITYNET_HF_ENDPOINT", "http://hub.invalid")  # never resolves
+    monkeypatch.delenv("SECURITYNET_DEBUG", raising=False)
+    start = time.monotonic()
+    code, out, err = _cli("sync", "--source", "hf", "--limit", "3")
+    assert code == 1 and time.monotonic() - start < 5
+    said = [line for line in (out + err).splitlines() if "cannot be reached" in line]
+    assert len(said) == 1 and "Traceback" not in out + err
+    assert "retry" not in (out + err).lower()  # no retry chatter
