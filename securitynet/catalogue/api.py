@@ -99,6 +99,17 @@ class Catalogue:
         apply_curated_annotations(self.engine)
         return summaries
 
+    # --- reading ----------------------------------------------------------------------------
+
+    def get(self, entry_id: str) -> CatalogueEntry:
+        """The entry ``entry_id`` with every claim, data set, file and fact; or EntryNotFoundError."""
+        with self.session() as s:
+            return queries.get_entry(s, entry_id)
+
+    def find(self, entry_id: str) -> CatalogueEntry | None:
+        with self.session() as s:
+            return queries.find_entry(s, entry_id)
+
     def fill_pending(self, entry_id: str) -> bool:
         """Read what the sync of ``entry_id`` left pending (the hf source's config.json and
         weight-file pins; ``raw["pending"]``) and write it back. Returns whether anything was
@@ -125,17 +136,6 @@ class Catalogue:
             apply_fill(s, result, origin=entry.source)
             s.commit()
         return True
-
-    # --- reading ----------------------------------------------------------------------------
-
-    def get(self, entry_id: str) -> CatalogueEntry:
-        """The entry ``entry_id`` with every claim, data set, file and fact; or EntryNotFoundError."""
-        with self.session() as s:
-            return queries.get_entry(s, entry_id)
-
-    def find(self, entry_id: str) -> CatalogueEntry | None:
-        with self.session() as s:
-            return queries.find_entry(s, entry_id)
 
     def search(
         self,
