@@ -190,7 +190,6 @@ class HubClient:
         unusable (a JSON page cut short): it is then retried like a broken connection.
         """
         import httpx2
-        from huggingface_hub.utils import get_session
 
         if self._down is not None:
             raise self._down
@@ -200,16 +199,13 @@ class HubClient:
         paused = 0.0
         failures = 0
         while True:
-            self.pacer.acquire(bucket)
             error: SecurityNetError
             try:
-                self.requests += 1
-                response = get_session().request(
+                response = self._send(
+                    bucket,
                     method,
                     url,
                     params=dict(params) if params is not None else None,
-                    headers=self._request_headers(),
-                    timeout=self.timeout,
                     follow_redirects=follow_redirects,
                 )
             except httpx2.ConnectError as exc:
@@ -248,6 +244,19 @@ class HubClient:
                 raise error
             log.debug("%s failed (%s); trying again in %.2f s", what, error, wait)
             self._sleep(wait)
+
+    def _send(self, bucket: str, method: str, url: str, **kwargs: Any) -> Any:
+        """One HTTP exchange through huggingface_hub's session, paced by ``bucket``."""
+        from huggingface_hub.utils import get_session
+
+        self.pacer.acquire(bucket)
+        self.requests += 1
+        try:
+            return get_session().request(
+                method, url, headers=self._request_headers(), timeout=self.timeout, **kwargs
+            )
+        finally:
+            self.pacer.release(bucket)
 
     def _unreachable(self, exc: Exception) -> SourceUnavailableError:
         return SourceUnavailableError(

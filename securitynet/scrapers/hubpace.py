@@ -88,6 +88,7 @@ class _Bucket:
     capacity: float = float(BURST)
     stamp: float = 0.0  # when tokens was last brought up to date
     paused_until: float = 0.0
+    in_flight: int = 0  # taken and not yet answered: the Hub's count may not hold them yet
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -140,10 +141,18 @@ class HubPacer:
                     wait = max(wait, 1e-3)
             self._sleep(wait)
             waited += wait
+        with bucket.lock:
+            bucket.in_flight += 1
         if waited:
             with self._lock:
                 self.waited += waited
         return waited
+
+    def release(self, name: str) -> None:
+        """The request taken from bucket ``name`` was answered (or failed)."""
+        bucket = self._bucket(name)
+        with bucket.lock:
+            bucket.in_flight = max(bucket.in_flight - 1, 0)
 
     def observe(self, name: str, headers: Mapping[str, str]) -> RateLimit | None:
         """Fit the pace of a bucket to the ``RateLimit`` headers of an answer from it."""
@@ -154,8 +163,10 @@ class HubPacer:
         with bucket.lock:
             now = self._clock()
             reset = max(info.reset, 1.0)
-            usable = max(info.remaining - RESERVE, 0)
-            if usable == 0:  # what is left is the reserve: wait for the next window
+            # what is left to send: the remaining quota less the reserve and the requests
+            # already on their way (sent before this answer; not all counted in it)
+            usable = max(info.remaining - RESERVE - bucket.in_flight, 0)
+            if info.remaining <= RESERVE:  # what is left is the reserve: wait for the next window
                 bucket.paused_until = max(bucket.paused_until, now + reset)
                 if info.quota and info.window:  # then go at the pace a whole window allows
                     bucket.rate = max(info.quota - RESERVE, 1) / info.window
@@ -164,7 +175,7 @@ class HubPacer:
                 return info
             else:
                 first = bucket.rate is None
-                bucket.rate = usable / reset
+                bucket.rate = max(usable, 1) / reset
                 bucket.capacity = float(max(1, min(BURST, usable)))
                 known = bucket.capacity if first else bucket.tokens
                 bucket.tokens = min(known, bucket.capacity, float(usable))

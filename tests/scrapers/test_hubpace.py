@@ -95,3 +95,15 @@ def test_a_429_without_rate_limit_headers_waits_retry_after(pacer: HubPacer, clo
     pacer.acquire("api")
     assert sum(clock.slept) == pytest.approx(7.0)
     assert pacer.throttled("api", {}) == 5.0  # no word from the Hub: a short default pause
+
+
+def test_requests_on_their_way_count_against_what_remains(pacer: HubPacer, clock: Clock) -> None:
+    for _ in range(5):  # sent before any answer said how much is left
+        pacer.acquire("resolvers")
+    pacer.release("resolvers")  # the first answer: 10 left, 4 others still on their way
+    pacer.observe("resolvers", headers("resolvers", remaining=10, reset=10))
+    for _ in range(4):  # 10 - the reserve of 2 - the 4 on their way
+        pacer.acquire("resolvers")
+    assert clock.slept == []
+    pacer.acquire("resolvers")
+    assert sum(clock.slept) == pytest.approx(10 / 4)
