@@ -256,6 +256,14 @@ def _digest(file: Any) -> str | None:
     return f"{file.checksum_algo or 'checksum'}:{file.checksum}" if file.checksum else None
 
 
+def _pending_note(entry: Any) -> str | None:
+    """What a sync left unread for the entry (the Hub's configs and pins), in words."""
+    pending = (entry.raw or {}).get("pending") if isinstance(entry.raw, dict) else None
+    if not pending:
+        return None
+    return f"{', '.join(pending)} (read on the first show or load with the network)"
+
+
 def _print_entry(entry: Any) -> None:
     params = f"{human_count(entry.params)} ({entry.params:,})" if entry.params is not None else None
     fields = [
@@ -277,6 +285,7 @@ def _print_entry(entry: Any) -> None:
         ("first seen", cell(entry.first_seen)),
         ("last seen", cell(entry.last_seen)),
         ("removed upstream", "yes" if entry.removed_upstream else None),
+        ("pending", _pending_note(entry)),
     ]
     shown = [(k, v) for k, v in fields if v not in (None, "")]
     width = max(len(k) for k, _ in shown)

@@ -213,3 +213,16 @@ def test_cli_sync_with_no_network_answers_in_seconds_with_one_line(
     said = [line for line in (out + err).splitlines() if "cannot be reached" in line]
     assert len(said) == 1 and "Traceback" not in out + err
     assert "retry" not in (out + err).lower()  # no retry chatter
+
+
+def test_cli_show_offline_says_what_is_pending(
+    hub: FakeHub, catalogue_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SECURITYNET_DATABASE_URL", catalogue_url)
+    assert _cli("sync", "--source", "hf", "--limit", "1")[0] == 0
+    monkeypatch.setenv("SECURITYNET_OFFLINE", "1")
+    hub.reset_counts()
+    code, out, _ = _cli("show", f"hf:{VIT_ID}")
+    assert code == 0 and hub.count() == 0
+    (line,) = [x for x in out.splitlines() if x.startswith("pending ")]
+    assert line.split(None, 1)[1].startswith("config, preprocessor, file-pins (read on the first")
