@@ -135,7 +135,7 @@ class HubClient:
       ``hf_max_wait`` seconds of pauses in all (then :class:`RateLimitedError`);
     * on a 5xx, a timeout or a broken connection, tries again after ``http_backoff``
       seconds (doubling, at most 8 s), at most ``http_retries`` times and within
-      ``2 * http_timeout`` seconds in all;
+      ``2 * http_timeout`` seconds in all (rate-limit pauses apart);
     * when the Hub cannot be reached at all (no name resolution, no route, connection
       refused) before it ever answered, or after a whole retry sequence, raises
       :class:`SourceUnavailableError` at once, and so does every later request.
@@ -237,7 +237,7 @@ class HubClient:
                         raise error
             failures += 1
             wait = min(self.backoff * 2 ** (failures - 1), 8.0)
-            if failures > self.retries or time.monotonic() + wait > deadline:
+            if failures > self.retries or time.monotonic() + wait > deadline + paused:
                 if isinstance(error.__cause__, httpx2.ConnectError):
                     self._down = self._unreachable(error.__cause__)
                     raise self._down from error.__cause__
