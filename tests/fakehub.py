@@ -147,7 +147,9 @@ class FakeHub:
                 name = sibling["rfilename"]
                 if name.endswith((".safetensors", ".bin")):
                     digest = hashlib.sha256(f"{record['id']}/{name}".encode()).hexdigest()
-                    self.add_lfs(record["id"], name, size=1_000_000 + int(digest[:4], 16), sha256=digest)
+                    self.add_lfs(
+                        record["id"], name, size=1_000_000 + int(digest[:4], 16), sha256=digest
+                    )
 
     def limit(self, bucket: str, *, quota: int, window: float) -> None:
         """Allow ``quota`` requests to ``bucket`` (api, resolvers) per fixed ``window`` seconds."""
@@ -464,13 +466,17 @@ class _Handler(BaseHTTPRequestHandler):
             lfs = hub.lfs.get((repo, name))
             if lfs is not None:  # LFS: the Hub redirects to storage, naming size and sha256
                 size, digest = lfs
-                return 302, b"", {
-                    **commit,
-                    "X-Linked-Size": str(size),
-                    "X-Linked-Etag": f'"{digest}"',
-                    "ETag": f'"{digest}"',
-                    "Location": f"{hub.url}/_lfs/{digest}",
-                }
+                return (
+                    302,
+                    b"",
+                    {
+                        **commit,
+                        "X-Linked-Size": str(size),
+                        "X-Linked-Etag": f'"{digest}"',
+                        "ETag": f'"{digest}"',
+                        "Location": f"{hub.url}/_lfs/{digest}",
+                    },
+                )
             content = hub.files.get((repo, name))
             if content is None:
                 return (

@@ -230,7 +230,9 @@ class HubClient:
                 elif response.status_code < 400 and (accept is None or accept(response)):
                     return response
                 elif response.status_code < 400:
-                    error = MalformedUpstreamError(f"{what}: the answer was cut short", transient=True)
+                    error = MalformedUpstreamError(
+                        f"{what}: the answer was cut short", transient=True
+                    )
                 else:
                     error = translate_status(response, what=what)
                     if not getattr(error, "transient", False):

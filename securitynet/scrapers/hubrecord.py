@@ -333,5 +333,3 @@ def _raw(info: ModelInfo) -> dict[str, Any]:
         else None,
         "siblings": [s.rfilename for s in info.siblings] if info.siblings is not None else None,
     }
-
-

@@ -71,7 +71,6 @@ __all__ = ["HubManifest", "HuggingFaceScraper", "build_record", "load_manifest",
 log = logging.getLogger(__name__)
 
 
-
 # --- the manifest ------------------------------------------------------------------------------
 
 

@@ -18,7 +18,11 @@ def test_head_gives_commit_size_and_lfs_sha256(hf_endpoint) -> None:
 
     hf_endpoint.add_hub_file("o/r", "model.safetensors", BODY, commit=COMMIT)
     meta = file_metadata(HubFile("o/r", "model.safetensors", COMMIT), timeout=5)
-    assert (meta.commit, meta.size, meta.sha256) == (COMMIT, len(BODY), hashlib.sha256(BODY).hexdigest())
+    assert (meta.commit, meta.size, meta.sha256) == (
+        COMMIT,
+        len(BODY),
+        hashlib.sha256(BODY).hexdigest(),
+    )
 
 
 def test_an_unreachable_hub_fails_at_once(monkeypatch: pytest.MonkeyPatch) -> None:

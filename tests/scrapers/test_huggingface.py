@@ -280,7 +280,11 @@ def test_pacing_by_rate_limit_headers_stays_under_the_limit(hub: FakeHub) -> Non
     reads = [r for r in hub.requests if r.route == "file"]
     assert len(reads) >= 30 and not [r for r in reads if r.status == 429]
     assert reads[-1].at - reads[0].at >= 2.0  # paced over three windows or more
-    assert not any(r.errors for r in records(items).values() if r.id != "hf:keras-io/Image-Classification-using-EANet")
+    assert not any(
+        r.errors
+        for r in records(items).values()
+        if r.id != "hf:keras-io/Image-Classification-using-EANet"
+    )
     assert ctx.state.get("retry", []) == []
 
 
@@ -475,7 +479,9 @@ def test_timm_config_from_timm_registry_fills_the_load_spec(hub: FakeHub) -> Non
     listed = records(items)["hf:timm/convnext_small.fb_in1k"]
     assert listed.num_classes is None and listed.raw["pending"] == ["config", "file-pins"]
     entry = get_scraper("hf").fill_pending(listed, get_settings())
-    assert entry.load is not None and entry.load.architecture == "hf-hub:timm/convnext_small.fb_in1k"
+    assert (
+        entry.load is not None and entry.load.architecture == "hf-hub:timm/convnext_small.fb_in1k"
+    )
     assert (entry.num_classes, entry.input_size, entry.family) == (1000, 224, "convnext")
     assert entry.load.mean == (0.485, 0.456, 0.406) and entry.load.crop_pct == 0.875
     assert entry.load.interpolation == "bicubic" and entry.load.crop_mode == "center"
