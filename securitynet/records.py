@@ -287,6 +287,23 @@ class EntryRecord(_Record):
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
+class EntryFill(_Record):
+    """What a source read on demand for an entry its sync left pending (``raw["pending"]``):
+    the Hub's config (classes, labels, preprocessing) and weight-file pins. The catalogue
+    writes it over the stored entry; ``pending`` is what is still left (a transient failure)."""
+
+    id: str
+    architecture: str | None = None
+    family: str | None = None
+    num_classes: int | None = Field(default=None, gt=0)
+    input_size: int | None = Field(default=None, gt=0)
+    load: LoadSpec | None = None
+    files: list[FileRef] = Field(default_factory=list)
+    evidence: dict[str, str] = Field(default_factory=dict)
+    errors: list[str] = Field(default_factory=list)
+    pending: list[str] = Field(default_factory=list)
+
+
 class SyncSummary(_Record):
     """What one source's sync did."""
 

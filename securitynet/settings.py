@@ -95,6 +95,12 @@ class Settings(BaseSettings):
         "SELECT (see the README); default: the catalogue's own URL (refused on PostgreSQL for a "
         "role that could read server files or replicate).",
     )
+    hf_max_wait: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Seconds one Hub request may spend paused by the Hub's rate limit (429) "
+        "before its entry is left for the next sync to read.",
+    )
     sql_timeout: float = Field(
         default=10.0, gt=0, description="Seconds a read-only SQL query may run."
     )

@@ -12,6 +12,7 @@ The engine is opened (and the schema migrated) on first use, not at construction
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 
     from securitynet.catalogue.sql import QueryResult
     from securitynet.loader.cache import CacheRecord as VerifiedFile
+
+
+log = logging.getLogger(__name__)
 
 
 class Catalogue:
@@ -203,6 +207,33 @@ class Catalogue:
     def find(self, entry_id: str) -> CatalogueEntry | None:
         with self.session() as s:
             return queries.find_entry(s, entry_id)
+
+    def fill_pending(self, entry_id: str) -> bool:
+        """Read what the sync of ``entry_id`` left pending (the hf source's config.json and
+        weight-file pins; ``raw["pending"]``) and write it back. Returns whether anything was
+        written. Offline, or when the source cannot be reached, nothing is read: the entry
+        stays pending (logged), and the caller goes on with what the catalogue holds."""
+        from securitynet.catalogue.fill import apply_fill, pending_of
+
+        entry = self.get(entry_id)
+        if not pending_of(entry.raw) or self.settings.offline:
+            return False
+        from securitynet.errors import SecurityNetError
+        from securitynet.scrapers import get_scraper
+
+        scraper = get_scraper(entry.source)
+        fill = getattr(scraper, "fill_pending", None)
+        if fill is None:
+            return False
+        try:
+            result = fill(entry, self.settings)
+        except SecurityNetError as exc:
+            log.warning("%s: what the sync left pending was not read (%s)", entry_id, exc)
+            return False
+        with self.session() as s:
+            apply_fill(s, result, origin=entry.source)
+            s.commit()
+        return True
 
     def search(
         self,

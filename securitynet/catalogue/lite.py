@@ -262,6 +262,8 @@ class LiteCatalogue:
         names, row = cur[0]
         scalars = dict(zip(names, row, strict=True))
         scalars["tags"] = _json(scalars.get("tags")) or []
+        for key in ("raw", "load_spec"):
+            scalars[key] = _json(scalars.get(key))
         scalars["removed_upstream"] = bool(scalars.get("removed_upstream"))
         for key in ("first_seen", "last_seen", "removed_at", "upstream_modified"):
             if key in scalars:

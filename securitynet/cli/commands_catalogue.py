@@ -342,6 +342,14 @@ def _top1_text(entry: Any) -> str | None:
     return text
 
 
+def _pending_note(entry: Any) -> str | None:
+    """What a sync left unread for the entry (the Hub's configs and pins), in words."""
+    pending = (entry.raw or {}).get("pending") if isinstance(entry.raw, dict) else None
+    if not pending:
+        return None
+    return f"{', '.join(pending)} (read on the first show or load with the network)"
+
+
 def _print_entry(entry: Any) -> None:
     params = f"{human_count(entry.params)} ({entry.params:,})" if entry.params is not None else None
     fields = [
@@ -365,6 +373,7 @@ def _print_entry(entry: Any) -> None:
         ("removed upstream", "yes" if entry.removed_upstream else None),
         ("same weights as", entry.same_weights_as),
         ("test net", "yes (left out of list and stats unless --test-nets)" if entry.test_net else None),
+        ("pending", _pending_note(entry)),
     ]
     shown = [(k, v) for k, v in fields if v not in (None, "")]
     width = max(len(k) for k, _ in shown)
@@ -418,7 +427,9 @@ def show(
     ],
     fmt: TextFormatOpt = TextFormat.TEXT,
 ) -> None:
-    """Show one entry with every claim, data set, file and fact, and who said each."""
+    """Show one entry with every claim, data set, file and fact, and who said each.
+
+    A Hub entry's classes, labels, preprocessing and file pins are read on its first show."""
     from securitynet.errors import EntryNotFoundError
 
     if fmt is TextFormat.TEXT:
@@ -428,11 +439,12 @@ def show(
         eid = str(parse_id(entry_id))
         with open_lite() as lite:
             view = lite.find(eid) if lite is not None else None
-        if view is not None:
+        if view is not None and _pending_note(view) is None:
             _print_entry(view)
             return
     with _catalogue() as cat:
         try:
+            cat.fill_pending(entry_id)
             entry = cat.get(entry_id)
         except EntryNotFoundError as exc:
             if cat.count(include_removed=True) == 0:
