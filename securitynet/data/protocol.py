@@ -2,7 +2,10 @@
 
 A selection is a split (``train``, ``test``), a slice of one (``train[:3000]``,
 ``test[5000:]``, ``train[::10]``) or ``@FILE``: indices into the *train* split, one per
-line (blank lines and ``#`` comments ignored). Every selection has a digest (sha256 of the
+line (blank lines and ``#`` comments ignored), or a training recipe's own draw:
+``random_split:SEED:N`` (``torch.manual_seed(SEED)`` then ``random_split(train, [N, rest])``,
+the first part) and ``randperm:SEED:N`` (the first N of ``torch.randperm(len(train))``
+after ``torch.manual_seed(SEED)``). Every selection has a digest (sha256 of the
 split name and the int64 indices), and the protocol, the pair of them with the data set,
 seed and whether the members are the real training set, has one too: it is part of every
 stored result and of the key that decides whether a stored result can be reused.
@@ -22,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from securitynet.errors import ProtocolError
 
+_RECIPE = re.compile(r"^(?P<kind>random_split|randperm):(?P<seed>\d+):(?P<n>\d+)$")
 _SLICE = re.compile(
     r"^(?P<split>[A-Za-z][\w-]*)(?:\[(?P<a>-?\d*):(?P<b>-?\d*)(?::(?P<c>-?\d*))?\])?$"
 )
@@ -74,6 +78,9 @@ def parse_selection(text: str, *, sizes: Mapping[str, int], base: Path | None = 
     spec = text.strip()
     if spec.startswith("@"):
         return _read_index_file(spec, sizes=sizes, base=base)
+    recipe = _RECIPE.match(spec)
+    if recipe is not None:
+        return _recipe_draw(spec, recipe["kind"], int(recipe["seed"]), int(recipe["n"]), sizes=sizes)
     match = _SLICE.match(spec)
     if match is None:
         raise ProtocolError(f"cannot parse the selection {text!r}", spec=text)
@@ -96,6 +103,20 @@ def parse_selection(text: str, *, sizes: Mapping[str, int], base: Path | None = 
     if len(indices) == 0:
         raise ProtocolError(f"{text!r} selects no images (the {split} split has {n})", spec=text)
     return Selection(spec=spec, split=split, indices=indices)
+
+
+def _recipe_draw(spec: str, kind: str, seed: int, n: int, *, sizes: Mapping[str, int]) -> Selection:
+    """Reproduce a training script's draw of ``n`` train images with torch's generator."""
+    import torch
+
+    total = sizes.get("train")
+    if total is None or not 0 < n <= total:
+        raise ProtocolError(f"{spec!r}: cannot draw {n} images from a train split of {total}", spec=spec)
+    # random_split(dataset, [n, total - n]) with the default generator right after
+    # manual_seed(seed) is randperm(total) from that state: its first n indices, in order.
+    perm = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    del kind  # both recipes take the head of the same permutation
+    return Selection(spec=spec, split="train", indices=perm[:n].numpy().astype(np.int64))
 
 
 def _read_index_file(spec: str, *, sizes: Mapping[str, int], base: Path | None) -> Selection:
