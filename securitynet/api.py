@@ -9,6 +9,7 @@ It sits above ``catalogue`` and ``loader`` (neither imports the other).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from securitynet.catalogue.api import Catalogue
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     import torch
 
     from securitynet.loader import LoadedNet
+    from securitynet.records import SyncSummary
 
 
 def load(
@@ -33,3 +35,33 @@ def load(
     cat = catalogue or Catalogue()
     record = cat.get(entry_id)
     return load_entry(record, device=device, offline=offline, settings=cat.settings)
+
+
+def add_github(target: str | Path, *, catalogue: Catalogue | None = None) -> SyncSummary:
+    """Catalogue the checkpoints of one GitHub repository: ``OWNER/REPO`` (read through the
+    REST API, pinned to the default branch's current commit) or a local git clone (its
+    ``origin`` and HEAD give the same ids and pins; its files go into the weight cache, so
+    the entries load with no network)."""
+    cat = catalogue or Catalogue()
+    path = Path(target)
+    if isinstance(target, Path) or path.exists() or str(target).startswith((".", "/", "~")):
+        return _add_clone(path, cat)
+    from securitynet.scrapers.github import GithubScraper
+
+    records = list(GithubScraper().iter_repo_records(str(target), cat.settings))
+    return cat.add(records, origin="github")
+
+
+def _add_clone(path: Path, cat: Catalogue) -> SyncSummary:
+    from securitynet.loader.cache import Cache
+    from securitynet.loader.download import store_local
+    from securitynet.scrapers.github_clone import iter_clone_records, open_clone
+
+    clone = open_clone(path)
+    cache = Cache(cat.settings.resolved_cache_dir)
+    records = []
+    for record, file in iter_clone_records(clone, cat.settings):
+        for ref in record.files:
+            store_local(ref, clone.read(file), cache=cache, revision=record.revision)
+        records.append(record)
+    return cat.add(records, origin="github")

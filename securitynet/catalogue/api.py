@@ -22,7 +22,7 @@ from securitynet.catalogue import queries
 from securitynet.catalogue.engine import open_engine
 from securitynet.catalogue.queries import EntryFilter
 from securitynet.errors import InvalidQueryError
-from securitynet.records import CatalogueEntry, EntrySummary, SyncSummary
+from securitynet.records import CatalogueEntry, EntryRecord, EntrySummary, SyncSummary
 from securitynet.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -94,6 +94,25 @@ class Catalogue:
 
         apply_curated_annotations(self.engine)
         return summaries
+
+    def add(self, records: Sequence[EntryRecord], *, origin: str) -> SyncSummary:
+        """Store ``records`` (one repository a user added, say) without a full sync of their
+        source: nothing else is marked removed. Curated annotations are applied after."""
+        import time
+
+        from securitynet.catalogue.curation import apply_curated_annotations
+        from securitynet.catalogue.ingest import seed_datasets, write_records
+
+        started = time.perf_counter()
+        summary = SyncSummary(source=origin, seen=len(records))
+        with Session(self.engine) as session, session.begin():
+            seed_datasets(session)
+            counts = write_records(session, list(records), origin=origin)
+        for key, value in counts.items():
+            setattr(summary, key, value)
+        apply_curated_annotations(self.engine)
+        summary.seconds = time.perf_counter() - started
+        return summary
 
     # --- reading ----------------------------------------------------------------------------
 
