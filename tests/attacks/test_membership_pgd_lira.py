@@ -12,7 +12,13 @@ import pytest
 import torch
 
 from securitynet.attacks.membership import MembershipConfig, NetQuery, run_membership
-from securitynet.attacks.membership.lira import ShadowPool, ShadowRecipe, balanced_masks, fresh_copy, train_shadows
+from securitynet.attacks.membership.lira import (
+    ShadowPool,
+    ShadowRecipe,
+    balanced_masks,
+    fresh_copy,
+    train_shadows,
+)
 from securitynet.attacks.membership.robust import PGDConfig, pgd
 from securitynet.errors import AttackBudgetError
 from tests.attacks.conftest import MEAN, STD, Digits, accuracy
