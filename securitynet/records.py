@@ -44,6 +44,13 @@ class Metric(StrEnum):
     TOP5 = "top5"
 
 
+class Purpose(StrEnum):
+    """Why a model was published (the SecurityNet release's split of its tables)."""
+
+    BENCHMARK = "benchmark"  # a model zoo or a paper's main model
+    SECURITY = "security"  # a model from security research (an attack, a defence)
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False, use_enum_values=False)
 
@@ -139,6 +146,13 @@ ANNOTATED_FIELDS: tuple[str, ...] = (
     "gflops",
     "licence",
     "paper",
+    "purpose",
+    "venue",
+    "venue_type",
+    "year",
+    "data_category",
+    "train_size",
+    "country",
 )
 #: Scalar fields that pin where an entry comes from (stored, never curated).
 UPSTREAM_FIELDS: tuple[str, ...] = ("library", "upstream_url", "revision")
@@ -162,6 +176,15 @@ class EntryRecord(_Record):
     gflops: float | None = Field(default=None, ge=0)
     licence: str | None = None
     paper: str | None = None
+    purpose: Purpose | None = Field(default=None, description="'benchmark' or 'security'.")
+    venue: str | None = Field(default=None, description="Where the paper appeared (NeurIPS, arXiv, ...).")
+    venue_type: str | None = Field(default=None, description="The venue's field: ML, CV, Security, ...")
+    year: int | None = Field(default=None, ge=1950, le=2100)
+    data_category: str | None = Field(
+        default=None, description="Kind of training data: natural, medical, face, ..."
+    )
+    train_size: int | None = Field(default=None, gt=0, description="Training-set size in samples.")
+    country: str | None = Field(default=None, description="Authors' countries, comma-separated.")
     library: str | None = None
     upstream_url: str | None = None
     revision: str | None = None
@@ -245,18 +268,86 @@ class FactRecord(_Record):
     recorded_at: datetime | None = None
 
 
+def config_digest(payload: Any) -> str:
+    """SHA-256 of ``payload`` as canonical JSON: the identity of an evaluation's configuration."""
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class MetricResult(_Record):
+    """One figure of an evaluation. Accuracy in percent; AUC, agreement and rates as fractions."""
+
+    metric: str = Field(min_length=1, max_length=64, description="'auc', 'accuracy', 'agreement', ...")
+    value: float = Field(allow_inf_nan=False)
+    lower: float | None = Field(default=None, allow_inf_nan=False, description="Interval bound.")
+    upper: float | None = Field(default=None, allow_inf_nan=False, description="Interval bound.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MetricResult:
+        if self.lower is not None and self.lower > self.value:
+            raise ValueError(f"{self.metric}: lower bound {self.lower} above value {self.value}")
+        if self.upper is not None and self.upper < self.value:
+            raise ValueError(f"{self.metric}: upper bound {self.upper} below value {self.value}")
+        return self
+
+
 class EvaluationRecord(_Record):
-    """One stored attack/defence run on an entry."""
+    """One attack/defence run on an entry, or one set of figures a source published about it."""
 
     id: int | None = None
-    attack: str
+    attack: str = Field(min_length=1, max_length=64, description="'mia', 'model-stealing', ...")
+    variant: str | None = Field(
+        default=None, max_length=64, description="The attack's method or setting."
+    )
+    source: str = Field(
+        default="evaluate", max_length=96, description="Who produced the figures."
+    )
+    dataset: str | None = Field(default=None, description="The evaluated data set.")
     config: dict[str, Any] = Field(default_factory=dict)
-    data_protocol: dict[str, Any] = Field(default_factory=dict)
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    versions: dict[str, Any] = Field(default_factory=dict)
-    duration_s: float | None = None
-    status: str = "ok"
+    protocol: dict[str, Any] = Field(
+        default_factory=dict, description="Data, splits, sizes, member/non-member selection."
+    )
+    seed: int | None = None
+    config_digest: str | None = Field(default=None, max_length=64)
+    versions: dict[str, Any] = Field(default_factory=dict, description="Library versions.")
+    device: str | None = None
+    duration_s: float | None = Field(default=None, ge=0)
+    status: str = Field(default="ok", description="'ok' or 'failed'.")
     error: str | None = None
+    evidence: str | None = Field(default=None, description="Where a published figure stands.")
+    created_at: datetime | None = None
+    metrics: list[MetricResult] = Field(default_factory=list)
+
+    @field_validator("metrics")
+    @classmethod
+    def _distinct(cls, metrics: list[MetricResult]) -> list[MetricResult]:
+        names = [m.metric for m in metrics]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"metric(s) given twice: {', '.join(repeated)}")
+        return metrics
+
+    def metric(self, name: str) -> float | None:
+        """The value of metric ``name``, or None."""
+        return next((m.value for m in self.metrics if m.metric == name), None)
+
+
+class ResultRecord(_Record):
+    """One figure with its evaluation's context: a row of the ``v_results`` view."""
+
+    evaluation_id: int
+    entry_id: str
+    attack: str
+    variant: str | None = None
+    metric: str
+    value: float
+    lower: float | None = None
+    upper: float | None = None
+    dataset: str | None = None
+    source: str
+    status: str
+    seed: int | None = None
+    config_digest: str | None = None
     created_at: datetime | None = None
 
 
