@@ -50,6 +50,7 @@ def _register_commands() -> None:
     # Each module adds its commands to ``app``; imported here, never at package import.
     from securitynet.cli import commands_catalogue  # noqa: F401
     from securitynet.cli.commands_annotate import register as register_annotate
+    from securitynet.cli.commands_eval import register as register_eval
     from securitynet.cli.commands_github import register as register_github
     from securitynet.cli.commands_loader import register as register_loader
     from securitynet.cli.commands_loader_scan import register as register_scan
@@ -57,6 +58,7 @@ def _register_commands() -> None:
     register_scan(app)
     register_loader(app)
     register_annotate(app)
+    register_eval(app)
     register_github(app)
 
 

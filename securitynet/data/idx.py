@@ -31,7 +31,7 @@ def read_idx(path: Path) -> np.ndarray:
         with path.open("rb") as fh:
             head = fh.read(2)
         opener = gzip.open if head == b"\x1f\x8b" else open
-        with opener(path, "rb") as fh:  # type: ignore[operator]
+        with opener(path, "rb") as fh:
             data: bytes = fh.read()
     except (OSError, EOFError) as exc:
         raise MalformedDataError(f"cannot read IDX file {path}: {exc}", path=str(path)) from exc

@@ -10,11 +10,16 @@ non-members do not teach it to answer "member" always.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from securitynet.attacks.membership.metrics import ScoredMembership
 from securitynet.attacks.membership.signals import MembershipPosteriors, Posteriors
 from securitynet.errors import AttackError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 FEATURES: dict[str, int | None] = {"sorted": None, "top3": 3}
 
@@ -31,7 +36,7 @@ def features(post: Posteriors, kind: str, *, max_features: int = 100) -> np.ndar
     return out
 
 
-def _train_mlp(x_in: np.ndarray, x_out: np.ndarray, *, seed: int, epochs: int, hidden: int):  # type: ignore[no-untyped-def]
+def _train_mlp(x_in: np.ndarray, x_out: np.ndarray, *, seed: int, epochs: int, hidden: int) -> nn.Module:
     import torch
     from torch import nn
 
@@ -63,7 +68,7 @@ def _train_mlp(x_in: np.ndarray, x_out: np.ndarray, *, seed: int, epochs: int, h
     return mlp
 
 
-def _predict(mlp, x: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _predict(mlp: nn.Module, x: np.ndarray) -> np.ndarray:
     import torch
 
     with torch.no_grad():
