@@ -12,7 +12,13 @@ import pytest
 from securitynet.attacks.membership.run import MembershipConfig
 from securitynet.catalogue.api import Catalogue
 from securitynet.errors import InvalidQueryError, ReadOnlyViolationError
-from securitynet.evaluate import AccuracyRequest, DataSpec, MembershipRequest, evaluate, list_failures
+from securitynet.evaluate import (
+    AccuracyRequest,
+    DataSpec,
+    MembershipRequest,
+    evaluate,
+    list_failures,
+)
 from tests.evaluate.conftest import NORMAL, OVERFITTED
 
 
