@@ -136,6 +136,8 @@ def main() -> None:
     parser.add_argument("--adv-epochs", type=int, default=20)
     parser.add_argument("--eps", type=float, default=0.3)
     parser.add_argument("--shadows", type=int, default=16)
+    parser.add_argument("--lira-members", type=int, default=1000)
+    parser.add_argument("--lira-nonmembers", type=int, default=5000)
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     train_set, test_set = load_dataset("mnist", "train", data_dir=args.data_dir), load_dataset("mnist", "test", data_dir=args.data_dir)
@@ -144,7 +146,7 @@ def main() -> None:
     if 2 in args.checks:
         check_adversarial(train_set, test_set, args.seeds, args.adv_n, args.adv_epochs, args.eps)
     if 3 in args.checks:
-        check_lira(train_set, test_set, args.seeds[0], 1000, 5000, args.shadows)
+        check_lira(train_set, test_set, args.seeds[0], args.lira_members, args.lira_nonmembers, args.shadows)
 
 
 if __name__ == "__main__":

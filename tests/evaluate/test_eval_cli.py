@@ -55,6 +55,10 @@ def test_eval_mia_prints_every_metric_stores_them_and_draws_the_roc(run, tmp_pat
     assert code == 0 and stored["confidence"] == pytest.approx(aucs["confidence"])
     code, out, err = run("results", "--attack", "mia", "--metric", "auc")
     assert code == 0 and "modified_entropy" in out and "figures" in err
+    code, out, _ = run(
+        "sql", "SELECT entry_id, variant, value, lower, upper FROM v_results WHERE metric = 'tpr_at_1_fpr'", "--format", "json"
+    )
+    assert code == 0 and {r["variant"] for r in json.loads(out)} >= {"confidence", "modified_entropy"}
 
 
 def test_a_wrong_member_set_fails_loudly(run) -> None:  # type: ignore[no-untyped-def]
@@ -86,3 +90,15 @@ def test_eval_accuracy_stores_a_measured_claim(run) -> None:  # type: ignore[no-
     code, out, _ = run("show", OVERFITTED, "--format", "json")
     claims = json.loads(out)["claims"]
     assert any(c["kind"] == "measured" and c["source"] == "securitynet-eval" for c in claims)
+
+
+def test_the_readme_python_example_runs(run, mnist_catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Evaluating entries") :]
+    code = section[section.index("```python") + len("```python") : section.index("```", section.index("```python") + 9)]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # the env (run fixture) points at the catalogue
+    report = namespace["report"]
+    assert report.failed == 0  # type: ignore[attr-defined]
+    variants = {ev.variant for o in report.outcomes for ev in o.evaluations}  # type: ignore[attr-defined]
+    assert variants == {"correctness", "confidence", "entropy", "modified_entropy", "mlp_top3"}
