@@ -82,7 +82,7 @@ def main() -> None:
                 print(f"{label:34s} {ev.variant:18s} FAILED: {ev.error}")
                 continue
             auc = next(m for m in ev.metrics if m.metric == "auc")
-            tpr = next(m for m in ev.metrics if m.metric == "tpr_at_1_fpr")
+            tpr = next(m for m in ev.metrics if m.metric == "tpr_at_1pct_fpr")
             print(f"{label:34s} {ev.variant:18s} {auc.value:.3f} [{auc.lower:.3f}, {auc.upper:.3f}]"
                   f"      {tpr.value:.3f} [{tpr.lower:.3f}, {tpr.upper:.3f}]   {ev.metric('members'):.0f}/{ev.metric('nonmembers'):.0f}")
         acc = report.outcomes[0].extra.get("target_accuracy", {})

@@ -54,7 +54,7 @@ _COLUMNS = [
     "error",
 ]
 _TABLE = ["entry_id", "variant", "metric", "value", "lower", "upper", "status", "reused"]
-_MIA_TABLE_METRICS = {"auc", "balanced_accuracy", "tpr_at_1_fpr", "tpr_at_0_1_fpr", "top1"}
+_MIA_TABLE_METRICS = {"auc", "balanced_accuracy", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr", "top1"}
 
 
 def _quiet_for(fmt: TableFormat) -> None:
@@ -233,7 +233,7 @@ def results(
         str | None, typer.Option("--variant", help="confidence, lira_online, ...")
     ] = None,
     metric: Annotated[
-        str | None, typer.Option("--metric", help="auc, tpr_at_1_fpr, top1, ...")
+        str | None, typer.Option("--metric", help="auc, tpr_at_1pct_fpr, top1, ...")
     ] = None,
     dataset: Annotated[str | None, typer.Option("--dataset")] = None,
     source: Annotated[

@@ -45,6 +45,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: AttackMetrics field -> the metric name stored in ``evaluation_metric`` (schema/catalogue.md).
+STORED_NAMES = {
+    "auc": "auc",
+    "balanced_accuracy": "balanced_accuracy",
+    "tpr_at_0_1_fpr": "tpr_at_0_1pct_fpr",
+    "tpr_at_1_fpr": "tpr_at_1pct_fpr",
+}
+
+
 # --- identities (computed before dispatch, to decide what can be reused) ---------------------
 
 
@@ -279,7 +288,7 @@ def run_membership_task(
             m = result.metrics[variant]
             base.metrics = [
                 MetricResult(
-                    metric=name,
+                    metric=STORED_NAMES[name],
                     value=getattr(m, name).value,
                     lower=getattr(m, name).low,
                     upper=getattr(m, name).high,

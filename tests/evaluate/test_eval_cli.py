@@ -47,7 +47,7 @@ def test_eval_mia_prints_every_metric_stores_them_and_draws_the_roc(run, tmp_pat
     aucs = {r["variant"]: r["value"] for r in rows if r["metric"] == "auc"}
     assert set(aucs) == {"correctness", "confidence", "entropy", "modified_entropy"}
     assert aucs["confidence"] > 0.75 and all(r["lower"] <= r["value"] <= r["upper"] for r in rows if r["metric"] == "auc")
-    assert {r["metric"] for r in rows} >= {"balanced_accuracy", "tpr_at_0_1_fpr", "tpr_at_1_fpr", "members"}
+    assert {r["metric"] for r in rows} >= {"balanced_accuracy", "tpr_at_0_1pct_fpr", "tpr_at_1pct_fpr", "members"}
     assert roc.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "4 stored, 0 reused, 0 failed" in err
 
     code, out, _ = run("results", "--attack", "mia", "--metric", "auc", "--format", "json")
@@ -56,7 +56,7 @@ def test_eval_mia_prints_every_metric_stores_them_and_draws_the_roc(run, tmp_pat
     code, out, err = run("results", "--attack", "mia", "--metric", "auc")
     assert code == 0 and "modified_entropy" in out and "figures" in err
     code, out, _ = run(
-        "sql", "SELECT entry_id, variant, value, lower, upper FROM v_results WHERE metric = 'tpr_at_1_fpr'", "--format", "json"
+        "sql", "SELECT entry_id, variant, value, lower, upper FROM v_results WHERE metric = 'tpr_at_1pct_fpr'", "--format", "json"
     )
     assert code == 0 and {r["variant"] for r in json.loads(out)} >= {"confidence", "modified_entropy"}
 
