@@ -276,7 +276,9 @@ class EntryRecord(_Record):
         pairs = [
             (c.value, c.img_size)
             for c in self.claims
-            if c.metric is Metric.TOP1 and (target is None or c.dataset == target)
+            if c.metric is Metric.TOP1
+            and c.split != "train"  # accuracy on the training data says nothing of the net
+            and (target is None or c.dataset == target)
         ]
         return top1_figures(pairs, size)
 

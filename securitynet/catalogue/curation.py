@@ -96,6 +96,7 @@ def _refresh_top1(session: Session, chunk: list[str]) -> None:
         .where(
             AccuracyClaimRow.entry_id.in_(chunk),
             AccuracyClaimRow.metric == Metric.TOP1,
+            AccuracyClaimRow.split != "train",  # accuracy on the training data is no figure
             AccuracyClaimRow.dataset == Entry.dataset,
         )
     ).all()
