@@ -221,11 +221,10 @@ class Catalogue:
         from securitynet.errors import SecurityNetError
         from securitynet.scrapers import get_scraper
 
-        scraper = get_scraper(entry.source)
-        fill = getattr(scraper, "fill_pending", None)
-        if fill is None:
-            return False
         try:
+            fill = getattr(get_scraper(entry.source), "fill_pending", None)
+            if fill is None:
+                return False
             result = fill(entry, self.settings)
         except SecurityNetError as exc:
             log.warning("%s: what the sync left pending was not read (%s)", entry_id, exc)
