@@ -30,7 +30,8 @@ from securitynet.loader._refusal import Refusal
 MAX_HEADER = 8 * 2**20
 #: Most dimensions a tensor may have (the pickle path's cap too).
 MAX_DIMS = 64
-#: Largest single dimension (a zero-element tensor could otherwise claim any shape).
+#: Largest product of a shape's non-zero dimensions (a zero-element tensor could otherwise
+#: claim a shape whose strides overflow).
 MAX_DIM = 2**48
 #: How far into the file we look for a pickle reading of the bytes (polyglot check); a run
 #: of valid opcodes this long is refused even without its STOP.
@@ -149,10 +150,11 @@ def check_header(f: BinaryIO, *, size: int) -> SafetensorsHeader:
             raise Refusal("safetensors-bad-dtype", f"tensor {name!r} has unknown dtype {dtype!r}")
         if not isinstance(shape, list) or not all(_is_nonneg_int(d) for d in shape):
             raise Refusal("safetensors-header-invalid", f"tensor {name!r} has a malformed shape")
-        if len(shape) > MAX_DIMS or any(d > MAX_DIM for d in shape):
+        if len(shape) > MAX_DIMS or math.prod(max(d, 1) for d in shape) > MAX_DIM:
             raise Refusal(
                 "safetensors-too-many-dims",
-                f"tensor {name!r} has {len(shape)} dimensions (limit {MAX_DIMS}) or one above {MAX_DIM}",
+                f"tensor {name!r} has {len(shape)} dimensions (limit {MAX_DIMS}) or spans more "
+                f"than {MAX_DIM} elements",
             )
         if not (
             isinstance(offsets, list)

@@ -137,6 +137,8 @@ def check_zip(f: BinaryIO, *, size: int, verify_storages: bool = True) -> ZipLay
         raise Refusal(
             "zip-not-torch", "a zip without data.pkl is not a torch checkpoint", format=_sniff.ZIP
         )
+    if "version" not in relative:  # torch's reader requires it: a file it would not read
+        raise Refusal("zip-missing-record", "the zip has no version record")
 
     records = {
         info.name: ZipRecord.of(info, span[2]) for info, span in zip(infos, spans, strict=True)

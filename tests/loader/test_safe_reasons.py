@@ -291,6 +291,28 @@ def test_a_list_that_holds_itself_is_refused(tmp_path: Path) -> None:
     refused(put(tmp_path, "m.pt", write_zip(torch_members(records))), "pickle-too-deep")
 
 
+def test_memo_index_past_the_opcodes_is_refused(tmp_path: Path) -> None:
+    # LONG_BINPUT 1562079609 in a 350-byte data.pkl made CPython's unpickler allocate a 25 GB
+    # memo array. The LONG_BINPUT below is the 8th opcode: index 8 is the last one allowed.
+    def with_put(index: int) -> bytes:
+        return (
+            PROTO2
+            + EMPTY_DICT
+            + b"(K\x01K\x02K\x03t"
+            + b"r"
+            + struct.pack("<I", index)
+            + b"0"
+            + STOP
+        )
+
+    assert _opscan.scan(with_put(8)).end == len(with_put(8))
+    with pytest.raises(Refusal) as info:
+        _opscan.scan(with_put(9))
+    assert info.value.code == "pickle-memo-index"
+    records = checkpoint_records(with_put(1_562_079_609), {})
+    refused(put(tmp_path, "m.pt", write_zip(torch_members(records))), "pickle-memo-index")
+
+
 def test_persistent_id_that_is_no_storage(tmp_path: Path) -> None:
     pid = (
         MARK
