@@ -185,7 +185,9 @@ def _scan(
         pos += 1
         arg_at = pos
         kind = kind_of[op]
-        if kind == _FIXED:
+        if kind == _NONE:
+            pass
+        elif kind == _FIXED:
             pos += size_of[op]
         elif kind == _LEN1:
             if pos >= n:
