@@ -134,3 +134,17 @@ def test_worst_files_answer_in_time_and_memory(tmp_path: Path) -> None:
     # CPU time: on a shared, loaded machine the wall clock measures the neighbours.
     assert all(f["cpu_seconds"] < 5.0 for f in by_name.values()), by_name
     assert max(f["peak_rss_mb"] for f in by_name.values()) < 1024, by_name
+
+
+def test_readme_states_the_caps() -> None:
+    from securitynet.loader.safe import CAPS
+
+    readme = (REPO / "README.md").read_text()
+    assert CAPS["data_pkl_bytes"] == CAPS["legacy_pickle_bytes"] == 2 * 2**20
+    assert "`data.pkl` and legacy pickles 2 MiB" in readme
+    assert f"nesting {CAPS['pickle_depth']} levels" in readme
+    assert f"{CAPS['tensors']:,} tensors" in readme
+    assert f"{CAPS['tensor_dims']}\ndimensions" in readme or f"{CAPS['tensor_dims']} dimensions" in readme
+    assert f"{CAPS['zip_members']:,} zip members" in readme
+    assert f"deflate ratio {CAPS['deflate_ratio']}:1" in readme
+    assert CAPS["safetensors_header_bytes"] == 8 * 2**20 and "safetensors header 8 MiB" in readme
