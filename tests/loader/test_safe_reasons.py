@@ -173,6 +173,25 @@ def test_zip_member_lies(tmp_path: Path, changes: dict[str, object], reason: str
     refused(put(tmp_path, "m.pt", write_zip(_members(**changes))), reason)
 
 
+@pytest.mark.parametrize(
+    ("external", "ok"),
+    [
+        (0, True),
+        (0o100644 << 16, True),
+        (0x10, False),
+        (0o120777 << 16, False),
+        (0o040755 << 16, False),
+    ],
+)
+def test_zip_member_marked_as_directory_or_link(tmp_path: Path, external: int, ok: bool) -> None:
+    # miniz reads a member with the DOS directory attribute as a directory, not as its bytes.
+    path = put(tmp_path, "m.pt", write_zip(_members(external=external)))
+    if ok:
+        assert read_checkpoint(path)["w"].tolist() == [1, 2, 3, 4]
+    else:
+        refused(path, "zip-unexpected-record")
+
+
 def test_zip_data_descriptor_disagrees(tmp_path: Path) -> None:
     blob = bytearray(write_zip(_members()))
     at = blob.rfind(b"PK\x07\x08")  # the "version" record's descriptor: its CRC
