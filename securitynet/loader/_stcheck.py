@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import re
 import struct
 from dataclasses import dataclass
@@ -232,9 +233,7 @@ def check_not_polyglot(f: BinaryIO, *, size: int) -> None:
     except Refusal as exc:  # too deep: still a pickle
         raise Refusal("polyglot", "the bytes also parse as a pickle") from exc
     else:
-        raise Refusal(
-            "polyglot", "the bytes also parse as a pickle (pickle.load would run it)"
-        )
+        raise Refusal("polyglot", "the bytes also parse as a pickle (pickle.load would run it)")
     if len(head) >= 262 and head[257:262] == b"ustar":
         raise Refusal("polyglot", "the bytes also carry a tar header")
     tail_at = max(0, size - _ZIP_TAIL)
@@ -243,15 +242,25 @@ def check_not_polyglot(f: BinaryIO, *, size: int) -> None:
         raise Refusal("polyglot", "the bytes also end in a zip end-of-central-directory record")
 
 
-def read_tensors(f: BinaryIO, header: SafetensorsHeader) -> dict[str, torch.Tensor]:
-    """Each tensor of ``header`` read from ``f`` (the file whose header it is), each into its
-    own buffer."""
+def read_tensors(
+    f: BinaryIO, header: SafetensorsHeader, mapped: mmap.mmap | None = None
+) -> dict[str, torch.Tensor]:
+    """Each tensor of ``header`` from ``f`` (the file whose header it is): over the pages of
+    ``mapped`` (a copy-on-write map of ``f``) when given, else read into its own buffer."""
     base = 8 + header.header_length
     out: dict[str, torch.Tensor] = {}
     for name, (dtype_name, shape, begin, end) in header.tensors.items():
         dtype = TORCH_DTYPES[dtype_name]
         if end == begin:
             out[name] = torch.empty(shape, dtype=dtype)
+            continue
+        if mapped is not None:
+            if base + end > len(mapped):
+                raise Refusal("safetensors-truncated", f"tensor {name!r} is cut short")
+            count = (end - begin) // DTYPE_SIZES[dtype_name]
+            out[name] = torch.frombuffer(
+                mapped, dtype=dtype, count=count, offset=base + begin
+            ).reshape(shape)
             continue
         buf = bytearray(end - begin)
         f.seek(base + begin)

@@ -238,7 +238,7 @@ _REFUSED_FORMATS = {
 def _read_safetensors(f: BinaryIO, *, size: int, key: str | None) -> _unwrap.Unwrapped:
     header = _stcheck.check_header(f, size=size)
     _stcheck.check_not_polyglot(f, size=size)
-    tensors = _stcheck.read_tensors(f, header)
+    tensors = _stcheck.read_tensors(f, header, _zipcheck.map_private(f))
     metadata: dict[str, Any] = dict(header.metadata)
     wrapper_key: str | None = None
     ours = metadata.pop(_META_KEY, None)
@@ -271,21 +271,23 @@ def _read_torch_zip(f: BinaryIO, *, size: int) -> object:
     described, refs = _picklecheck.check_zip_pickle(
         layout.data_pkl, {key: record.size for key, record in layout.storages.items()}
     )
-    # Each record is read once, its CRC checked on the very buffer the tensors will use.
-    buffers = {key: _zipcheck.read_record(f, layout.storages[key]) for key in refs}
+    # Each record is read once, its CRC checked on the very bytes the tensors are built over
+    # (mapped copy-on-write from the descriptor we checked: no second open, no copy).
+    mapped = _zipcheck.map_private(f)
+    buffers = {key: _zipcheck.read_record(f, layout.storages[key], mapped) for key in refs}
     storages = _build.storages_from(buffers, refs, obj=described, byteorder=layout.byteorder)
     return _build.materialize(described, storages)
 
 
 def _read_torch_legacy(f: BinaryIO, *, size: int) -> object:
     stream = _picklecheck.check_legacy_stream(f, size=size)
-    buffers: dict[str, bytearray] = {}
+    buffers: dict[str, torch.Tensor] = {}
     for key, ref in stream.storages.items():
         buf = bytearray(ref.nbytes)
         f.seek(stream.offsets[key])
         if f.readinto(buf) != ref.nbytes:  # type: ignore[attr-defined]
             raise Refusal("storage-exceeds-record", f"storage {key!r} is truncated")
-        buffers[key] = buf
+        buffers[key] = torch.frombuffer(buf, dtype=torch.uint8) if buf else torch.empty(0, dtype=torch.uint8)
     storages = _build.storages_from(buffers, stream.storages, obj=stream.obj, byteorder="little")
     return _build.materialize(stream.obj, storages)
 
