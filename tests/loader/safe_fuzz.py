@@ -223,7 +223,8 @@ def check_accepted(path: Path, ckpt: dict[str, torch.Tensor], fmt: str) -> None:
         layout = _zipcheck.check_zip(f, size=size)
         ours = {k: bytes(v) for k, v in layout.records.items()}
         ours |= {
-            f"data/{k}": bytes(_zipcheck.read_record(f, r)) for k, r in layout.storages.items()
+            f"data/{k}": _zipcheck.read_record(f, r).numpy().tobytes()
+            for k, r in layout.storages.items()
         }
     reader = torch._C.PyTorchFileReader(str(path))
     theirs = {name: bytes(reader.get_record(name)) for name in reader.get_all_records()}
@@ -252,6 +253,7 @@ def run(cases: int, seed: int, workdir: Path) -> dict[str, object]:
             mutation, blob = mutate_safetensors(rng, payload)  # type: ignore[arg-type]
         mutations[mutation] += 1
         path = workdir / f"case.{'safetensors' if kind == 'raw' else 'pt'}"
+        path.unlink(missing_ok=True)  # a new file: the last case's tensors map the old one
         path.write_bytes(blob)
         (workdir / "current").write_text(
             f"seed={seed} case={case} corpus={name} mutation={mutation}"
