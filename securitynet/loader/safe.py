@@ -27,6 +27,11 @@ with :class:`~securitynet.errors.UnsafeCheckpointError`, whose ``reason`` is a s
 ``not-a-checkpoint`` when no container signature matches and the bytes are no pickle either.
 No file content makes :func:`read_checkpoint` raise anything else (I/O failures are a
 :class:`~securitynet.errors.LoaderError`). The caps are listed in :data:`CAPS`.
+
+The tensors of a zip or safetensors file are built over a private copy-on-write map of the
+descriptor that was checked (no copy, no second open): replacing the file afterwards (a new
+inode, as the cache publishes) leaves them as read; rewriting it in place while they are
+alive is outside what a reader can defend, as with ``torch.load(mmap=True)``.
 """
 
 from __future__ import annotations

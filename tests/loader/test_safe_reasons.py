@@ -788,3 +788,17 @@ def test_every_reason_code_has_a_test() -> None:
         code for code in codes if not re.search(rf"[\"']{re.escape(code)}[\"']", tests)
     )
     assert not untested, f"reason codes without a test: {untested}"
+
+
+def test_big_endian_checkpoint_reads_as_torch_load_does(tmp_path: Path) -> None:
+    # A checkpoint saved on a big-endian machine: byteorder "big", each element byte-swapped.
+    values = torch.tensor([1.5, -2.0, 3.25, 1e-3])
+    pkl = state_dict({"w": tensor_v2("0", 4, [4]), "v": tensor_v2("0", 4, [2], [2], offset=1)})
+    swapped = struct.pack(">4f", *values.tolist())
+    records = checkpoint_records(pkl, {"0": swapped})
+    records["byteorder"] = b"big"
+    path = put(tmp_path, "big.pt", write_zip(torch_members(records)))
+    ckpt = read_checkpoint(path)
+    assert torch.equal(ckpt["w"], values)
+    assert torch.equal(ckpt["v"], values[1::2])
+    assert torch.equal(torch.load(path, weights_only=True)["w"], values)
