@@ -12,7 +12,9 @@ tests with ``-x``. A mutant is killed when the tests fail or run past ``--timeou
 
 Prints the score (killed / all, or of a ``--sample``), the survivors as diffs, and seconds
 per mutant.
-Run it on a scratch copy of the repository (it rewrites the module while it runs).
+Run it on a scratch copy of the repository (it rewrites the module while it runs), in an
+environment with ``pip install 'mutmut==2.5.1'`` (the API used here; the ``mutation`` extra
+installs mutmut 3 for ``mutmut run`` over the safe reader, configured in pyproject.toml).
 """
 
 from __future__ import annotations
