@@ -39,8 +39,36 @@ class Settings(BaseSettings):
         default="https://raw.githubusercontent.com/huggingface/pytorch-image-models/main/results",
         description="Where timm's results tables are fetched from when online.",
     )
-    github_api_url: str = Field(default="https://api.github.com")
-    github_token: str | None = Field(default=None, repr=False)
+    securitynet_release_url: str = Field(
+        default="https://raw.githubusercontent.com/TrustAIRLab/SecurityNet/main",
+        description="Raw-file base of the SecurityNet repository ('import securitynet-release').",
+    )
+    robustbench_model_info: str = Field(
+        default="https://codeload.github.com/RobustBench/robustbench/tar.gz/refs/heads/master",
+        description="RobustBench's model_info: a local folder, a .tar.gz of the repository, or a URL of one file.",
+    )
+    zenodo_api_url: str = Field(
+        default="https://zenodo.org/api", description="Zenodo's REST API ('sync --source zenodo')."
+    )
+    github_api_url: str = Field(
+        default="https://api.github.com", description="GitHub REST API (GitHub Enterprise: https://HOST/api/v3)."
+    )
+    github_raw_url: str = Field(
+        default="https://raw.githubusercontent.com", description="Raw files: {base}/OWNER/REPO/COMMIT/PATH."
+    )
+    github_download_url: str = Field(
+        default="https://github.com", description="Release assets: {base}/OWNER/REPO/releases/download/TAG/NAME."
+    )
+    github_lfs_url: str = Field(
+        default="https://media.githubusercontent.com/media",
+        description="Git LFS objects: {base}/OWNER/REPO/COMMIT/PATH.",
+    )
+    github_token: str | None = Field(
+        default=None, repr=False, description="GitHub token; default: $GITHUB_TOKEN (read when a client is made)."
+    )
+    github_max_seconds: float = Field(
+        default=600.0, gt=0, description="Most seconds one GitHub crawl may spend waiting and retrying."
+    )
     http_timeout: float = Field(default=30.0, gt=0)
     http_retries: int = Field(default=5, ge=0)
     http_backoff: float = Field(

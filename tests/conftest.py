@@ -22,7 +22,8 @@ from tests.pgserver import find_pg_bin, throwaway_server
 pytest_plugins = ("tests.catalogue.fixtures",)
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+#: ``../shared``, or the folder named by SECURITYNET_TEST_SHARED (a worktree elsewhere).
+SHARED = Path(os.environ.get("SECURITYNET_TEST_SHARED") or ROOT.parent / "shared")
 
 _db_counter = itertools.count()
 

@@ -5,6 +5,7 @@
     >>> cat.search(dataset="CIFAR-10", min_top1=90.0, limit=20)
     >>> cat.get("imgclsmob:resnet20_cifar10").claims
     >>> cat.to_dataframe()
+    >>> cat.results(attack="mia", metric="auc")           # evaluation figures (v_results)
 
 The engine is opened (and the schema migrated) on first use, not at construction.
 """
@@ -22,7 +23,15 @@ from securitynet.catalogue import queries
 from securitynet.catalogue.engine import open_engine
 from securitynet.catalogue.queries import EntryFilter
 from securitynet.errors import InvalidQueryError
-from securitynet.records import CatalogueEntry, EntrySummary, SyncSummary
+from securitynet.records import (
+    CatalogueEntry,
+    EntryRecord,
+    EntrySummary,
+    EvaluationRecord,
+    ImportSummary,
+    ResultRecord,
+    SyncSummary,
+)
 from securitynet.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -95,6 +104,56 @@ class Catalogue:
         apply_curated_annotations(self.engine)
         return summaries
 
+    def import_from(self, importer: str, location: str | None = None) -> ImportSummary:
+        """Import a published document: ``securitynet-release`` (the SecurityNet database) or
+        ``robustbench`` (its model_info annotations), from ``location`` (a path or URL;
+        default: the importer's upstream), then re-apply the curated annotations."""
+        from securitynet.catalogue.curation import apply_curated_annotations
+        from securitynet.catalogue.imports import import_items
+        from securitynet.scrapers import get_importer
+
+        reader = get_importer(importer)
+        where = location or reader.default_location(self.settings)
+        summary = import_items(
+            self.engine,
+            reader.iter_items(where, self.settings),
+            importer=reader.name,
+            entry_source=reader.entry_source,
+            location=where,
+            complete=reader.complete(where),
+        )
+        apply_curated_annotations(self.engine)
+        return summary
+
+    def add(self, records: Sequence[EntryRecord], *, origin: str) -> SyncSummary:
+        """Store ``records`` (one repository a user added, say) without a full sync of their
+        source: nothing else is marked removed. Curated annotations are applied after."""
+        import time
+
+        from securitynet.catalogue.curation import apply_curated_annotations
+        from securitynet.catalogue.ingest import seed_datasets, write_records
+
+        started = time.perf_counter()
+        summary = SyncSummary(source=origin, seen=len(records))
+        with Session(self.engine) as session, session.begin():
+            seed_datasets(session)
+            counts = write_records(session, list(records), origin=origin)
+        for key, value in counts.items():
+            setattr(summary, key, value)
+        apply_curated_annotations(self.engine)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def add_evaluation(self, entry_id: str, record: EvaluationRecord) -> int:
+        """Store one evaluation of ``entry_id`` with its metric rows; return its id.
+
+        The evaluated data set gets its ``dataset`` row if it has none; an entry that is not
+        catalogued raises EntryNotFoundError."""
+        from securitynet.catalogue.results import add_evaluations
+
+        with self.session() as s, s.begin():
+            return add_evaluations(s, [(entry_id, record)])[0]
+
     # --- reading ----------------------------------------------------------------------------
 
     def get(self, entry_id: str) -> CatalogueEntry:
@@ -137,6 +196,26 @@ class Catalogue:
         with self.engine.connect() as conn:
             frame = pd.read_sql(stmt, conn)
         return frame.astype({"params": "Int64", "num_classes": "Int64", "input_size": "Int64"})
+
+    def results(self, *, limit: int | None = None, **filters: Any) -> list[ResultRecord]:
+        """Evaluation figures, one per metric (the ``v_results`` view), matching every filter
+        (``entry_id``, ``attack``, ``variant``, ``metric``, ``dataset``, ``source``,
+        ``status`` (default ``'ok'``; None for all), ``include_removed``)."""
+        from securitynet.catalogue.results import list_results, result_filter
+
+        flt = result_filter(**filters)
+        with self.session() as s:
+            return list_results(s, flt, limit=limit)
+
+    def find_evaluation(
+        self, entry_id: str, *, attack: str, config_digest: str
+    ) -> EvaluationRecord | None:
+        """The newest successful evaluation of ``entry_id`` by ``attack`` with this
+        configuration digest, or None (what the harness reuses unless forced)."""
+        from securitynet.catalogue.results import find_evaluation
+
+        with self.session() as s:
+            return find_evaluation(s, entry_id, attack=attack, config_digest=config_digest)
 
     def sql(self, statement: str, *, max_rows: int | None = None, timeout: float | None = None) -> QueryResult:
         """Run one read-only SQL statement (refused if it would write), capped at ``max_rows``

@@ -21,9 +21,10 @@ from securitynet.catalogue.models import (
     Entry,
     EntryDataset,
     Fact,
+    WeightFile,
     utcnow,
 )
-from securitynet.records import Metric, Stage
+from securitynet.records import LoadSpec, Metric, Stage
 
 log = logging.getLogger(__name__)
 ORIGIN = "curated"
@@ -78,7 +79,7 @@ def apply_curated_annotations(
         rows = [
             dict(r._mapping)
             for r in session.execute(
-                select(Entry.id, Entry.source, Entry.name, Entry.architecture, Entry.family)
+                select(Entry.id, Entry.source, Entry.name, Entry.architecture, Entry.family, Entry.load_spec)
             )
         ]
         by_id = {r["id"]: r for r in rows}
@@ -103,8 +104,13 @@ def apply_curated_annotations(
                             insert(Dataset), [{"name": name, "canonical": False, "aliases": []}]
                         )
                         known_datasets.add(name)
+                if item.sha256 is not None:
+                    targets = [t for t in targets if _describes_weights(session, t, item.sha256, ann.source)]
+                load_fields = item.load_fields()
                 for eid in targets:
                     touched.add(eid)
+                    if load_fields:
+                        _merge_load_spec(session, by_id[eid], load_fields, ann.source)
                     if item.set:
                         session.execute(update(Entry).where(Entry.id == eid).values(**item.set))
                         session.execute(
@@ -145,3 +151,48 @@ def apply_curated_annotations(
                         )
         refresh_merged_view(session, sorted(touched | (previously & set(by_id))))
     return len(touched)
+
+
+def _describes_weights(session: Session, entry_id: str, sha256: str, source: str) -> bool:
+    """Whether the entry's weights file is the one a curated item describes (by sha256).
+
+    A weights file listed without a sha256 (a file in a GitHub tree: the API gives only
+    git's blob id) takes the curated one as its pin, so a download of other bytes fails
+    verification instead of being described by facts about another file."""
+    stored = session.execute(
+        select(WeightFile.id, WeightFile.sha256).where(WeightFile.entry_id == entry_id, WeightFile.role == "weights")
+    ).all()
+    if any(row.sha256 == sha256 for row in stored):
+        return True
+    if stored and all(row.sha256 is None for row in stored):
+        session.execute(update(WeightFile).where(WeightFile.id == stored[0].id).values(sha256=sha256))
+        log.info("%s: %s's weights are pinned to its sha256 %s...", source, entry_id, sha256[:12])
+        return True
+    log.warning(
+        "%s: %s's weights are not the file it describes (sha256 %s...); not applied",
+        source,
+        entry_id,
+        sha256[:12],
+    )
+    return False
+
+
+def _merge_load_spec(session: Session, row: dict[str, Any], fields: dict[str, Any], source: str) -> None:
+    """The entry's load spec with the curated fields over it (an architecture spec replaces
+    the builder, architecture and kwargs as a whole)."""
+    merged = dict(row.get("load_spec") or {})
+    if "builder" in fields:
+        for key in ("builder", "architecture", "kwargs"):
+            merged.pop(key, None)
+    merged.update(fields)
+    try:
+        spec = LoadSpec.model_validate(merged)
+    except ValueError as exc:
+        log.warning("%s: cannot apply its load fields to %s: %s", source, row["id"], exc)
+        return
+    value = spec.model_dump(mode="json", exclude_defaults=True)
+    row["load_spec"] = value
+    changes: dict[str, Any] = {"load_spec": value}
+    if "builder" in fields:
+        changes["arch_resolution"] = "declared"
+    session.execute(update(Entry).where(Entry.id == row["id"]).values(**changes))

@@ -135,6 +135,11 @@ def _child_rows(
                     "evidence": record.evidence.get(key),
                 }
             )
+    for key, value in record.extra_facts.items():
+        if value is not None:
+            out[Fact].append(
+                {**common, "key": key, "value": value, "source": who, "evidence": record.evidence.get(key)}
+            )
     for message in record.errors:
         out[AnnotationError].append({**common, "message": message, "source": who, "evidence": None})
     return out

@@ -300,9 +300,14 @@ def _print_entry(entry: Any) -> None:
             ("key", "value", "source", "evidence"),
         ),
         (
-            "Evaluations",
-            [v.model_dump() for v in entry.evaluations],
-            ("id", "attack", "status", "metrics", "created_at"),
+            "Results (one row per figure)",
+            [
+                {**v.model_dump(exclude={"metrics"}), **m.model_dump()}
+                for v in entry.evaluations
+                for m in v.metrics
+            ]
+            + [v.model_dump(exclude={"metrics"}) for v in entry.evaluations if not v.metrics],
+            ("attack", "variant", "metric", "value", "lower", "upper", "dataset", "source", "status"),
         ),
     ]
     for title, rows, columns in sections:

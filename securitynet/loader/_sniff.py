@@ -7,8 +7,6 @@ only content decides which reader (if any) touches the file.
 
 from __future__ import annotations
 
-import io
-import pickletools
 import struct
 import tarfile
 from typing import BinaryIO
@@ -37,8 +35,6 @@ UNKNOWN = "unknown"
 
 #: The reader's refusal code for bytes that are no container and no pickle (a README).
 NOT_A_CHECKPOINT = "not-a-checkpoint"
-#: How much of a file :func:`may_be_pickle` walks opcode by opcode.
-PICKLE_PROBE_BYTES = 64 * 1024
 
 READABLE_FORMATS = frozenset({SAFETENSORS, PYTORCH_ZIP, PYTORCH_LEGACY})
 
@@ -116,54 +112,3 @@ def _is_tar(f: BinaryIO) -> bool:
         return False
     finally:
         f.seek(0)
-
-
-#: Opcodes through which an unpickler imports or calls something: once one of them parsed,
-#: ``pickle.load`` would already have acted on the bytes before failing on later garbage.
-_ACTING_OPCODES = frozenset(
-    {
-        "GLOBAL",
-        "STACK_GLOBAL",
-        "INST",
-        "OBJ",
-        "REDUCE",
-        "NEWOBJ",
-        "NEWOBJ_EX",
-        "BUILD",
-        "EXT1",
-        "EXT2",
-        "EXT4",
-        "PERSID",
-        "BINPERSID",
-    }
-)
-
-
-def may_be_pickle(f: BinaryIO, *, size: int) -> bool:
-    """Whether the bytes of ``f`` could act as a pickle read from offset 0 (position restored).
-
-    Walks the opcodes of the first :data:`PICKLE_PROBE_BYTES` with :func:`pickletools.genops`
-    (which decodes arguments, builds nothing and runs nothing). A pickle if it opens with a
-    PROTO opcode, reaches STOP, parses an opcode that imports or calls (``pickle.load`` runs
-    those before it meets later garbage), or runs off the end of a probe shorter than the
-    file. Not a pickle only when the walk fails first: an unknown opcode or a malformed
-    argument early on, as in text.
-    """
-    position = f.tell()
-    try:
-        f.seek(0)
-        data = f.read(PICKLE_PROBE_BYTES)
-    finally:
-        f.seek(position)
-    if data[:1] == b"\x80":
-        return True
-    probe = io.BytesIO(data)
-    window = len(data)
-    try:
-        for opcode, _arg, _pos in pickletools.genops(probe):
-            if opcode.name == "STOP" or opcode.name in _ACTING_OPCODES:
-                return True
-    except (ValueError, OverflowError, UnicodeDecodeError, SyntaxError):
-        pass
-    # Ran off the end of a window that is not the whole file: the rest may complete it.
-    return probe.tell() >= window and window < size

@@ -25,7 +25,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -487,6 +487,48 @@ def fetch(
         record = cache.put(part, _with_digests(record, digests))
         log.info("fetched %s (%d bytes, sha256 %s)", ref.url, record.size, record.sha256[:16])
         return Fetched(record, cache.blob_path(record.sha256), fresh=True)
+
+
+def store_local(
+    ref: FileRef,
+    chunks: Iterable[bytes],
+    *,
+    cache: Cache,
+    revision: str | None = None,
+) -> Fetched:
+    """Put the bytes of ``ref`` read from a local copy (a git clone) into ``cache``, under
+    the key a download of ``ref`` would have, after checking them against its pins.
+
+    A later :func:`fetch` of ``ref`` then finds the file without touching the network.
+    Raises :class:`IntegrityError` (the bytes are not the pinned file; nothing is stored).
+    """
+    rev = ref.revision or revision
+    key = key_for(ref.url, rev)
+    pins = Pins.from_ref(ref)
+    if pins.empty:
+        raise IntegrityError(f"{ref.url}: a local file is only cached against a size or hash pin", url=ref.url)
+    name = ref.filename or ref.url.rstrip("/").rsplit("/", 1)[-1]
+    with cache.lock(key):
+        cached = find_cached(cache, key, pins)
+        if cached is not None:
+            return Fetched(cached, cache.blob_path(cached.sha256), fresh=False)
+        tmp = cache.temp_file()
+        try:
+            size = 0
+            with open(tmp, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    size += len(chunk)
+            digests = hash_file(tmp, pins.algos)
+            reason = pins.mismatch(size, digests)
+            if reason is not None:
+                raise IntegrityError(f"{ref.url}: the local copy does not match the catalogue ({reason})", url=ref.url, reason=reason)
+            record = CacheRecord(key, digests["sha256"], size, url=ref.url, revision=rev, commit=rev, filename=name)
+            record = cache.put(tmp, _with_digests(record, digests))
+        finally:
+            tmp.unlink(missing_ok=True)
+    log.info("stored %s from a local copy (%d bytes)", ref.url, size)
+    return Fetched(record, cache.blob_path(record.sha256), fresh=True)
 
 
 def _with_digests(record: CacheRecord, digests: dict[str, str]) -> CacheRecord:

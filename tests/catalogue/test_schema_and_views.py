@@ -31,6 +31,7 @@ VIEWS = (
     "v_accuracy_per_dataset",
     "v_claims",
     "v_training_chain",
+    "v_results",
 )
 
 
@@ -54,7 +55,7 @@ def test_migrations_go_down_and_up_again(empty_catalogue: Catalogue) -> None:
     from alembic.config import Config
 
     engine = empty_catalogue.engine
-    assert current_revision(engine) == head_revision() == "0002"
+    assert current_revision(engine) == head_revision() == "0007"
     config = Config()
     config.set_main_option("script_location", str(resource_dir("migrations")))
     with engine.begin() as conn:
