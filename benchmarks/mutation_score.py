@@ -123,6 +123,7 @@ def main() -> None:
                     source.splitlines(), text.splitlines(), lineterm="", n=0
                 )
                 survivors.append("\n".join(list(diff)[2:]))
+                print(f"--- survived\n{survivors[-1]}", flush=True)
             if n % 10 == 0:
                 print(f"  {n}/{len(mutants)}: {outcomes}", flush=True)
     finally:
@@ -133,8 +134,6 @@ def main() -> None:
         f"\n{args.module}: {dead}/{total} killed ({100 * dead / max(total, 1):.1f} %), {outcomes}"
     )
     print(f"{(time.monotonic() - started) / max(total, 1):.2f} s per mutant")
-    for diff in survivors:
-        print(f"--- survived\n{diff}")
 
 
 if __name__ == "__main__":
