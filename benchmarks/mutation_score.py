@@ -27,7 +27,10 @@ from pathlib import Path
 
 
 def _mutants(path: Path) -> tuple[str, list[object]]:
-    from mutmut import ALL, Context, list_mutations
+    try:
+        from mutmut import ALL, Context, list_mutations
+    except ImportError as exc:  # mutmut 3 has another API
+        raise SystemExit("needs mutmut 2.x: pip install 'mutmut==2.5.1'") from exc
 
     source = path.read_text()
     return source, list_mutations(Context(source=source, filename=str(path), mutation_id=ALL))
