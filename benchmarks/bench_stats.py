@@ -116,7 +116,10 @@ def _export_child(mode: str, url: str, out: str) -> None:
                 data["removed_upstream"] = [bool(v) for v in data["removed_upstream"]]
                 writer.write_batch(pa.RecordBatch.from_pydict({c: data[c] for c in EXPORT_COLUMNS}, schema=schema))
     seconds = time.perf_counter() - started
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM: this process's peak (ru_maxrss survives exec and would report the parent's)
+    status = Path("/proc/self/status")
+    hwm = [line for line in status.read_text().splitlines() if line.startswith("VmHWM:")] if status.exists() else []
+    rss_mb = int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "max_rss_mb": rss_mb, "bytes": Path(out).stat().st_size}))
 
 
