@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Catalogue": "securitynet.catalogue.api",
     "load": "securitynet.api",
+    "add_github": "securitynet.api",
     "LoadedNet": "securitynet.loader",
     "read_checkpoint": "securitynet.loader.safe",
     "get_settings": "securitynet.settings",

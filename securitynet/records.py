@@ -44,6 +44,14 @@ class Metric(StrEnum):
     TOP5 = "top5"
 
 
+class Purpose(StrEnum):
+    """Why a model was published (the SecurityNet release's split of its tables)."""
+
+    BENCHMARK = "benchmark"  # a model zoo or a paper's main model
+    SECURITY = "security"  # a model from security research (an attack, a defence)
+    OTHER = "other"  # neither (the release's label for e.g. its MedMNIST baselines)
+
+
 #: The tag of a net a library registers for its own tests (timm's ``test_*``): such entries
 #: are left out of listings and statistics unless asked for.
 TEST_NET_TAG = "test-net"
@@ -170,9 +178,16 @@ ANNOTATED_FIELDS: tuple[str, ...] = (
     "gflops",
     "licence",
     "paper",
+    "purpose",
+    "venue",
+    "venue_type",
+    "year",
+    "data_category",
+    "train_size",
+    "country",
 )
 #: Scalar fields that pin where an entry comes from (stored, never curated).
-UPSTREAM_FIELDS: tuple[str, ...] = ("library", "upstream_url", "revision")
+UPSTREAM_FIELDS: tuple[str, ...] = ("library", "upstream_url", "revision", "arch_resolution")
 
 
 class EntryRecord(_Record):
@@ -193,9 +208,23 @@ class EntryRecord(_Record):
     gflops: float | None = Field(default=None, ge=0)
     licence: str | None = None
     paper: str | None = None
+    purpose: Purpose | None = Field(default=None, description="'benchmark' or 'security'.")
+    venue: str | None = Field(default=None, description="Where the paper appeared (NeurIPS, arXiv, ...).")
+    venue_type: str | None = Field(default=None, description="The venue's field: ML, CV, Security, ...")
+    year: int | None = Field(default=None, ge=1950, le=2100)
+    data_category: str | None = Field(
+        default=None, description="Kind of training data: natural, medical, face, ..."
+    )
+    train_size: int | None = Field(default=None, gt=0, description="Training-set size in samples.")
+    country: str | None = Field(default=None, description="Authors' countries, comma-separated.")
     library: str | None = None
     upstream_url: str | None = None
     revision: str | None = None
+    arch_resolution: str | None = Field(
+        default=None,
+        description="How a bare checkpoint's architecture was found: resolved (registry signature), "
+        "ambiguous, unresolved or declared (curated); None for registry sources.",
+    )
     upstream_modified: datetime | None = None
     tags: list[str] = Field(default_factory=list)
     datasets: list[DatasetLink] = Field(default_factory=list)
@@ -203,6 +232,10 @@ class EntryRecord(_Record):
     files: list[FileRef] = Field(default_factory=list)
     load: LoadSpec | None = None
     evidence: dict[str, str] = Field(default_factory=dict, description="Field name -> evidence.")
+    extra_facts: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Facts with no entry column (e.g. 'num_authors'), kept as fact rows.",
+    )
     errors: list[str] = Field(default_factory=list, description="Per-entry annotation problems.")
     raw: dict[str, Any] = Field(default_factory=dict, description="Upstream payload, as received.")
 
@@ -230,7 +263,9 @@ class EntryRecord(_Record):
         values = [
             c.value
             for c in self.claims
-            if c.metric is Metric.TOP1 and (target is None or c.dataset == target)
+            if c.metric is Metric.TOP1
+            and c.split != "train"  # accuracy on the training data says nothing of the net
+            and (target is None or c.dataset == target)
         ]
         return max(values) if values else None
 
@@ -241,7 +276,9 @@ class EntryRecord(_Record):
         pairs = [
             (c.value, c.img_size)
             for c in self.claims
-            if c.metric is Metric.TOP1 and (target is None or c.dataset == target)
+            if c.metric is Metric.TOP1
+            and c.split != "train"  # accuracy on the training data says nothing of the net
+            and (target is None or c.dataset == target)
         ]
         return top1_figures(pairs, size)
 
@@ -250,6 +287,23 @@ class EntryRecord(_Record):
         payload = self.model_dump(mode="json", exclude={"raw"})
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class EntryFill(_Record):
+    """What a source read on demand for an entry its sync left pending (``raw["pending"]``):
+    the Hub's config (classes, labels, preprocessing) and weight-file pins. The catalogue
+    writes it over the stored entry; ``pending`` is what is still left (a transient failure)."""
+
+    id: str
+    architecture: str | None = None
+    family: str | None = None
+    num_classes: int | None = Field(default=None, gt=0)
+    input_size: int | None = Field(default=None, gt=0)
+    load: LoadSpec | None = None
+    files: list[FileRef] = Field(default_factory=list)
+    evidence: dict[str, str] = Field(default_factory=dict)
+    errors: list[str] = Field(default_factory=list)
+    pending: list[str] = Field(default_factory=list)
 
 
 class SyncSummary(_Record):
@@ -287,19 +341,134 @@ class FactRecord(_Record):
     recorded_at: datetime | None = None
 
 
+def config_digest(payload: Any) -> str:
+    """SHA-256 of ``payload`` as canonical JSON: the identity of an evaluation's configuration."""
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class MetricResult(_Record):
+    """One figure of an evaluation. Accuracy in percent; AUC, agreement and rates as fractions."""
+
+    metric: str = Field(min_length=1, max_length=64, description="'auc', 'accuracy', 'agreement', ...")
+    value: float = Field(allow_inf_nan=False)
+    lower: float | None = Field(default=None, allow_inf_nan=False, description="Interval bound.")
+    upper: float | None = Field(default=None, allow_inf_nan=False, description="Interval bound.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MetricResult:
+        if self.lower is not None and self.lower > self.value:
+            raise ValueError(f"{self.metric}: lower bound {self.lower} above value {self.value}")
+        if self.upper is not None and self.upper < self.value:
+            raise ValueError(f"{self.metric}: upper bound {self.upper} below value {self.value}")
+        return self
+
+
 class EvaluationRecord(_Record):
-    """One stored attack/defence run on an entry."""
+    """One attack/defence run on an entry, or one set of figures a source published about it."""
 
     id: int | None = None
-    attack: str
+    attack: str = Field(min_length=1, max_length=64, description="'mia', 'model-stealing', ...")
+    variant: str | None = Field(
+        default=None, max_length=64, description="The attack's method or setting."
+    )
+    source: str = Field(
+        default="evaluate", max_length=96, description="Who produced the figures."
+    )
+    dataset: str | None = Field(default=None, description="The evaluated data set.")
     config: dict[str, Any] = Field(default_factory=dict)
-    data_protocol: dict[str, Any] = Field(default_factory=dict)
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    versions: dict[str, Any] = Field(default_factory=dict)
-    duration_s: float | None = None
-    status: str = "ok"
+    protocol: dict[str, Any] = Field(
+        default_factory=dict, description="Data, splits, sizes, member/non-member selection."
+    )
+    seed: int | None = None
+    config_digest: str | None = Field(default=None, max_length=64)
+    versions: dict[str, Any] = Field(default_factory=dict, description="Library versions.")
+    device: str | None = None
+    duration_s: float | None = Field(default=None, ge=0)
+    status: str = Field(default="ok", description="'ok' or 'failed'.")
     error: str | None = None
+    evidence: str | None = Field(default=None, description="Where a published figure stands.")
     created_at: datetime | None = None
+    metrics: list[MetricResult] = Field(default_factory=list)
+
+    @field_validator("metrics")
+    @classmethod
+    def _distinct(cls, metrics: list[MetricResult]) -> list[MetricResult]:
+        names = [m.metric for m in metrics]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"metric(s) given twice: {', '.join(repeated)}")
+        return metrics
+
+    def metric(self, name: str) -> float | None:
+        """The value of metric ``name``, or None."""
+        return next((m.value for m in self.metrics if m.metric == name), None)
+
+
+class ResultRecord(_Record):
+    """One figure with its evaluation's context: a row of the ``v_results`` view."""
+
+    evaluation_id: int
+    entry_id: str
+    attack: str
+    variant: str | None = None
+    metric: str
+    value: float
+    lower: float | None = None
+    upper: float | None = None
+    dataset: str | None = None
+    source: str
+    status: str
+    seed: int | None = None
+    config_digest: str | None = None
+    created_at: datetime | None = None
+
+
+class Attachment(_Record):
+    """What a source says about an entry it does not own (or adds to one it does): claims,
+    facts and evaluation figures, stored with the source's provenance beside everything
+    else known about the entry, never overwriting it. Entry columns that are still empty
+    are filled from ``facts`` (an annotation users filter on, such as ``purpose``)."""
+
+    entry_id: str
+    source: str = Field(description="Who said it (also the writer of the rows).")
+    evidence: str | None = None
+    claims: list[AccuracyClaim] = Field(default_factory=list)
+    facts: dict[str, Any] = Field(default_factory=dict)
+    evaluations: list[EvaluationRecord] = Field(default_factory=list)
+
+    @field_validator("entry_id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        return str(parse_id(value))
+
+
+class ImportSummary(_Record):
+    """What one import did."""
+
+    importer: str
+    location: str
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    attached: int = 0
+    missing: list[str] = Field(default_factory=list, description="Entries to attach to that are not catalogued.")
+    claims: int = 0
+    evaluations: int = 0
+    figures: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        text = (
+            f"{self.importer}: {self.added} added, {self.updated} updated, "
+            f"{self.unchanged} unchanged, {self.removed} marked removed, "
+            f"{self.attached} attached to other sources' entries, {self.claims} claims, "
+            f"{self.evaluations} evaluations ({self.figures} figures) ({self.seconds:.1f} s)"
+        )
+        if self.missing:
+            text += f"; {len(self.missing)} not attached (not in the catalogue)"
+        return text
 
 
 class CatalogueEntry(EntryRecord):

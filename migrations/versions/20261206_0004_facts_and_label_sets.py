@@ -15,7 +15,7 @@ SQLite cannot add a foreign key without rebuilding ``entry``, and refuses to ren
 under a view that names it (see 0002), so the views are dropped first and recreated after.
 
 Revision ID: 0004
-Revises: 0003
+Revises: 0007
 Create Date: 2026-12-06 23:10:00
 """
 
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | None = "0002"  # LOCAL: "0003" once that lands
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -167,15 +167,26 @@ VIEWS: dict[str, str] = {
 }
 
 
-def _previous_views() -> dict[str, str]:
-    """The 0002 definitions, for the downgrade (read from that revision's file)."""
-    path = next(Path(__file__).parent.glob("*_0002_*.py"))
-    spec = importlib.util.spec_from_file_location("_securitynet_0002", path)
+def _revision_module(number: str) -> object:
+    path = next(Path(__file__).parent.glob(f"*_{number}_*.py"))
+    spec = importlib.util.spec_from_file_location(f"_securitynet_{number}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    views: dict[str, str] = module.VIEWS
+    return module
+
+
+def _previous_views() -> dict[str, str]:
+    """The 0002 definitions, for the downgrade (read from that revision's file)."""
+    views: dict[str, str] = _revision_module("0002").VIEWS  # type: ignore[attr-defined]
     return views
+
+
+def _results_view() -> dict[str, str]:
+    """0003's ``v_results`` (unchanged here): it names ``entry``, so on SQLite it is dropped
+    before ``entry`` is rebuilt and created again after."""
+    body: str = _revision_module("0003").V_RESULTS  # type: ignore[attr-defined]
+    return {"v_results": body}
 
 
 def _create_views(views: dict[str, str]) -> None:
@@ -192,7 +203,7 @@ def _drop_views(names: Sequence[str]) -> None:
 
 
 def upgrade() -> None:
-    _drop_views(list(VIEWS))
+    _drop_views([*VIEWS, *_results_view()])
     op.create_table(
         "label_set",
         sa.Column("digest", sa.String(length=64), nullable=False),
@@ -221,11 +232,11 @@ def upgrade() -> None:
     # top1 was the best figure at any size; the next sync splits it (every row is rewritten
     # once: the ingest's derivation revision is part of each stored content hash)
     op.execute("UPDATE entry SET top1_best = top1")
-    _create_views(VIEWS)
+    _create_views({**VIEWS, **_results_view()})
 
 
 def downgrade() -> None:
-    _drop_views(list(VIEWS))
+    _drop_views([*VIEWS, *_results_view()])
     op.execute("UPDATE entry SET top1 = COALESCE(top1_best, top1)")
     with op.batch_alter_table("entry") as batch:
         batch.drop_constraint(batch.f("fk_entry_label_set_digest_label_set"), type_="foreignkey")
@@ -242,4 +253,4 @@ def downgrade() -> None:
         ):
             batch.drop_column(column)
     op.drop_table("label_set")
-    _create_views(_previous_views())
+    _create_views({**_previous_views(), **_results_view()})

@@ -9,6 +9,11 @@ sets of the training chain, and accuracy claims, each with ``evidence``::
       - match: {source: torchvision, family: resnet}
         set: {paper: "arXiv:1512.03385"}
         evidence: He et al., Deep Residual Learning for Image Recognition (CVPR 2016)
+
+An item may also say how to load the entry: ``architecture_spec`` (a net declared as data,
+:mod:`securitynet.annotate.archspec`) and ``load`` (preprocessing, labels, a key holding
+the tensors). With ``sha256``, these apply only while the entry's weights file is that
+exact file: facts read from one version of a repository never describe another.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from securitynet.annotate.archspec import ArchSpec
 from securitynet.errors import MalformedUpstreamError
 from securitynet.ids import normalise_source, parse_id
 from securitynet.records import (
@@ -71,6 +77,23 @@ class CuratedClaim(BaseModel):
     url: str | None = None
 
 
+class CuratedLoad(BaseModel):
+    """``LoadSpec`` fields a curator states: how the net was fed and what it names."""
+
+    model_config = ConfigDict(extra="forbid")
+    input_size: tuple[int, int, int] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    interpolation: str | None = None
+    crop_pct: float | None = Field(default=None, gt=0, le=2.0)
+    crop_mode: str | None = None
+    num_classes: int | None = Field(default=None, gt=0)
+    label_set: str | None = None
+    labels: list[str] | None = None
+    state_dict_key: str | None = None
+    strip_prefix: str | None = None
+
+
 class CuratedItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str | None = None
@@ -78,6 +101,18 @@ class CuratedItem(BaseModel):
     set: dict[str, Any] = Field(default_factory=dict)
     datasets: list[CuratedDataset] = Field(default_factory=list)
     claims: list[CuratedClaim] = Field(default_factory=list)
+    architecture_spec: ArchSpec | None = Field(
+        default=None, description="The net declared as data (built by the state-dict builder)."
+    )
+    load: CuratedLoad | None = Field(default=None, description="Preprocessing and loading quirks.")
+    commit: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{7,40}$", description="Upstream commit the facts were read at."
+    )
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="The weights file these facts describe; they apply only to an entry whose weights are this file.",
+    )
     evidence: str
 
     @model_validator(mode="after")
@@ -90,6 +125,15 @@ class CuratedItem(BaseModel):
         if bad:
             raise ValueError(f"cannot set {bad}; settable fields: {list(SETTABLE)}")
         return self
+
+    def load_fields(self) -> dict[str, Any]:
+        """``LoadSpec`` fields this item states (architecture spec, then ``load``)."""
+        fields: dict[str, Any] = {}
+        if self.architecture_spec is not None:
+            fields.update(self.architecture_spec.load_fields())
+        if self.load is not None:
+            fields.update(self.load.model_dump(mode="json", exclude_none=True))
+        return fields
 
 
 class CuratedFile(BaseModel):
@@ -140,7 +184,8 @@ class CuratedAnnotations(BaseModel):
 
 def load_annotation_file(path: Path) -> CuratedAnnotations:
     try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
+        # the C loader when libyaml is there: ten times faster on the 300-item files
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
         content = CuratedFile.model_validate(data)
     except (yaml.YAMLError, ValidationError) as exc:
@@ -162,3 +207,14 @@ def load_annotations(folder: Path | None = None) -> list[CuratedAnnotations]:
 def curated_json_schema() -> dict[str, Any]:
     """JSON Schema of an annotation file (written to ``schema/annotations.schema.json``)."""
     return CuratedFile.model_json_schema()
+
+
+def declared_sha256s(files: list[CuratedAnnotations] | None = None) -> set[str]:
+    """sha256 of every weights file a curated item declares an architecture for."""
+    files = files if files is not None else load_annotations()
+    return {
+        item.sha256
+        for ann in files
+        for item in ann.content.items
+        if item.sha256 is not None and item.architecture_spec is not None
+    }

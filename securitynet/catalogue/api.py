@@ -5,12 +5,14 @@
     >>> cat.search(dataset="CIFAR-10", min_top1=90.0, limit=20)
     >>> cat.get("imgclsmob:resnet20_cifar10").claims
     >>> cat.to_dataframe()
+    >>> cat.results(attack="mia", metric="auc")           # evaluation figures (v_results)
 
 The engine is opened (and the schema migrated) on first use, not at construction.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -22,13 +24,25 @@ from securitynet.catalogue import queries
 from securitynet.catalogue.engine import open_engine
 from securitynet.catalogue.queries import EntryFilter
 from securitynet.errors import InvalidQueryError
-from securitynet.records import CatalogueEntry, EntrySummary, SyncSummary
+from securitynet.records import (
+    CatalogueEntry,
+    EntryRecord,
+    EntrySummary,
+    EvaluationRecord,
+    ImportSummary,
+    ResultRecord,
+    SyncSummary,
+)
 from securitynet.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from securitynet.catalogue.sql import QueryResult
+    from securitynet.loader.cache import CacheRecord as VerifiedFile
+
+
+log = logging.getLogger(__name__)
 
 
 class Catalogue:
@@ -39,6 +53,9 @@ class Catalogue:
     ) -> None:
         self.settings = settings or get_settings()
         self.url = url or self.settings.resolved_database_url
+        #: the default file lives in $SECURITYNET_HOME, made on first use; a folder named
+        #: in a URL must exist (a typo must not create a database somewhere unexpected)
+        self._default_location = url is None and self.settings.database_url is None
         self._upgrade = upgrade
         self._engine: Engine | None = None
 
@@ -50,7 +67,9 @@ class Catalogue:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = open_engine(self.url, upgrade=self._upgrade)
+            self._engine = open_engine(
+                self.url, upgrade=self._upgrade, create_folder=self._default_location
+            )
         return self._engine
 
     @contextmanager
@@ -88,15 +107,95 @@ class Catalogue:
         if isinstance(sources, str):
             sources = [sources]
         summaries = sync_sources(
-            self.engine, sources, settings=self.settings, limit=limit, options=options
+            self.engine, sources, settings=self.settings, limit=limit, options=options, full=full
         )
         from securitynet.catalogue.curation import apply_curated_annotations
 
-        apply_curated_annotations(self.engine)
-        from securitynet.catalogue.identity import link_shared_weights
+        changed = any(s.added or s.updated or s.removed for s in summaries)
+        apply_curated_annotations(self.engine, entries_changed=changed or full)
+        if changed or full:
+            from securitynet.catalogue.identity import link_shared_weights
 
-        link_shared_weights(self.engine)
+            link_shared_weights(self.engine)
+        if changed:
+            analyze(self.engine)
         return summaries
+
+    def import_from(self, importer: str, location: str | None = None) -> ImportSummary:
+        """Import a published document: ``securitynet-release`` (the SecurityNet database) or
+        ``robustbench`` (its model_info annotations), from ``location`` (a path or URL;
+        default: the importer's upstream), then re-apply the curated annotations."""
+        from securitynet.catalogue.curation import apply_curated_annotations
+        from securitynet.catalogue.imports import import_items
+        from securitynet.scrapers import get_importer
+
+        reader = get_importer(importer)
+        where = location or reader.default_location(self.settings)
+        summary = import_items(
+            self.engine,
+            reader.iter_items(where, self.settings),
+            importer=reader.name,
+            entry_source=reader.entry_source,
+            location=where,
+            complete=reader.complete(where),
+        )
+        apply_curated_annotations(self.engine)
+        return summary
+
+    def add(self, records: Sequence[EntryRecord], *, origin: str) -> SyncSummary:
+        """Store ``records`` (one repository a user added, say) without a full sync of their
+        source: nothing else is marked removed. Curated annotations are applied after."""
+        import time
+
+        from securitynet.catalogue.curation import apply_curated_annotations
+        from securitynet.catalogue.ingest import seed_datasets, write_records
+
+        started = time.perf_counter()
+        summary = SyncSummary(source=origin, seen=len(records))
+        with Session(self.engine) as session, session.begin():
+            seed_datasets(session)
+            counts = write_records(session, list(records), origin=origin)
+        for key, value in counts.items():
+            setattr(summary, key, value)
+        apply_curated_annotations(self.engine)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def add_evaluation(self, entry_id: str, record: EvaluationRecord) -> int:
+        """Store one evaluation of ``entry_id`` with its metric rows; return its id.
+
+        The evaluated data set gets its ``dataset`` row if it has none; an entry that is not
+        catalogued raises EntryNotFoundError."""
+        from securitynet.catalogue.results import add_evaluations
+
+        with self.session() as s, s.begin():
+            return add_evaluations(s, [(entry_id, record)])[0]
+    def record_verified_files(self, entry_id: str, files: Sequence[VerifiedFile]) -> int:
+        """Pin the files of ``entry_id`` that a verified download just hashed: their full
+        sha256 and size go into the entry's ``weight_file`` rows that have none yet (a Hub
+        file only with the commit it was read at: without one its bytes may still move).
+        Returns how many rows were pinned."""
+        from sqlalchemy import update
+
+        from securitynet.catalogue.models import WeightFile
+
+        pinned = 0
+        with self.session() as s, s.begin():
+            for f in files:
+                if not f.url or f.url.startswith("hf://"):
+                    continue  # the Hub's pins (commit and LFS sha256) are the hf source's
+                result = s.execute(
+                    update(WeightFile)
+                    .where(
+                        WeightFile.entry_id == entry_id,
+                        WeightFile.url == f.url,
+                        WeightFile.sha256.is_(None),
+                    )
+                    .values(sha256=f.sha256, size=f.size),
+                    execution_options={"synchronize_session": False},
+                )
+                pinned += int(getattr(result, "rowcount", 0) or 0)
+        return pinned
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -108,6 +207,33 @@ class Catalogue:
     def find(self, entry_id: str) -> CatalogueEntry | None:
         with self.session() as s:
             return queries.find_entry(s, entry_id)
+
+    def fill_pending(self, entry_id: str) -> bool:
+        """Read what the sync of ``entry_id`` left pending (the hf source's config.json and
+        weight-file pins; ``raw["pending"]``) and write it back. Returns whether anything was
+        written. Offline, or when the source cannot be reached, nothing is read: the entry
+        stays pending (logged), and the caller goes on with what the catalogue holds."""
+        from securitynet.catalogue.fill import apply_fill, pending_of
+
+        entry = self.get(entry_id)
+        if not pending_of(entry.raw) or self.settings.offline:
+            return False
+        from securitynet.errors import SecurityNetError
+        from securitynet.scrapers import get_scraper
+
+        scraper = get_scraper(entry.source)
+        fill = getattr(scraper, "fill_pending", None)
+        if fill is None:
+            return False
+        try:
+            result = fill(entry, self.settings)
+        except SecurityNetError as exc:
+            log.warning("%s: what the sync left pending was not read (%s)", entry_id, exc)
+            return False
+        with self.session() as s:
+            apply_fill(s, result, origin=entry.source)
+            s.commit()
+        return True
 
     def search(
         self,
@@ -168,6 +294,26 @@ class Catalogue:
             | {c: "bool" for c in wanted if c in flags}
         )
 
+    def results(self, *, limit: int | None = None, **filters: Any) -> list[ResultRecord]:
+        """Evaluation figures, one per metric (the ``v_results`` view), matching every filter
+        (``entry_id``, ``attack``, ``variant``, ``metric``, ``dataset``, ``source``,
+        ``status`` (default ``'ok'``; None for all), ``include_removed``)."""
+        from securitynet.catalogue.results import list_results, result_filter
+
+        flt = result_filter(**filters)
+        with self.session() as s:
+            return list_results(s, flt, limit=limit)
+
+    def find_evaluation(
+        self, entry_id: str, *, attack: str, config_digest: str
+    ) -> EvaluationRecord | None:
+        """The newest successful evaluation of ``entry_id`` by ``attack`` with this
+        configuration digest, or None (what the harness reuses unless forced)."""
+        from securitynet.catalogue.results import find_evaluation
+
+        with self.session() as s:
+            return find_evaluation(s, entry_id, attack=attack, config_digest=config_digest)
+
     def sql(self, statement: str, *, max_rows: int | None = None, timeout: float | None = None) -> QueryResult:
         """Run one read-only SQL statement (refused if it would write), capped at ``max_rows``
         rows and ``timeout`` seconds (default: the ``sql_max_rows`` / ``sql_timeout`` settings)."""
@@ -178,6 +324,7 @@ class Catalogue:
             statement,
             max_rows=self.settings.sql_max_rows if max_rows is None else max_rows,
             timeout=self.settings.sql_timeout if timeout is None else timeout,
+            reader_url=self.settings.sql_database_url,
         )
 
 
@@ -190,3 +337,13 @@ def make_filter(**filters: Any) -> EntryFilter:
             value=unknown,
         )
     return EntryFilter(**filters)
+
+
+def analyze(engine: Engine) -> None:
+    """Refresh the planner's statistics after a sync that changed rows: without them SQLite
+    picks the wrong index for the accuracy look-ups (PRAGMA optimize may do nothing on a
+    fresh connection of SQLite 3.40). Bounded on SQLite by ``analysis_limit``."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+        conn.exec_driver_sql("ANALYZE")

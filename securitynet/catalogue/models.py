@@ -5,7 +5,13 @@ tables whose rows carry provenance (``source``: who said it; ``evidence``: where
 and ``origin``: which writer (a scraper, ``curated``, ``evaluate``) put the row there, so a
 re-sync of one source replaces only its own rows. ``entry.dataset`` and ``entry.top1`` are
 the merged view (final training data set, best top-1 claim on it), denormalised and
-indexed because nearly every query filters or sorts on them.
+indexed because nearly every query filters or sorts on them. The curated / release
+annotations users filter on (``purpose``, ``venue``, ``year``, ``data_category``,
+``train_size``, ``country``) are indexed entry columns too, with a ``fact`` row per source.
+
+An ``evaluation`` is one attack run (or one published figure set) on one entry; its
+figures are ``evaluation_metric`` rows, one per metric, so that SQL can filter and
+aggregate them (view ``v_results``).
 """
 
 from __future__ import annotations
@@ -27,13 +33,14 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
-from securitynet.records import ClaimKind, Metric, Stage
+from securitynet.records import ClaimKind, Metric, Purpose, Stage
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -112,6 +119,16 @@ class Entry(Base):
     #: best top-1 on ``dataset`` at the input size the loader uses (``input_size``), or stated
     #: without a size; ``top1_best`` is the best at any size, measured at ``top1_best_size``
     top1: Mapped[float | None] = mapped_column(Float, index=True)
+    # curated / release annotations users filter on
+    purpose: Mapped[Purpose | None] = mapped_column(_str_enum(Purpose), index=True)
+    venue: Mapped[str | None] = mapped_column(String(128), index=True)
+    venue_type: Mapped[str | None] = mapped_column(String(32), index=True)
+    year: Mapped[int | None] = mapped_column(Integer, index=True)
+    data_category: Mapped[str | None] = mapped_column(String(32), index=True)
+    train_size: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    country: Mapped[str | None] = mapped_column(String(255), index=True)
+    # how a bare checkpoint's architecture was found (resolved | ambiguous | unresolved | declared)
+    arch_resolution: Mapped[str | None] = mapped_column(String(16), index=True)
     top1_size: Mapped[int | None] = mapped_column(Integer)
     top1_best: Mapped[float | None] = mapped_column(Float)
     top1_best_size: Mapped[int | None] = mapped_column(Integer)
@@ -318,20 +335,64 @@ class SyncRun(Base):
 
 
 class Evaluation(Base):
-    """One attack or defence run on one entry, with what is needed to reproduce it."""
+    """One attack or defence run on one entry, or one set of figures a source published.
+
+    ``source`` says who produced the figures (``evaluate`` for our harness, a publication
+    such as ``securitynet-release``); ``config_digest`` identifies the configuration (attack
+    config, protocol, weights, library versions) so an identical run can be reused. The
+    figures are :class:`EvaluationMetric` rows.
+    """
 
     __tablename__ = "evaluation"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     entry_id: Mapped[str] = mapped_column(ForeignKey("entry.id", ondelete="CASCADE"), index=True)
     attack: Mapped[str] = mapped_column(String(64), index=True)
+    variant: Mapped[str | None] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(
+        String(96), index=True, default="evaluate", server_default="evaluate"
+    )
+    dataset: Mapped[str | None] = mapped_column(ForeignKey("dataset.name"), index=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    data_protocol: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    protocol: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    seed: Mapped[int | None] = mapped_column(Integer)
+    config_digest: Mapped[str | None] = mapped_column(String(64), index=True)
     versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    device: Mapped[str | None] = mapped_column(String(64))
     duration_s: Mapped[float | None] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16), default="ok", index=True)
     error: Mapped[str | None] = mapped_column(Text)
+    evidence: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     entry: Mapped[Entry] = relationship(back_populates="evaluations")
+    metrics: Mapped[list[EvaluationMetric]] = relationship(
+        back_populates="evaluation",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="EvaluationMetric.id",
+    )
+
+    __table_args__ = (Index("ix_evaluation_entry_id_attack", "entry_id", "attack"),)
+
+
+class EvaluationMetric(Base):
+    """One figure of one evaluation: accuracy in percent, AUC, agreement, TPR as fractions."""
+
+    __tablename__ = "evaluation_metric"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    evaluation_id: Mapped[int] = mapped_column(
+        ForeignKey("evaluation.id", ondelete="CASCADE"), index=True
+    )
+    metric: Mapped[str] = mapped_column(String(64), index=True)
+    value: Mapped[float] = mapped_column(Float)
+    lower: Mapped[float | None] = mapped_column(Float)
+    upper: Mapped[float | None] = mapped_column(Float)
+
+    evaluation: Mapped[Evaluation] = relationship(back_populates="metrics")
+
+    __table_args__ = (
+        UniqueConstraint("evaluation_id", "metric", name="uq_evaluation_metric_evaluation_id_metric"),
+        Index("ix_evaluation_metric_metric_value", "metric", "value"),
+    )

@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session, selectinload
 
 from securitynet.annotate.datasets import canonical_dataset
 from securitynet.annotate.licences import spdx_licence
-from securitynet.catalogue.models import Entry
+from securitynet.catalogue.models import Entry, Evaluation
 from securitynet.errors import EntryNotFoundError, InvalidQueryError
 from securitynet.ids import normalise_source, parse_id
 from securitynet.records import (
+    ANNOTATED_FIELDS,
+    UPSTREAM_FIELDS,
     AccuracyClaim,
     CatalogueEntry,
     DatasetLink,
@@ -203,18 +205,8 @@ def _load_spec(e: Entry) -> LoadSpec | None:
 def _to_record(e: Entry) -> CatalogueEntry:
     return CatalogueEntry(
         id=e.id,
-        task=e.task,
-        architecture=e.architecture,
-        family=e.family,
-        num_classes=e.num_classes,
-        input_size=e.input_size,
-        params=e.params,
-        gflops=e.gflops,
-        licence=e.licence,
-        paper=e.paper,
-        library=e.library,
-        upstream_url=e.upstream_url,
-        revision=e.revision,
+        **{f: getattr(e, f) for f in ANNOTATED_FIELDS},
+        **{f: getattr(e, f) for f in UPSTREAM_FIELDS},
         upstream_modified=e.upstream_modified,
         tags=list(e.tags or []),
         datasets=[DatasetLink.model_validate(d, from_attributes=True) for d in e.datasets],
@@ -244,7 +236,7 @@ _FULL = (
     selectinload(Entry.claims),
     selectinload(Entry.facts),
     selectinload(Entry.errors),
-    selectinload(Entry.evaluations),
+    selectinload(Entry.evaluations).selectinload(Evaluation.metrics),
     selectinload(Entry.label_set),
 )
 

@@ -22,6 +22,12 @@ def _annotations() -> dict[str, Any]:
     return curated_json_schema()
 
 
+def _archspec() -> dict[str, Any]:
+    from securitynet.annotate.archspec import archspec_json_schema
+
+    return archspec_json_schema()
+
+
 def _export_row() -> dict[str, Any]:
     from securitynet.catalogue.export import ExportRow
 
@@ -37,6 +43,10 @@ def _export_full() -> dict[str, Any]:
 #: file name under schema/ -> (title, what makes it)
 SCHEMAS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "annotations.schema.json": ("A curated annotation file (annotations/*.yaml)", _annotations),
+    "archspec.schema.json": (
+        "A declared architecture (architecture_spec in a curated annotation file)",
+        _archspec,
+    ),
     "export.schema.json": ("One row of a flat export (securitynet export FILE)", _export_row),
     "export-full.schema.json": (
         "One entry of a full export (securitynet export --full FILE)",

@@ -18,13 +18,14 @@ Built-in builders:
 - ``pytorchcv``: ``pytorchcv.model_provider.get_model(arch, pretrained=False)``.
 - ``transformers``: ``AutoModelForImageClassification`` from the cached ``config.json``;
   a config with ``auto_map`` (remote code) is refused, ``trust_remote_code`` is never set.
-- ``state-dict``: a plain sequence of torch layers described in ``LoadSpec.kwargs["layers"]``.
+- ``state-dict``: a plain sequence of torch layers described in ``LoadSpec.kwargs["layers"]``
+  (:mod:`securitynet.loader.layernet`; curated files declare it as an architecture spec,
+  :mod:`securitynet.annotate.archspec`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -141,6 +142,8 @@ def list_builders() -> list[str]:
 def _ensure_builtins() -> None:
     if _REGISTRY:
         return
+    from securitynet.loader.layernet import StateDictBuilder
+
     for builder in (TimmBuilder(), TorchvisionBuilder(), PytorchcvBuilder(), TransformersBuilder(), StateDictBuilder()):
         _REGISTRY.setdefault(builder.name, builder)
 
@@ -309,18 +312,19 @@ def parse_timm_config(config: dict[str, Any]) -> tuple[str, dict[str, Any], dict
     for key in ("url", "file", "hf_hub_id", "hf_hub_filename", "state_dict", "source"):
         pretrained_cfg.pop(key, None)
     for key, value in model_args.items():
-        if not _plain_json(value):
+        if not plain_json(value):
             raise UnsupportedEntryError(f"timm config.json model_args[{key!r}] is not plain data")
     return arch, pretrained_cfg, model_args
 
 
-def _plain_json(value: Any) -> bool:
+def plain_json(value: Any) -> bool:
+    """True for JSON-like plain data (numbers, strings, booleans, None, lists and str-keyed dicts)."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return True
     if isinstance(value, (list, tuple)):
-        return all(_plain_json(v) for v in value)
+        return all(plain_json(v) for v in value)
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain_json(v) for k, v in value.items())
+        return all(isinstance(k, str) and plain_json(v) for k, v in value.items())
     return False
 
 
@@ -595,132 +599,6 @@ def preprocessing_from_hf(pre: dict[str, Any], *, channels: int = 3) -> dict[str
         else:
             out.update(input_size=(channels, edge, edge), crop_mode="center", crop_pct=1.0)
     return out
-
-
-# --- nets described as data ---------------------------------------------------------------
-
-#: op name -> torch.nn class name. Only these can appear in a ``state-dict`` layer list.
-LAYER_OPS: dict[str, str] = {
-    "conv1d": "Conv1d",
-    "conv2d": "Conv2d",
-    "linear": "Linear",
-    "batch_norm1d": "BatchNorm1d",
-    "batch_norm2d": "BatchNorm2d",
-    "layer_norm": "LayerNorm",
-    "relu": "ReLU",
-    "leaky_relu": "LeakyReLU",
-    "gelu": "GELU",
-    "tanh": "Tanh",
-    "sigmoid": "Sigmoid",
-    "max_pool2d": "MaxPool2d",
-    "avg_pool2d": "AvgPool2d",
-    "adaptive_avg_pool2d": "AdaptiveAvgPool2d",
-    "flatten": "Flatten",
-    "dropout": "Dropout",
-    "dropout2d": "Dropout2d",
-    "identity": "Identity",
-    "log_softmax": "LogSoftmax",
-    "softmax": "Softmax",
-}
-
-
-def _layer_net_class() -> type:
-    from torch import nn
-
-    class LayerNet(nn.Module):
-        """Layers applied in order; each named layer sits at its (dotted) state-dict path."""
-
-        def __init__(self, layers: list[tuple[str | None, nn.Module]]) -> None:
-            super().__init__()
-            self._order: list[str] = []
-            unnamed = nn.ModuleList()
-            for name, module in layers:
-                if name is None:
-                    unnamed.append(module)
-                    self._order.append(f"_unnamed.{len(unnamed) - 1}")
-                    continue
-                parent: nn.Module = self
-                *path, leaf = name.split(".")
-                for part in path:
-                    child = parent._modules.get(part)
-                    if child is None:
-                        child = nn.Module()
-                        parent.add_module(part, child)
-                    parent = child
-                if leaf in parent._modules:
-                    raise UnsupportedEntryError(f"layer name {name!r} used twice")
-                parent.add_module(leaf, module)
-                self._order.append(name)
-            if len(unnamed):
-                self.add_module("_unnamed", unnamed)
-
-        def forward(self, x: Any) -> Any:
-            for name in self._order:
-                x = self.get_submodule(name)(x)
-            return x
-
-    return LayerNet
-
-
-def build_layer_net(layers: Any) -> nn.Module:
-    """An ``nn.Module`` from a list of layer descriptions::
-
-        [{"op": "conv2d", "name": "conv1", "in_channels": 1, "out_channels": 20, "kernel_size": 5},
-         {"op": "relu"}, {"op": "max_pool2d", "kernel_size": 2}, {"op": "flatten"},
-         {"op": "linear", "name": "fc1", "in_features": 800, "out_features": 500}, ...]
-
-    Arguments are the torch.nn constructor's own, checked against its signature; values
-    must be numbers, strings, booleans or lists of them. A layer with parameters or
-    buffers needs a ``name`` (its state-dict prefix, dotted for nesting: ``features.0``).
-    """
-    from torch import nn
-
-    if not isinstance(layers, list) or not layers:
-        raise UnsupportedEntryError("state-dict builder needs LoadSpec.kwargs['layers']: a non-empty list")
-    built: list[tuple[str | None, nn.Module]] = []
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, dict) or not isinstance(layer.get("op"), str):
-            raise UnsupportedEntryError(f"layer {i}: expected a mapping with an 'op'")
-        args = {k: v for k, v in layer.items() if k not in ("op", "name")}
-        op, name = layer["op"], layer.get("name")
-        if op not in LAYER_OPS:
-            raise UnsupportedEntryError(f"layer {i}: unknown op {op!r}", hint=f"Known: {', '.join(LAYER_OPS)}.")
-        cls = getattr(nn, LAYER_OPS[op])
-        accepted = set(inspect.signature(cls).parameters) - {"device", "dtype"}
-        unknown = set(args) - accepted
-        if unknown:
-            raise UnsupportedEntryError(f"layer {i} ({op}): unknown arguments {sorted(unknown)}")
-        for key, value in args.items():
-            if not _plain_json(value) or isinstance(value, dict):
-                raise UnsupportedEntryError(f"layer {i} ({op}): argument {key!r} is not a plain value")
-        if name is not None and (not isinstance(name, str) or not all(p.isidentifier() or p.isdigit() for p in name.split("."))):
-            raise UnsupportedEntryError(f"layer {i}: bad name {name!r}")
-        try:
-            module = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items()})
-        except (TypeError, ValueError) as exc:
-            raise UnsupportedEntryError(f"layer {i} ({op}): {exc}") from exc
-        if name is None and (any(True for _ in module.parameters()) or any(True for _ in module.buffers())):
-            raise UnsupportedEntryError(f"layer {i} ({op}) has weights and needs a 'name'")
-        built.append((name, module))
-    net: nn.Module = _layer_net_class()(built)
-    return net
-
-
-class StateDictBuilder:
-    """Plain state dicts of small nets whose architecture is data on the entry
-    (``LoadSpec.kwargs["layers"]``, see :func:`build_layer_net`)."""
-
-    name = "state-dict"
-
-    def companion_files(self, record: EntryRecord, spec: LoadSpec) -> dict[str, FileRef]:
-        return {}
-
-    def build(self, ctx: BuildContext) -> BuiltNet:
-        net = construct(ctx, lambda: build_layer_net(ctx.spec.kwargs.get("layers")))
-        unknown = set(ctx.spec.kwargs) - {"layers"}
-        if unknown:
-            raise UnsupportedEntryError(f"state-dict builder: unknown kwargs {sorted(unknown)}")
-        return BuiltNet(net, {})
 
 
 class ModuleBuilder:

@@ -14,7 +14,18 @@ from sqlalchemy.orm import Session
 from securitynet.catalogue.api import Catalogue
 from securitynet.catalogue.ingest import seed_datasets, write_records
 from securitynet.catalogue.models import Entry
-from securitynet.records import AccuracyClaim, DatasetLink, EntryRecord, FileRef, Metric, Stage
+from securitynet.catalogue.results import add_evaluations
+from securitynet.records import (
+    AccuracyClaim,
+    DatasetLink,
+    EntryRecord,
+    EvaluationRecord,
+    FileRef,
+    Metric,
+    MetricResult,
+    Purpose,
+    Stage,
+)
 
 
 def sha_of(url: str) -> str:
@@ -172,6 +183,60 @@ RECORDS: list[EntryRecord] = [
     ),
 ]
 
+
+def _mia(
+    entry_id: str, auc: float, *, source: str = "evaluate", seed: int = 0
+) -> tuple[str, EvaluationRecord]:
+    return entry_id, EvaluationRecord(
+        attack="mia",
+        variant="modified-entropy",
+        source=source,
+        dataset="cifar10",  # stored under its canonical name
+        protocol={"members": "train[:1000]", "non_members": "test[:1000]"},
+        seed=seed,
+        config_digest=f"{seed:064x}",
+        metrics=[
+            MetricResult(metric="auc", value=auc, lower=auc - 0.02, upper=auc + 0.02),
+            MetricResult(metric="tpr_at_1pct_fpr", value=auc / 50),
+        ],
+    )
+
+
+#: Evaluations (one of them failed, without figures): v_results and Catalogue.results.
+EVALUATIONS: list[tuple[str, EvaluationRecord]] = [
+    _mia("imgclsmob:resnet20_cifar10", 0.52),
+    _mia("imgclsmob:resnet56_cifar10", 0.56),
+    _mia("imgclsmob:wrn16_10_cifar10", 0.60),
+    _mia("imgclsmob:wrn16_10_cifar10", 0.58, source="securitynet-release"),
+    (
+        "imgclsmob:resnet20_cifar10",
+        EvaluationRecord(
+            attack="model-stealing",
+            source="securitynet-release",
+            dataset="CIFAR-10",
+            evidence="Benchmark Models, row 3",
+            metrics=[
+                MetricResult(metric="accuracy", value=81.5),
+                MetricResult(metric="agreement", value=0.86),
+            ],
+        ),
+    ),
+    (
+        "imgclsmob:densenet40_k12_cifar10",
+        EvaluationRecord(attack="mia", variant="lira", status="failed", error="out of memory"),
+    ),
+    _mia("timm:resnet18.gone_in1k", 0.9),
+]
+
+#: Curated annotations on two entries (the columns users filter on).
+ANNOTATED = {
+    "imgclsmob:wrn16_10_cifar10": {"purpose": Purpose.BENCHMARK, "venue": "BMVC", "year": 2016},
+    "hf:someone/mystery-net": {"purpose": Purpose.SECURITY, "venue": "arXiv", "year": 2021},
+}
+for _r in RECORDS:
+    for _key, _value in ANNOTATED.get(_r.id, {}).items():
+        setattr(_r, _key, _value)
+
 #: Marked removed upstream after writing: hidden unless --include-removed.
 REMOVED = "timm:resnet18.gone_in1k"
 LIVE = [r for r in RECORDS if r.id != REMOVED]
@@ -191,6 +256,8 @@ def fill(
         seed_datasets(session)
         for source, batch in by_source.items():
             write_records(session, batch, origin=source)
+        if records is RECORDS:
+            add_evaluations(session, EVALUATIONS)
         session.execute(
             update(Entry).where(Entry.id.in_(list(removed))).values(removed_upstream=True)
         )

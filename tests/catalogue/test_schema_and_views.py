@@ -31,6 +31,7 @@ VIEWS = (
     "v_accuracy_per_dataset",
     "v_claims",
     "v_training_chain",
+    "v_results",
 )
 
 

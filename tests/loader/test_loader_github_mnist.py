@@ -1,15 +1,15 @@
-"""The six real GitHub MNIST / Fashion-MNIST checkpoints in ../shared load through the
-whole path (served over loopback HTTP with their sha256 pinned, read safely, converted,
-checked against an architecture described as data) and score on the real MNIST test set
-exactly what PROVENANCE.md measured.
+"""The six real GitHub MNIST / Fashion-MNIST checkpoints in ../shared, as catalogue entries.
 
-The architectures are the ``state-dict`` builder's layer lists, written from the layer
-descriptions in PROVENANCE.md; the preprocessing is the entry's (mean/std or none)."""
+Local git repositories are made from the shared files with their real ``origin`` and the
+files at their real paths; ``add github ./clone`` catalogues them (ids from the origin,
+revision = HEAD, files pinned by sha256 and put in the cache), the curated file
+``annotations/github-mnist.yaml`` gives each its declared architecture, preprocessing, data
+set and measured accuracy, and ``sn.load(id)`` loads them with no network. Each then scores
+on the real test split exactly what PROVENANCE.md measured."""
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -17,58 +17,35 @@ import numpy as np
 import pytest
 import torch
 
-from securitynet.loader import load_entry
-from securitynet.records import EntryRecord, FileRef, LoadSpec
+import securitynet as sn
+from securitynet.catalogue.api import Catalogue
+from securitynet.errors import InvalidQueryError, UnsupportedEntryError
+from securitynet.settings import get_settings
+from tests.githubclones import SHARED_IDS, clone_shared_checkpoints, git, make_clone
 
-MNIST_NORM = {"mean": (0.1307,), "std": (0.3081,)}
-NO_NORM = {"mean": (0.0,), "std": (1.0,)}
+#: shared file -> MNIST test accuracy (%) PROVENANCE.md measured with the entry's input
+MNIST_ACCURACY: dict[str, float] = {
+    "Zhuzhenghao--mnist-data--mnist_cnn.pt": 4.63,  # a Fashion-MNIST net, scored on MNIST
+    "GianMan89--MNIST_handwritten_digits_classifier--mnist_cnn.pt": 98.97,
+    "john-samurai--AttackDefenseMNIST-trainedModel--mnist_cnn.pt": 98.89,
+    "john-samurai--AttackDefenseMNIST-trainedModel--mnist_cnn_overfitted.pt": 58.93,
+    "john-samurai--AttackDefenseMNIST-trainedModel--full_MIA-defense_model.pt": 93.75,
+    "john-samurai--AttackDefenseMNIST-trainedModel--stolen_models-attacker_surrogate_simple_cnn_1000samples.pt": 92.64,
+}
+OUTPUT = {
+    "Zhuzhenghao--mnist-data--mnist_cnn.pt": "log_softmax",
+    "GianMan89--MNIST_handwritten_digits_classifier--mnist_cnn.pt": "softmax",
+    "john-samurai--AttackDefenseMNIST-trainedModel--mnist_cnn.pt": "log_softmax",
+    "john-samurai--AttackDefenseMNIST-trainedModel--mnist_cnn_overfitted.pt": "log_softmax",
+    "john-samurai--AttackDefenseMNIST-trainedModel--full_MIA-defense_model.pt": "logits",
+    "john-samurai--AttackDefenseMNIST-trainedModel--stolen_models-attacker_surrogate_simple_cnn_1000samples.pt": "log_softmax",
+}
 
-
-def conv(name: str, cin: int, cout: int, k: int, **kw: Any) -> dict[str, Any]:
-    return {"op": "conv2d", "name": name, "in_channels": cin, "out_channels": cout, "kernel_size": k, **kw}
-
-
-def fc(name: str, fin: int, fout: int) -> dict[str, Any]:
-    return {"op": "linear", "name": name, "in_features": fin, "out_features": fout}
-
-
-RELU, POOL, FLAT = {"op": "relu"}, {"op": "max_pool2d", "kernel_size": 2}, {"op": "flatten"}
-LOG_SOFTMAX, SOFTMAX = {"op": "log_softmax", "dim": 1}, {"op": "softmax", "dim": 1}
-
-#: file -> (layers, normalisation, output, data set, test accuracy % from PROVENANCE.md)
-NETS: dict[str, tuple[list[dict[str, Any]], dict[str, Any], str, str, float | None]] = {
-    "Zhuzhenghao--mnist-data--mnist_cnn.pt": (
-        [conv("conv1", 1, 20, 5), RELU, POOL, conv("conv2", 20, 50, 5), RELU, POOL, FLAT,
-         fc("fc1", 800, 500), RELU, fc("fc2", 500, 10), LOG_SOFTMAX],
-        NO_NORM, "log_softmax", "Fashion-MNIST", 4.63,  # its score on MNIST, as a Fashion net
-    ),
-    "GianMan89--MNIST_handwritten_digits_classifier--mnist_cnn.pt": (
-        [conv("conv1", 1, 32, 3, padding=1), RELU, POOL, conv("conv2", 32, 64, 3, padding=1), RELU, POOL, FLAT,
-         fc("fc1", 3136, 128), RELU, fc("fc2", 128, 10), SOFTMAX],
-        MNIST_NORM, "softmax", "MNIST", 98.97,
-    ),
-    "john-samurai--AttackDefenseMNIST-trainedModel--mnist_cnn.pt": (
-        [conv("conv1", 1, 6, 3, padding=1), RELU, POOL, conv("conv2", 6, 16, 5), RELU, POOL, FLAT,
-         fc("fc1", 400, 120), RELU, fc("fc2", 120, 84), RELU, fc("fc3", 84, 10), LOG_SOFTMAX],
-        MNIST_NORM, "log_softmax", "MNIST", 98.89,
-    ),
-    "john-samurai--AttackDefenseMNIST-trainedModel--mnist_cnn_overfitted.pt": (
-        [conv("conv1", 1, 8, 5, stride=2, padding=2), RELU, POOL, FLAT,
-         fc("fc1", 392, 50), RELU, fc("fc2", 50, 10), LOG_SOFTMAX],
-        NO_NORM, "log_softmax", "MNIST", 58.93,
-    ),
-    "john-samurai--AttackDefenseMNIST-trainedModel--full_MIA-defense_model.pt": (
-        [conv("conv1", 1, 32, 3, padding=1), RELU, POOL, {"op": "dropout2d", "p": 0.1},
-         conv("conv2", 32, 64, 3, padding=1), RELU, POOL, FLAT,
-         fc("fc1", 3136, 128), RELU, {"op": "dropout", "p": 0.3}, fc("fc2", 128, 10)],
-        MNIST_NORM, "logits", "MNIST", 93.75,
-    ),
-    "john-samurai--AttackDefenseMNIST-trainedModel--stolen_models-attacker_surrogate_simple_cnn_1000samples.pt": (
-        [conv("features.0", 1, 16, 3, padding=1), RELU, POOL, conv("features.3", 16, 32, 3, padding=1), RELU, POOL,
-         FLAT, fc("classifier.0", 1568, 64), RELU, {"op": "dropout", "p": 0.5}, fc("classifier.3", 64, 10),
-         LOG_SOFTMAX],
-        MNIST_NORM, "log_softmax", "MNIST", 92.64,
-    ),
+#: Full 10,000-image runs of these take 10-25 s each on two CPU cores: marked slow.
+HEAVY = {
+    "GianMan89--MNIST_handwritten_digits_classifier--mnist_cnn.pt",
+    "john-samurai--AttackDefenseMNIST-trainedModel--full_MIA-defense_model.pt",
+    "john-samurai--AttackDefenseMNIST-trainedModel--stolen_models-attacker_surrogate_simple_cnn_1000samples.pt",
 }
 
 
@@ -80,44 +57,29 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-@pytest.fixture(scope="module")
-def mnist_test(shared_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    images = read_idx(shared_dir / "data/mnist/t10k-images-idx3-ubyte.gz")
-    labels = read_idx(shared_dir / "data/mnist/t10k-labels-idx1-ubyte.gz")
+def _test_split(shared_dir: Path, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    images = read_idx(shared_dir / f"data/{name}/t10k-images-idx3-ubyte.gz")
+    labels = read_idx(shared_dir / f"data/{name}/t10k-labels-idx1-ubyte.gz")
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
-def github_record(name: str, url: str, sha256: str, size: int) -> EntryRecord:
-    layers, norm, output, dataset, _ = NETS[name]
-    owner, repo, path = name.split("--", 2)
-    return EntryRecord(
-        id=f"github:{owner}/{repo}/{path}",
-        files=[FileRef(url=url, sha256=sha256, size=size, format="pytorch")],
-        load=LoadSpec(
-            builder="state-dict",
-            architecture="sequential",
-            kwargs={"layers": layers},
-            input_size=(1, 28, 28),
-            crop_pct=1.0,
-            label_set=dataset,
-            output=output,
-            **norm,
-        ),
-    )
+@pytest.fixture(scope="module")
+def mnist_test(shared_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    return _test_split(shared_dir, "mnist")
 
 
-#: Full 10,000-image runs of these take 10-25 s each on two CPU cores: marked slow.
-HEAVY = {
-    "GianMan89--MNIST_handwritten_digits_classifier--mnist_cnn.pt",
-    "john-samurai--AttackDefenseMNIST-trainedModel--full_MIA-defense_model.pt",
-    "john-samurai--AttackDefenseMNIST-trainedModel--stolen_models-attacker_surrogate_simple_cnn_1000samples.pt",
-}
+@pytest.fixture(scope="module")
+def clones(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return clone_shared_checkpoints(shared_dir, tmp_path_factory.mktemp("clones"))
 
 
-def _load(name: str, shared_dir: Path, http_server) -> Any:
-    body = (shared_dir / "checkpoints/github-mnist" / name).read_bytes()
-    url = http_server.add(f"/{name}", body)
-    return load_entry(github_record(name, url, hashlib.sha256(body).hexdigest(), len(body)))
+@pytest.fixture(scope="module")
+def catalogue(clones: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Catalogue:
+    """A catalogue holding the three repositories, added from their local clones."""
+    cat = Catalogue(settings=get_settings(home=tmp_path_factory.mktemp("home"), offline=True))
+    for path in clones.values():
+        sn.add_github(path, catalogue=cat)
+    return cat
 
 
 def _accuracy(loaded: Any, images: torch.Tensor, labels: torch.Tensor) -> float:
@@ -128,35 +90,67 @@ def _accuracy(loaded: Any, images: torch.Tensor, labels: torch.Tensor) -> float:
     return (probs.argmax(dim=1) == labels).double().mean().item() * 100
 
 
+def test_the_clones_become_six_resolved_github_entries(catalogue: Catalogue, clones: dict[str, Path]) -> None:
+    entries = catalogue.search(source="github", sort="id", descending=False)
+    assert sorted(e.id for e in entries) == sorted(SHARED_IDS.values())
+    heads = {repo: git(path, "rev-parse", "HEAD") for repo, path in clones.items()}
+    for name, eid in SHARED_IDS.items():
+        entry = catalogue.get(eid)
+        repo = eid.removeprefix("github:").split("/", 2)
+        assert entry.revision == heads[f"{repo[0]}/{repo[1]}"]
+        assert entry.upstream_url == f"https://github.com/{repo[0]}/{repo[1]}/blob/{entry.revision}/{repo[2]}"
+        (ref,) = entry.files
+        assert ref.url.startswith("https://raw.githubusercontent.com/") and ref.url.endswith(repo[2])
+        assert entry.load is not None and entry.load.builder == "state-dict"
+        assert entry.load.output == OUTPUT[name]
+        assert entry.num_classes == 10 and entry.input_size == 28
+        assert entry.arch_resolution == "declared"
+        assert any(f.source == "curated:github-mnist.yaml" and f.key == "architecture" for f in entry.facts)
+    fashion = catalogue.get(SHARED_IDS["Zhuzhenghao--mnist-data--mnist_cnn.pt"])
+    assert fashion.dataset == "Fashion-MNIST" and fashion.top1 == pytest.approx(74.77)
+    defended = catalogue.get(SHARED_IDS["john-samurai--AttackDefenseMNIST-trainedModel--full_MIA-defense_model.pt"])
+    assert defended.dataset == "MNIST" and defended.top1 == pytest.approx(93.75)
+    assert defended.load is not None and defended.load.state_dict_key == "model_state_dict"
+
+
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in sorted(NETS)]
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in sorted(MNIST_ACCURACY)]
 )
 def test_real_github_checkpoint_scores_exactly_as_measured(
-    name: str, shared_dir: Path, http_server, mnist_test: tuple[torch.Tensor, torch.Tensor]
+    name: str, catalogue: Catalogue, mnist_test: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
-    """All 10,000 MNIST test images: the accuracy PROVENANCE.md reports, to 0.01 %."""
-    loaded = _load(name, shared_dir, http_server)
+    """All 10,000 MNIST test images, loaded by id from the clone's files (offline)."""
+    loaded = sn.load(SHARED_IDS[name], catalogue=catalogue, offline=True)
     assert not loaded.net.training
-    assert _accuracy(loaded, *mnist_test) == pytest.approx(NETS[name][4], abs=0.005)
+    assert _accuracy(loaded, *mnist_test) == pytest.approx(MNIST_ACCURACY[name], abs=0.005)
     assert loaded.labels is not None and len(loaded.labels) == 10
 
 
 @pytest.mark.parametrize("name", sorted(HEAVY))
 def test_real_github_checkpoint_scores_close_on_a_slice(
-    name: str, shared_dir: Path, http_server, mnist_test: tuple[torch.Tensor, torch.Tensor]
+    name: str, catalogue: Catalogue, mnist_test: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
     """The first 1,000 test images (the full run of these nets is marked slow)."""
-    loaded = _load(name, shared_dir, http_server)
+    loaded = sn.load(SHARED_IDS[name], catalogue=catalogue, offline=True)
     images, labels = mnist_test
-    assert _accuracy(loaded, images[:1000], labels[:1000]) == pytest.approx(NETS[name][4], abs=2.5)
+    assert _accuracy(loaded, images[:1000], labels[:1000]) == pytest.approx(MNIST_ACCURACY[name], abs=2.5)
 
 
-def test_a_pil_digit_goes_through_the_same_transform(shared_dir: Path, http_server, mnist_test) -> None:
+def test_the_fashion_net_scores_its_curated_accuracy_on_fashion_mnist(
+    catalogue: Catalogue, shared_dir: Path
+) -> None:
+    eid = SHARED_IDS["Zhuzhenghao--mnist-data--mnist_cnn.pt"]
+    loaded = sn.load(eid, catalogue=catalogue, offline=True)
+    assert loaded.labels is not None and loaded.labels[0] == "T-shirt/top"
+    assert _accuracy(loaded, *_test_split(shared_dir, "fashion-mnist")) == pytest.approx(
+        catalogue.get(eid).top1, abs=0.005
+    )
+
+
+def test_a_pil_digit_goes_through_the_same_transform(catalogue: Catalogue, mnist_test) -> None:
     from PIL import Image
 
-    name = "john-samurai--AttackDefenseMNIST-trainedModel--mnist_cnn.pt"
-    body = (shared_dir / "checkpoints/github-mnist" / name).read_bytes()
-    loaded = load_entry(github_record(name, http_server.add("/n.pt", body), hashlib.sha256(body).hexdigest(), len(body)))
+    loaded = sn.load(SHARED_IDS["john-samurai--AttackDefenseMNIST-trainedModel--mnist_cnn.pt"], catalogue=catalogue)
     images, labels = mnist_test
     pil = Image.fromarray(images[0].numpy())  # mode "L", 28 x 28
     x = loaded.transform(pil).unsqueeze(0)
@@ -167,17 +161,45 @@ def test_a_pil_digit_goes_through_the_same_transform(shared_dir: Path, http_serv
     assert loaded.transform(rgb).shape == (1, 28, 28)
 
 
-def test_the_mia_defense_checkpoint_keeps_its_metadata(shared_dir: Path, http_server) -> None:
-    """A wrapped checkpoint (model_state_dict + config + history): the tensors are
-    unwrapped by the safe reader, and plain metadata stays available beside the net."""
-    name = "john-samurai--AttackDefenseMNIST-trainedModel--full_MIA-defense_model.pt"
-    body = (shared_dir / "checkpoints/github-mnist" / name).read_bytes()
-    record = github_record(name, http_server.add("/d.pt", body), hashlib.sha256(body).hexdigest(), len(body))
-    record.load.state_dict_key = "model_state_dict"  # type: ignore[union-attr]
-    loaded = load_entry(record)
+def test_the_mia_defense_checkpoint_keeps_its_metadata(catalogue: Catalogue) -> None:
+    """A wrapped checkpoint (model_state_dict + config + history): the curated
+    state_dict_key picks the tensors, and plain metadata stays beside the net."""
+    loaded = sn.load(SHARED_IDS["john-samurai--AttackDefenseMNIST-trainedModel--full_MIA-defense_model.pt"], catalogue=catalogue)
     assert len(loaded.net.state_dict()) == 8
     assert "defense_design" in loaded.metadata and "training_history" in loaded.metadata
-    # The next load reads the converted safetensors copy: the metadata came along.
-    again = load_entry(record, offline=True)
-    assert [r.kind for r in again.files] == ["download", "convert"]
-    assert again.metadata == loaded.metadata
+
+
+def test_a_changed_file_gets_none_of_the_curated_facts(shared_dir: Path, tmp_path: Path) -> None:
+    """Same path, other bytes (a retrained net pushed later): the curated architecture
+    describes the old file, so the new entry stays unresolved and is not loaded as it."""
+    name = "john-samurai--AttackDefenseMNIST-trainedModel--mnist_cnn.pt"
+    body = bytearray((shared_dir / "checkpoints/github-mnist" / name).read_bytes())
+    clone = make_clone(tmp_path / "c", "john-samurai/AttackDefenseMNIST-trainedModel", {"mnist_cnn.pt": bytes(body) + b"\0"})
+    cat = Catalogue(settings=get_settings(home=tmp_path / "home"))
+    summary = sn.add_github(clone, catalogue=cat, resolve=False)
+    assert summary.added == 1
+    entry = cat.get(SHARED_IDS[name])
+    assert entry.load is None and entry.dataset is None and entry.top1 is None
+    assert entry.arch_resolution == "unresolved"
+    with pytest.raises(UnsupportedEntryError):
+        sn.load(entry.id, catalogue=cat, offline=True)
+
+
+def test_a_clone_of_another_host_is_refused(tmp_path: Path) -> None:
+    clone = make_clone(tmp_path / "c", "x/y", {"a.pt": b"x"}, origin="https://gitlab.com/x/y.git")
+    cat = Catalogue(settings=get_settings(home=tmp_path / "home"))
+    with pytest.raises(InvalidQueryError, match=r"not a github\.com repository"):
+        sn.add_github(clone, catalogue=cat)
+    assert cat.count(source="github") == 0
+
+
+def test_purpose_and_training_size_are_filterable(catalogue: Catalogue) -> None:
+    rows = catalogue.sql(
+        "SELECT id, purpose, train_size FROM entry WHERE source = 'github' AND purpose = 'security' ORDER BY train_size"
+    ).rows
+    assert [(r[0].rsplit("/", 1)[-1], r[2]) for r in rows] == [
+        ("mnist_cnn_overfitted.pt", 50),
+        ("attacker_surrogate_simple_cnn_1000samples.pt", 1000),
+        ("full_MIA-defense_model.pt", 3000),
+        ("mnist_cnn.pt", 60000),
+    ]
