@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
+import pytest
 from sqlalchemy.orm import Session
 
 from securitynet.catalogue.api import Catalogue
@@ -43,3 +45,16 @@ def test_list_and_stats_count_each_file_once(empty_catalogue: Catalogue, cli: In
     assert [(r["dataset"], r["entries"]) for r in stats] == [("ImageNet-1k", 3)]
     stats = json.loads(cli("stats", "--test-nets", "--shared-weights", "--format", "json").stdout)
     assert [(r["dataset"], r["entries"]) for r in stats] == [("ImageNet-1k", len(RECORDS))]
+
+
+def test_the_readme_commands_run(catalogue: Catalogue, cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The two commands of the README's "Reading the figures" section, as written there."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Reading the figures", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split() for line in section.strip().splitlines()]
+    assert [c[:2] for c in commands] == [["securitynet", "list"], ["securitynet", "stats"]]
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        run = cli(*command[1:])
+        assert run.code == 0, (command, run.stderr)
+    assert (tmp_path / "families.pdf").read_bytes()[:5] == b"%PDF-"
