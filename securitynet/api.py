@@ -41,7 +41,9 @@ def load(
     record = cat.get(entry_id)
     if record.load is None:
         _raise_unresolved(record)
-    return load_entry(record, device=device, offline=offline, settings=cat.settings)
+    loaded = load_entry(record, device=device, offline=offline, settings=cat.settings)
+    pin_downloads(cat, loaded)
+    return loaded
 
 
 def _raise_unresolved(record: EntryRecord) -> None:
@@ -175,3 +177,11 @@ def _resolved(record: EntryRecord, path: Path, index: SignatureIndex) -> EntryRe
             evidence={**record.evidence, "architecture": f"signature match against {index.size} registry nets"},
         )
     return record.model_copy(update=update)
+
+
+def pin_downloads(cat: Catalogue, loaded: LoadedNet) -> int:
+    """Write the full sha256 (and size) of the files ``loaded`` was read from back to the
+    catalogue, where it had only what the source publishes (a hash prefix, a sha1 of an
+    archive member, nothing): after the first verified download the file is pinned whole."""
+    downloads = [f for f in loaded.files if f.kind == "download" and f.url]
+    return cat.record_verified_files(loaded.entry.id, downloads) if downloads else 0

@@ -49,6 +49,7 @@ class Purpose(StrEnum):
 
     BENCHMARK = "benchmark"  # a model zoo or a paper's main model
     SECURITY = "security"  # a model from security research (an attack, a defence)
+    OTHER = "other"  # neither (the release's label for e.g. its MedMNIST baselines)
 
 
 class _Record(BaseModel):
@@ -200,6 +201,10 @@ class EntryRecord(_Record):
     files: list[FileRef] = Field(default_factory=list)
     load: LoadSpec | None = None
     evidence: dict[str, str] = Field(default_factory=dict, description="Field name -> evidence.")
+    extra_facts: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Facts with no entry column (e.g. 'num_authors'), kept as fact rows.",
+    )
     errors: list[str] = Field(default_factory=list, description="Per-entry annotation problems.")
     raw: dict[str, Any] = Field(default_factory=dict, description="Upstream payload, as received.")
 
@@ -227,7 +232,9 @@ class EntryRecord(_Record):
         values = [
             c.value
             for c in self.claims
-            if c.metric is Metric.TOP1 and (target is None or c.dataset == target)
+            if c.metric is Metric.TOP1
+            and c.split != "train"  # accuracy on the training data says nothing of the net
+            and (target is None or c.dataset == target)
         ]
         return max(values) if values else None
 
@@ -354,6 +361,53 @@ class ResultRecord(_Record):
     seed: int | None = None
     config_digest: str | None = None
     created_at: datetime | None = None
+
+
+class Attachment(_Record):
+    """What a source says about an entry it does not own (or adds to one it does): claims,
+    facts and evaluation figures, stored with the source's provenance beside everything
+    else known about the entry, never overwriting it. Entry columns that are still empty
+    are filled from ``facts`` (an annotation users filter on, such as ``purpose``)."""
+
+    entry_id: str
+    source: str = Field(description="Who said it (also the writer of the rows).")
+    evidence: str | None = None
+    claims: list[AccuracyClaim] = Field(default_factory=list)
+    facts: dict[str, Any] = Field(default_factory=dict)
+    evaluations: list[EvaluationRecord] = Field(default_factory=list)
+
+    @field_validator("entry_id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        return str(parse_id(value))
+
+
+class ImportSummary(_Record):
+    """What one import did."""
+
+    importer: str
+    location: str
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    attached: int = 0
+    missing: list[str] = Field(default_factory=list, description="Entries to attach to that are not catalogued.")
+    claims: int = 0
+    evaluations: int = 0
+    figures: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        text = (
+            f"{self.importer}: {self.added} added, {self.updated} updated, "
+            f"{self.unchanged} unchanged, {self.removed} marked removed, "
+            f"{self.attached} attached to other sources' entries, {self.claims} claims, "
+            f"{self.evaluations} evaluations ({self.figures} figures) ({self.seconds:.1f} s)"
+        )
+        if self.missing:
+            text += f"; {len(self.missing)} not attached (not in the catalogue)"
+        return text
 
 
 class CatalogueEntry(EntryRecord):

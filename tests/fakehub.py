@@ -28,7 +28,6 @@ import json
 import re
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,6 +80,39 @@ class Request:
         return "other"
 
 
+class StoppableServer(ThreadingHTTPServer):
+    """A threading HTTP server whose handler threads end with it. :meth:`stop` hangs up every
+    open connection (a kept-alive client holds its handler thread in a read forever) and
+    joins the threads: none outlives the test to write to a closed socket later."""
+
+    daemon_threads = False
+    block_on_close = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open: set[Any] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def stop(self) -> None:
+        self.shutdown()
+        with self._open_lock:
+            still_open = list(self._open)
+        for sock in still_open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self.server_close()  # joins the handler threads
+
+
 class FakeHub:
     """A loopback Hub serving ``models`` (repo id -> model-info record) and ``files``."""
 
@@ -91,8 +123,10 @@ class FakeHub:
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: StoppableServer | None = None
         self._thread: threading.Thread | None = None
+        #: set by stop(): a stalled handler wakes at once and writes nothing more
+        self._stopping = threading.Event()
 
     # --- content ------------------------------------------------------------------------------
 
@@ -187,8 +221,10 @@ class FakeHub:
 
     def start(self) -> FakeHub:
         handler = type("Handler", (_Handler,), {"hub": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
+        self._stopping.clear()
+        # handler threads are joined on stop(): none outlives the hub (one that wrote to a
+        # closed socket later, while a test had SIGPIPE at its default, killed pytest)
+        self._server = StoppableServer(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="fakehub", daemon=True
         )
@@ -196,10 +232,14 @@ class FakeHub:
         return self
 
     def stop(self) -> None:
+        """Stop serving and wait for every handler thread (stalled ones wake at once)."""
+        self._stopping.set()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
 
     def __enter__(self) -> FakeHub:
         return self.start()
@@ -279,7 +319,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
         fault = hub._take_fault(method, self.path)
         if fault is not None and fault.kind == "stall":
-            time.sleep(fault.delay)
+            if hub._stopping.wait(fault.delay):
+                self.close_connection = True
+                return  # the hub is stopping: answer nothing
             fault = None
         if fault is not None and fault.kind == "status":
             body = fault.body or json.dumps({"error": f"injected {fault.status}"}).encode()

@@ -184,7 +184,9 @@ class CuratedAnnotations(BaseModel):
 
 def load_annotation_file(path: Path) -> CuratedAnnotations:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # the C loader when libyaml is there: ten times faster on the 300-item files
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
         content = CuratedFile.model_validate(data)
     except (yaml.YAMLError, ValidationError) as exc:
         raise MalformedUpstreamError(

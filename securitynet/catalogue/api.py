@@ -28,6 +28,7 @@ from securitynet.records import (
     EntryRecord,
     EntrySummary,
     EvaluationRecord,
+    ImportSummary,
     ResultRecord,
     SyncSummary,
 )
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from securitynet.catalogue.sql import QueryResult
+    from securitynet.loader.cache import CacheRecord as VerifiedFile
 
 
 class Catalogue:
@@ -47,6 +49,9 @@ class Catalogue:
     ) -> None:
         self.settings = settings or get_settings()
         self.url = url or self.settings.resolved_database_url
+        #: the default file lives in $SECURITYNET_HOME, made on first use; a folder named
+        #: in a URL must exist (a typo must not create a database somewhere unexpected)
+        self._default_location = url is None and self.settings.database_url is None
         self._upgrade = upgrade
         self._engine: Engine | None = None
 
@@ -58,7 +63,9 @@ class Catalogue:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = open_engine(self.url, upgrade=self._upgrade)
+            self._engine = open_engine(
+                self.url, upgrade=self._upgrade, create_folder=self._default_location
+            )
         return self._engine
 
     @contextmanager
@@ -96,12 +103,36 @@ class Catalogue:
         if isinstance(sources, str):
             sources = [sources]
         summaries = sync_sources(
-            self.engine, sources, settings=self.settings, limit=limit, options=options
+            self.engine, sources, settings=self.settings, limit=limit, options=options, full=full
         )
         from securitynet.catalogue.curation import apply_curated_annotations
 
-        apply_curated_annotations(self.engine)
+        changed = any(s.added or s.updated or s.removed for s in summaries)
+        apply_curated_annotations(self.engine, entries_changed=changed or full)
+        if changed:
+            analyze(self.engine)
         return summaries
+
+    def import_from(self, importer: str, location: str | None = None) -> ImportSummary:
+        """Import a published document: ``securitynet-release`` (the SecurityNet database) or
+        ``robustbench`` (its model_info annotations), from ``location`` (a path or URL;
+        default: the importer's upstream), then re-apply the curated annotations."""
+        from securitynet.catalogue.curation import apply_curated_annotations
+        from securitynet.catalogue.imports import import_items
+        from securitynet.scrapers import get_importer
+
+        reader = get_importer(importer)
+        where = location or reader.default_location(self.settings)
+        summary = import_items(
+            self.engine,
+            reader.iter_items(where, self.settings),
+            importer=reader.name,
+            entry_source=reader.entry_source,
+            location=where,
+            complete=reader.complete(where),
+        )
+        apply_curated_annotations(self.engine)
+        return summary
 
     def add(self, records: Sequence[EntryRecord], *, origin: str) -> SyncSummary:
         """Store ``records`` (one repository a user added, say) without a full sync of their
@@ -131,6 +162,32 @@ class Catalogue:
 
         with self.session() as s, s.begin():
             return add_evaluations(s, [(entry_id, record)])[0]
+    def record_verified_files(self, entry_id: str, files: Sequence[VerifiedFile]) -> int:
+        """Pin the files of ``entry_id`` that a verified download just hashed: their full
+        sha256 and size go into the entry's ``weight_file`` rows that have none yet (a Hub
+        file only with the commit it was read at: without one its bytes may still move).
+        Returns how many rows were pinned."""
+        from sqlalchemy import update
+
+        from securitynet.catalogue.models import WeightFile
+
+        pinned = 0
+        with self.session() as s, s.begin():
+            for f in files:
+                if not f.url or f.url.startswith("hf://"):
+                    continue  # the Hub's pins (commit and LFS sha256) are the hf source's
+                result = s.execute(
+                    update(WeightFile)
+                    .where(
+                        WeightFile.entry_id == entry_id,
+                        WeightFile.url == f.url,
+                        WeightFile.sha256.is_(None),
+                    )
+                    .values(sha256=f.sha256, size=f.size),
+                    execution_options={"synchronize_session": False},
+                )
+                pinned += int(getattr(result, "rowcount", 0) or 0)
+        return pinned
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -205,6 +262,7 @@ class Catalogue:
             statement,
             max_rows=self.settings.sql_max_rows if max_rows is None else max_rows,
             timeout=self.settings.sql_timeout if timeout is None else timeout,
+            reader_url=self.settings.sql_database_url,
         )
 
 
@@ -217,3 +275,13 @@ def make_filter(**filters: Any) -> EntryFilter:
             value=unknown,
         )
     return EntryFilter(**filters)
+
+
+def analyze(engine: Engine) -> None:
+    """Refresh the planner's statistics after a sync that changed rows: without them SQLite
+    picks the wrong index for the accuracy look-ups (PRAGMA optimize may do nothing on a
+    fresh connection of SQLite 3.40). Bounded on SQLite by ``analysis_limit``."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+        conn.exec_driver_sql("ANALYZE")

@@ -135,6 +135,11 @@ def _child_rows(
                     "evidence": record.evidence.get(key),
                 }
             )
+    for key, value in record.extra_facts.items():
+        if value is not None:
+            out[Fact].append(
+                {**common, "key": key, "value": value, "source": who, "evidence": record.evidence.get(key)}
+            )
     for message in record.errors:
         out[AnnotationError].append({**common, "message": message, "source": who, "evidence": None})
     return out
@@ -292,7 +297,13 @@ def sync_source(
     known = {r.id: r.revision for r in rows if not r.removed_upstream}
     hashes: dict[str, str | None] = {r.id: r.content_hash for r in rows}
     ctx = SyncContext(
-        settings=settings, known=known, limit=limit, state=state, options=dict(options or {})
+        settings=settings,
+        # a full sync hides what is stored, so no scraper takes its "unchanged" shortcut
+        known={} if full else known,
+        limit=limit,
+        state=state,
+        options=dict(options or {}),
+        full=full,
     )
 
     reason = scraper.unavailable_reason(ctx)
@@ -481,6 +492,8 @@ def sync_sources(
             summaries.append(SyncSummary(source=scraper.name, status="skipped", error="offline"))
             continue
         summaries.append(
-            sync_source(engine, scraper, settings=settings, limit=limit, options=options)
+            sync_source(
+                engine, scraper, settings=settings, limit=limit, options=options, full=full
+            )
         )
     return summaries

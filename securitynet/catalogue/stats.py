@@ -60,6 +60,8 @@ def summarise(frame: pd.DataFrame, by: str) -> pd.DataFrame:
     import pandas as pd
 
     by = _check_by(by)
+    # an empty frame (an empty catalogue, no match) has an object column: numbers it is
+    frame = frame.assign(top1=pd.to_numeric(frame["top1"], errors="coerce").astype("float64"))
     top1 = frame.groupby(by, dropna=False, sort=False)["top1"]
     out = pd.DataFrame(
         {
@@ -85,11 +87,15 @@ def accuracy_stats(catalogue: Catalogue, *, by: str = "dataset", **filters: Any)
     return summarise(catalogue.to_dataframe(**filters), by)
 
 
+#: What the catalogue holds, per source (the view ``v_entries_per_source``).
+OVERVIEW_QUERY = "SELECT * FROM v_entries_per_source ORDER BY entries DESC, source"
+
+
 def catalogue_overview(catalogue: Catalogue) -> pd.DataFrame:
     """What the catalogue holds, per source (the view ``v_entries_per_source``)."""
     import pandas as pd
 
-    query = text("SELECT * FROM v_entries_per_source ORDER BY entries DESC, source")
+    query = text(OVERVIEW_QUERY)
     with catalogue.engine.connect() as conn:
         return pd.read_sql(query, conn)
 

@@ -104,6 +104,14 @@ def _filters(
     return {k: v for k, v in given.items() if v is not None} | {"include_removed": include_removed}
 
 
+EMPTY_HINT = "Fill it with 'securitynet sync' (torchvision, timm and imgclsmob work offline)."
+
+
+def empty_note(url: str) -> str:
+    """What ``list``, ``stats`` and ``show`` say on a catalogue with no entry at all."""
+    return f"The catalogue at {_safe_url(url)} is empty. {EMPTY_HINT}"
+
+
 def _catalogue(**settings: Any) -> Catalogue:
     from securitynet.catalogue.api import Catalogue
     from securitynet.settings import get_settings
@@ -141,12 +149,18 @@ def sync(
         ),
     ] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Re-read every source, even one whose upstream looks unchanged."
+        ),
+    ] = False,
     fmt: TextFormatOpt = TextFormat.TEXT,
 ) -> None:
     """Fill or refresh the catalogue from upstream sources, then show what it holds.
 
     Exits 1 when a source failed (the others are synced all the same)."""
-    from securitynet.catalogue.stats import catalogue_overview
+    from securitynet.catalogue.stats import OVERVIEW_QUERY
     from securitynet.progress import set_enabled
 
     overrides: dict[str, Any] = {}
@@ -158,8 +172,8 @@ def sync(
         set_enabled(False)
     with _catalogue(**overrides) as cat:
         options = {"timm_results": str(timm_results)} if timm_results is not None else None
-        summaries = cat.sync(source or None, limit=limit, options=options)
-        overview = catalogue_overview(cat).to_dict("records")
+        summaries = cat.sync(source or None, limit=limit, options=options, full=full)
+        overview = cat.sql(OVERVIEW_QUERY).records()  # a few rows: no pandas for a table
 
     if fmt is TextFormat.JSON:
         emit_json(
@@ -211,9 +225,7 @@ def list_entries(
     fmt: TableFormatOpt = TableFormat.TABLE,
 ) -> None:
     """List entries matching every filter, best top-1 first."""
-    from securitynet.catalogue.api import make_filter
-    from securitynet.catalogue.filters import check_facets, parse_sort
-    from securitynet.catalogue.queries import SUMMARY_COLUMNS
+    from securitynet.catalogue.filters import parse_sort
 
     filters = _filters(
         source=source,
@@ -228,16 +240,37 @@ def list_entries(
         include_removed=include_removed,
     )
     key, descending = parse_sort(sort)
+    from securitynet.catalogue.lite import open_lite
+
+    with open_lite() as lite:  # the lean path: a SQLite catalogue at the current revision
+        if lite is not None:
+            found = lite.search(filters, sort=key, descending=descending, limit=limit or None)
+            if found:
+                total = lite.count(filters) if limit and len(found) == limit else len(found)
+                _emit_listing(found, fmt, total)
+                return
+    # the full path: PostgreSQL, a schema to migrate, or nothing found (explained below)
+    from securitynet.catalogue.api import make_filter
+    from securitynet.catalogue.filters import check_facets
+
     with _catalogue() as cat:
         rows = cat.search(sort=key, descending=descending, limit=limit or None, **filters)
-        if not rows:
+        if not rows and cat.count(include_removed=True) == 0:
+            note(empty_note(cat.url))
+        elif not rows:
             with cat.session() as session:
                 check_facets(
                     session, make_filter(**filters)
                 )  # a typo gets a hint, not an empty table
         total = cat.count(**filters) if limit and len(rows) == limit else len(rows)
+    _emit_listing([r.model_dump() for r in rows], fmt, total)
+
+
+def _emit_listing(rows: list[dict[str, Any]], fmt: TableFormat, total: int) -> None:
+    from securitynet.catalogue.lite import SUMMARY_COLUMNS
+
     emit_rows(
-        [r.model_dump() for r in rows],
+        rows,
         fmt,
         columns=SUMMARY_COLUMNS,
         table_columns=LIST_TABLE_COLUMNS,
@@ -254,6 +287,23 @@ def _digest(file: Any) -> str | None:
     if file.sha256:
         return f"sha256:{file.sha256}"
     return f"{file.checksum_algo or 'checksum'}:{file.checksum}" if file.checksum else None
+
+
+def _as_row(item: Any) -> dict[str, Any]:
+    """A child row as a dict: a pydantic record's dump, or already one (the lean path)."""
+    return item if isinstance(item, dict) else dict(item.model_dump())
+
+
+def _result_rows(evaluations: list[Any]) -> list[dict[str, Any]]:
+    """One row per figure of each evaluation (an evaluation without figures: one row)."""
+    rows: list[dict[str, Any]] = []
+    for evaluation in evaluations:
+        base = _as_row(evaluation)
+        figures = base.pop("metrics", None) or []
+        rows.extend({**base, **_as_row(m)} for m in figures)
+        if not figures:
+            rows.append(base)
+    return rows
 
 
 def _print_entry(entry: Any) -> None:
@@ -286,23 +336,23 @@ def _print_entry(entry: Any) -> None:
     sections: list[tuple[str, list[dict[str, Any]], tuple[str, ...]]] = [
         (
             "Training chain",
-            [d.model_dump() for d in entry.datasets],
+            [_as_row(x) for x in entry.datasets],
             ("stage", "dataset", "raw_name", "source", "evidence"),
         ),
         (
             "Accuracy claims",
-            [c.model_dump() for c in entry.claims],
+            [_as_row(x) for x in entry.claims],
             ("dataset", "split", "metric", "value", "img_size", "kind", "source", "evidence"),
         ),
         (
             "Facts (every source's word)",
-            [f.model_dump() for f in entry.facts],
+            [_as_row(x) for x in entry.facts],
             ("key", "value", "source", "evidence"),
         ),
         (
-            "Evaluations",
-            [v.model_dump() for v in entry.evaluations],
-            ("id", "attack", "status", "metrics", "created_at"),
+            "Results (one row per figure)",
+            _result_rows(entry.evaluations),
+            ("attack", "variant", "metric", "value", "lower", "upper", "dataset", "source", "status"),
         ),
     ]
     for title, rows, columns in sections:
@@ -331,8 +381,25 @@ def show(
     fmt: TextFormatOpt = TextFormat.TEXT,
 ) -> None:
     """Show one entry with every claim, data set, file and fact, and who said each."""
+    from securitynet.errors import EntryNotFoundError
+
+    if fmt is TextFormat.TEXT:
+        from securitynet.catalogue.lite import open_lite
+        from securitynet.ids import parse_id
+
+        eid = str(parse_id(entry_id))
+        with open_lite() as lite:
+            view = lite.find(eid) if lite is not None else None
+        if view is not None:
+            _print_entry(view)
+            return
     with _catalogue() as cat:
-        entry = cat.get(entry_id)
+        try:
+            entry = cat.get(entry_id)
+        except EntryNotFoundError as exc:
+            if cat.count(include_removed=True) == 0:
+                exc.hint = empty_note(cat.url)
+            raise
     if fmt is TextFormat.JSON:
         emit_json(entry.model_dump(mode="json"))
     else:
@@ -370,6 +437,9 @@ def stats(
     )
     with _catalogue() as cat:
         frame = cat.to_dataframe(**filters)
+        empty = frame.empty and cat.count(include_removed=True) == 0
+    if empty:
+        note(empty_note(cat.url))
     table = summarise(frame, by)
     key = table.columns[0]
     if plot is not None:  # before printing: a reader that closes the pipe early still gets the file
@@ -419,11 +489,23 @@ def sql(
 ) -> None:
     """Run a read-only SQL query on the catalogue (views: v_entries_per_dataset, v_claims, ...;
     see schema/catalogue.md). Writes are refused; rows and time are capped."""
-    from securitynet.catalogue.sql import unique_names
+    from securitynet.catalogue.lite import open_lite, sql_limits
+    from securitynet.catalogue.sql import run_sql_file, unique_names
 
     statement = sys.stdin.read() if query == "-" else query
-    with _catalogue() as cat:
-        result = cat.sql(statement, max_rows=max_rows, timeout=timeout)
+    with open_lite() as lite:
+        path = lite.path if lite is not None else None
+    if path is not None:
+        default_rows, default_timeout = sql_limits()
+        result = run_sql_file(
+            path,
+            statement,
+            max_rows=default_rows if max_rows is None else max_rows,
+            timeout=default_timeout if timeout is None else timeout,
+        )
+    else:
+        with _catalogue() as cat:
+            result = cat.sql(statement, max_rows=max_rows, timeout=timeout)
     emit_rows(result.records(), fmt, columns=unique_names(result.columns))
     if result.truncated:
         note(f"stopped at {len(result.rows):,} rows; --max-rows raises the cap.")
@@ -497,13 +579,19 @@ def db_upgrade() -> None:
 @db_app.command("current")
 def db_current(fmt: TextFormatOpt = TextFormat.TEXT) -> None:
     """Show the database's schema revision and the newest one this securitynet knows."""
-    from securitynet.catalogue.api import Catalogue
-    from securitynet.catalogue.engine import current_revision, head_revision
+    from securitynet.catalogue import lite
 
-    with Catalogue(upgrade=False) as cat:
-        current = current_revision(cat.engine)
-        url = _safe_url(cat.url)
-    head = head_revision()
+    with lite.open_lite() as reader:  # at head: answered without Alembic
+        current = head = lite.head_revision() if reader is not None else None
+        url = reader.url if reader is not None else None
+    if current is None or head is None or url is None:
+        from securitynet.catalogue.api import Catalogue
+        from securitynet.catalogue.engine import current_revision, head_revision
+
+        with Catalogue(upgrade=False) as cat:
+            current = current_revision(cat.engine)
+            url = _safe_url(cat.url)
+        head = head_revision()
     if fmt is TextFormat.JSON:
         emit_json(
             {"database": url, "current": current, "head": head, "up_to_date": current == head}

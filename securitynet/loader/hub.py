@@ -128,7 +128,11 @@ def file_metadata(file: HubFile, *, timeout: float) -> HubMetadata:
         if status == 404:
             raise NotFoundError(f"{file.uri} does not exist on the Hub", url=file.uri, status=404) from exc
         raise UpstreamError(f"Hub metadata request for {file.uri} failed: {exc}", url=file.uri, status=status) from exc
-    except OSError as exc:
+    except Exception as exc:  # httpx's transport errors are not OSError
+        from securitynet.network import is_offline_error, no_network
+
+        if is_offline_error(exc, url):
+            raise no_network(exc, url) from exc
         raise UpstreamError(f"could not reach the Hub for {file.uri}: {exc}", url=file.uri) from exc
     etag = (meta.etag or "").lower()
     return HubMetadata(

@@ -43,7 +43,9 @@ def test_imagenet_entries_get_the_published_top1_beside_the_registry_top5(tmp_pa
 
         curated_ids = {
             item["id"]
-            for item in yaml.safe_load((resource_dir("annotations") / "imgclsmob-imagenet-top1.yaml").read_text())["items"]
+            for item in yaml.safe_load(
+                (resource_dir("annotations") / "imgclsmob-imagenet-top1.yaml").read_text()
+            )["items"]
         }
         assert len(curated_ids) == 323
         assert [e.id for e in imagenet if e.id in curated_ids and e.top1 is None] == []
