@@ -18,7 +18,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Engine, bindparam, delete, exists, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
@@ -36,6 +36,9 @@ from securitynet.catalogue.models import (
     utcnow,
 )
 from securitynet.records import LoadSpec, Metric, Stage, top1_figures
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
 
 log = logging.getLogger(__name__)
 ORIGIN = "curated"
@@ -75,9 +78,10 @@ def refresh_merged_view(session: Session, entry_ids: list[str]) -> None:
         _refresh_top1(session, chunk)
 
 
+_ENTRY_TABLE = cast("Table", Entry.__table__)
 _TOP1_UPDATE = (
-    update(Entry.__table__)
-    .where(Entry.__table__.c.id == bindparam("b_id"))
+    update(_ENTRY_TABLE)
+    .where(_ENTRY_TABLE.c.id == bindparam("b_id"))
     .values(
         top1=bindparam("b_top1"),
         top1_size=bindparam("b_top1_size"),
@@ -273,22 +277,22 @@ def _apply(session: Session, files: list[CuratedAnnotations]) -> set[str]:
                 for eid in targets:
                     _merge_load_spec(session, by_id[eid], load_fields, ann.source)
             if item.set:
-                values = dict(item.set)
-                if "licence" in values:
-                    values["licence"] = spdx_licence(values["licence"])
+                set_values = dict(item.set)
+                if "licence" in set_values:
+                    set_values["licence"] = spdx_licence(set_values["licence"])
                 for start in range(0, len(targets), _CHUNK):
                     session.execute(
                         update(Entry)
                         .where(Entry.id.in_(targets[start : start + _CHUNK]))
-                        .values(**values),
+                        .values(**set_values),
                         execution_options={"synchronize_session": False},
                     )
-                if "input_size" in values:  # the loader follows a curated size
+                if "input_size" in set_values:  # the loader follows a curated size
                     for eid in targets:
                         session.execute(
                             update(Entry)
                             .where(Entry.id == eid)
-                            .values(load_spec=_with_input_size(session, eid, values["input_size"])),
+                            .values(load_spec=_with_input_size(session, eid, set_values["input_size"])),
                             execution_options={"synchronize_session": False},
                         )
             claim_rows = [c.model_dump() for c in claims]
