@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     test = load_dataset("mnist", "test", data_dir=args.data_dir)
-    x = (torch.from_numpy(test.images[: args.n]).float() / 255 - 0.1307) / 0.3081
+    x = (torch.from_numpy(test.images[: args.n].copy()).float() / 255 - 0.1307) / 0.3081
     y = torch.from_numpy(test.labels[: args.n])
     half = args.n // 2
     model = net()

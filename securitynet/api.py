@@ -78,9 +78,10 @@ def add_github(
     ``origin`` and HEAD give the same ids and pins; its files go into the weight cache, so
     the entries load with no network).
 
-    With ``resolve``, each bare checkpoint of a clone that no curated file declares is
-    matched against the registry architectures (``index``; default: every registry,
-    built once on the meta device and cached), see :mod:`securitynet.annotate.archsig`.
+    With ``resolve``, each bare checkpoint that no curated file declares (online: those up to
+    200 MB, downloaded and verified into the weight cache) is matched against the registry
+    architectures (``index``; default: every registry, built once on the meta device and
+    cached), see :mod:`securitynet.annotate.archsig`.
     """
     cat = catalogue or Catalogue()
     path = Path(target)
@@ -90,7 +91,43 @@ def add_github(
 
     repo, _, ref = str(target).partition("@")
     records = list(GithubScraper().iter_repo_records(repo, cat.settings, ref=ref or None))
+    if resolve:
+        records = _resolve_downloads(records, cat, index)
     return cat.add(records, origin="github")
+
+
+#: ``add github OWNER/REPO`` downloads checkpoints up to this size to match their tensors.
+RESOLVE_MAX_BYTES = 200 * 1024 * 1024
+
+
+def _resolve_downloads(records: list[EntryRecord], cat: Catalogue, index: SignatureIndex | None) -> list[EntryRecord]:
+    """Records with the architecture of each bare checkpoint (up to RESOLVE_MAX_BYTES, no
+    curated declaration) matched after a verified download into the weight cache."""
+    from securitynet.annotate.overrides import declared_sha256s
+    from securitynet.errors import SecurityNetError
+    from securitynet.loader.cache import Cache
+    from securitynet.loader.download import fetch, verified_path
+
+    declared = declared_sha256s()
+    cache = Cache(cat.settings.resolved_cache_dir)
+    out = []
+    for record in records:
+        ref = record.files[0] if record.files else None
+        if ref is None or ref.size is None or ref.size > RESOLVE_MAX_BYTES or ref.sha256 in declared:
+            out.append(record)
+            continue
+        try:
+            path = verified_path(cache, fetch(ref, cache=cache, offline=False, revision=record.revision))
+        except SecurityNetError as exc:
+            log.warning("%s: not resolved (%s)", record.id, exc)
+            out.append(record)
+            continue
+        if index is None:
+            from securitynet.annotate.archsig import SignatureCache, build_index
+
+            index = build_index(cache=SignatureCache.default(cat.settings)).index
+        out.append(_resolved(record, path, index))
+    return out
 
 
 def _add_clone(path: Path, cat: Catalogue, *, resolve: bool, index: SignatureIndex | None) -> SyncSummary:

@@ -112,7 +112,7 @@ class Catalogue:
         from securitynet.catalogue.curation import apply_curated_annotations
 
         changed = any(s.added or s.updated or s.removed for s in summaries)
-        apply_curated_annotations(self.engine, entries_changed=changed or full)
+        apply_curated_annotations(self.engine, force=full)  # skipped when nothing changed
         if changed or full:
             from securitynet.catalogue.identity import link_shared_weights
 
@@ -170,11 +170,12 @@ class Catalogue:
 
         with self.session() as s, s.begin():
             return add_evaluations(s, [(entry_id, record)])[0]
+
     def record_verified_files(self, entry_id: str, files: Sequence[VerifiedFile]) -> int:
         """Pin the files of ``entry_id`` that a verified download just hashed: their full
-        sha256 and size go into the entry's ``weight_file`` rows that have none yet (a Hub
-        file only with the commit it was read at: without one its bytes may still move).
-        Returns how many rows were pinned."""
+        sha256 and size go into the entry's ``weight_file`` rows that have none yet. Hub
+        files are left to the hf source's pins (commit and LFS sha256): read at a moving
+        ``main``, their bytes may still change. Returns how many rows were pinned."""
         from sqlalchemy import update
 
         from securitynet.catalogue.models import WeightFile
@@ -221,11 +222,10 @@ class Catalogue:
         from securitynet.errors import SecurityNetError
         from securitynet.scrapers import get_scraper
 
-        scraper = get_scraper(entry.source)
-        fill = getattr(scraper, "fill_pending", None)
-        if fill is None:
-            return False
         try:
+            fill = getattr(get_scraper(entry.source), "fill_pending", None)
+            if fill is None:
+                return False
             result = fill(entry, self.settings)
         except SecurityNetError as exc:
             log.warning("%s: what the sync left pending was not read (%s)", entry_id, exc)

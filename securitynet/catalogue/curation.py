@@ -4,9 +4,10 @@ Runs after every sync: curated rows are replaced wholesale, entry columns they s
 overwritten (the scraper's own value stays as a ``fact`` row), and the merged view
 (``entry.dataset``, ``entry.top1``) is recomputed for the entries they touch.
 
-A sync that changed no entry does not re-apply files that did not change: each application
+A sync does not re-apply files that did not change when no entry changed: each application
 is recorded as a ``sync_run`` of the source ``curated`` whose state holds the digest of the
-files (and of this code), and a run with the same digest after an unchanged sync is a no-op.
+files (and of this code); the same digest, with no sync run since that wrote an entry, is a
+no-op.
 The application itself is set-based: one UPDATE per annotation item, one INSERT per table,
 and the merged view recomputed by two UPDATE statements per chunk of entries.
 """
@@ -152,15 +153,28 @@ def _parsed_files_digest(files: list[CuratedAnnotations]) -> str:
     return digest.hexdigest()[:32]
 
 
-def _last_digest(session: Session) -> str | None:
-    state = session.scalar(
-        select(SyncRun.state)
+def _up_to_date(session: Session, digest: str) -> bool:
+    """Whether the last application used the files of ``digest`` and no sync since then
+    wrote an entry (a sync killed before its curation step counts: its run row has the
+    counts of every batch it committed)."""
+    last = session.execute(
+        select(SyncRun.id, SyncRun.state)
         .where(SyncRun.source == ORIGIN, SyncRun.status == "ok")
         .order_by(SyncRun.id.desc())
         .limit(1)
+    ).first()
+    if last is None or (last.state or {}).get("digest") != digest:
+        return False
+    wrote = session.scalar(
+        select(SyncRun.id)
+        .where(
+            SyncRun.id > last.id,
+            SyncRun.source != ORIGIN,
+            or_(SyncRun.added > 0, SyncRun.updated > 0, SyncRun.removed > 0),
+        )
+        .limit(1)
     )
-    value = (state or {}).get("digest")
-    return str(value) if value else None
+    return wrote is None
 
 
 def apply_curated_annotations(
@@ -168,20 +182,20 @@ def apply_curated_annotations(
     files: list[CuratedAnnotations] | None = None,
     folder: Path | None = None,
     *,
-    entries_changed: bool = True,
+    force: bool = True,
 ) -> int:
     """Apply every curated file; returns how many entries they touched (0 when skipped).
 
-    ``entries_changed=False`` (the sync before this changed no entry) lets an application
-    whose files are those of the last one be skipped: nothing it would write can differ.
+    ``force=False`` skips the application when its files are those of the last one and no
+    sync wrote an entry since (recorded in ``sync_run``): nothing it would write can differ.
     """
     if files is None:
         digest, folder = _default_files_digest(folder)
     else:
         digest = _parsed_files_digest(files)
-    if not entries_changed:
+    if not force:
         with Session(engine) as session:
-            if _last_digest(session) == digest:
+            if _up_to_date(session, digest):
                 log.info("curated annotations unchanged, and no entry changed: not re-applied")
                 return 0
     if files is None:

@@ -353,12 +353,12 @@ def open_lite(url: str | None = None) -> Iterator[LiteCatalogue | None]:
     when the full path must answer: not a SQLite file, not made yet, or at another revision.
 
     Raises what the full path would for a damaged file or a folder that does not exist."""
-    given, _default = (url, False) if url is not None else env_database_url()
+    given, default = (url, False) if url is not None else env_database_url()
     path = sqlite_file(given)
     if path is None or given.split("://", 1)[0] not in ("sqlite", "sqlite+pysqlite"):
         yield None
         return
-    check_sqlite_file(path, create=_default)
+    check_sqlite_file(path, create=default)
     if not path.is_file() or path.stat().st_size == 0:
         yield None  # a new catalogue: the full path creates and migrates it
         return

@@ -161,7 +161,7 @@ def sync(
         typer.Option(
             file_okay=False,
             exists=True,
-            help="Folder of timm's results-imagenet*.csv (offline accuracy).",
+            help="Folder of timm's results-*.csv; wins over the fetched and the shipped tables.",
         ),
     ] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,

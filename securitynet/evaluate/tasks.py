@@ -335,11 +335,13 @@ def _attack(
         )
 
     if request.expect_member_accuracy is not None:
-        probs, labels = query.posteriors(batches(members)())
+        # checked on the whole member selection, before any sampling
+        full = parse_selection(request.members, sizes=split_sizes(data.name))
+        probs, labels = query.posteriors(batches(full)())
         measured = float((probs.argmax(1) == labels).mean())
         if abs(measured - request.expect_member_accuracy) > request.expect_tolerance:
             raise ProtocolError(
-                f"the net is {100 * measured:.1f} % right on the {len(members)} members {members.spec!r}, "
+                f"the net is {100 * measured:.2f} % right on the {len(full)} members {full.spec!r}, "
                 f"expected {100 * request.expect_member_accuracy:.1f} % ± {100 * request.expect_tolerance:.1f}: "
                 "this is not its training set",
                 measured=measured,

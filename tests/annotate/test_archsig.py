@@ -19,7 +19,7 @@ from securitynet.annotate.archsig import (  # noqa: E402
 )
 
 ARCHS = {
-    "torchvision": ["resnet18", "mobilenet_v2"],
+    "torchvision": ["resnet18", "mobilenet_v2", "squeezenet1_1"],
     "timm": ["resnet18", "efficientnet_b0", "tf_efficientnet_b0", "vit_base_patch32_clip_224",
              "vit_base_patch32_clip_quickgelu_224"],
     "pytorchcv": ["resnet20_cifar10"],
@@ -30,9 +30,9 @@ ARCHS = {
 def index(tmp_path_factory: pytest.TempPathFactory) -> SignatureIndex:
     cache = SignatureCache(tmp_path_factory.mktemp("sigs"))
     built = build_index(list(ARCHS), architectures=ARCHS, cache=cache, progress=False)
-    assert built.failed == [] and built.computed == 8
+    assert built.failed == [] and built.computed == 9
     again = build_index(list(ARCHS), architectures=ARCHS, cache=cache, progress=False)
-    assert (again.computed, again.cached) == (0, 8)  # the second build reads the cache only
+    assert (again.computed, again.cached) == (0, 9)  # the second build reads the cache only
     return again.index
 
 
@@ -127,5 +127,35 @@ def test_a_clone_checkpoint_is_resolved_and_loads_as_the_original(index: Signatu
     assert entry.load is not None and entry.load.strip_prefix == "model."
     loaded = sn.load(entry.id, catalogue=cat, offline=True)
     x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(loaded.net(x), original(x), atol=1e-5)
+
+
+def test_an_online_release_asset_is_downloaded_resolved_and_loads(
+    index: SignatureIndex, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``add github OWNER/REPO``: a release asset (a SqueezeNet with a 5-class conv head,
+    a DataParallel ``module.`` prefix) is fetched against its digest and matched."""
+    from torchvision import models
+
+    import securitynet as sn
+    from securitynet.catalogue.api import Catalogue
+    from tests.fakegithub import FakeGithub
+
+    torch.manual_seed(2)
+    original = models.squeezenet1_1(num_classes=5).eval()
+    buf = io.BytesIO()
+    torch.save(_state(original, "module."), buf)
+    with FakeGithub() as fake:
+        fake.load_recorded(shared_dir)
+        for key, value in fake.settings_env().items():
+            monkeypatch.setenv(key, value)
+        fake.add_repo("gina/flowers", {}, releases={"v1": {"squeeze.pth": buf.getvalue()}})
+        cat = Catalogue()
+        sn.add_github("gina/flowers", catalogue=cat, index=index)
+    entry = cat.get("github:gina/flowers/releases/v1/squeeze.pth")
+    assert (entry.arch_resolution, entry.architecture, entry.num_classes) == ("resolved", "squeezenet1_1", 5)
+    loaded = sn.load(entry.id, catalogue=cat, offline=True)  # the download is in the cache
+    x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():
         assert torch.allclose(loaded.net(x), original(x), atol=1e-5)

@@ -58,7 +58,7 @@ def test_add_github_owner_repo_reads_the_api(cli: Invoke, shared_dir: Path, monk
         for key, value in fake.settings_env().items():
             monkeypatch.setenv(key, value)
         fake.add_repo("carol/nets", {"w/net.pth": b"\x80" * 2000})
-        run = cli("add", "github", "carol/nets")
+        run = cli("add", "github", "carol/nets", "--no-resolve")
     assert run.code == 0, run.stderr
     assert run.stdout.startswith("github: 1 seen, 1 added")
     shown = json.loads(cli("show", "github:carol/nets/w/net.pth", "--format", "json").stdout)

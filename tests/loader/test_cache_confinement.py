@@ -373,3 +373,30 @@ def test_lock_serialises_holders(cache: Cache) -> None:
         assert (cache.root / "locks").is_dir()
     with cache.lock("k"):  # released, so it can be taken again
         pass
+
+
+def test_discard_counts_every_index_entry_of_the_blob(cache: Cache) -> None:
+    cache.alias(CacheRecord("https://example.org/w.bin@", SHA, len(BODY)), "mirror@")
+    assert cache.discard(SHA) == 2
+
+
+def test_a_link_among_partial_downloads_frees_no_bytes(cache: Cache, outside: Path) -> None:
+    link = cache.partial_dir / "link.part"
+    cache.partial_dir.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(outside / "victim.txt")
+    report = cache.prune(everything=True, dry_run=True)
+    assert report.partials == 1 and report.bytes == len(BODY)  # the blob's bytes, not the link's
+    cache.prune(everything=True)
+    assert not link.is_symlink() and _untouched(outside)
+
+
+def test_an_altered_blob_is_named_in_the_error(cache: Cache) -> None:
+    record = cache.find("https://example.org/w.bin@")
+    assert record is not None
+    blob = cache.blob_path(SHA)
+    os.chmod(blob, 0o644)
+    blob.write_bytes(b"x" * len(BODY))
+    with pytest.raises(
+        IntegrityError, match=rf"w\.bin@ was altered .*no longer {SHA[:16]}\.\.\.\)"
+    ):
+        cache.open_verified(record)

@@ -108,7 +108,7 @@ def test_a_release_asset_without_digest_is_pinned_by_its_name_prefix(fake: FakeG
     prefix = hashlib.sha256(bodies["x"]).hexdigest()[:8]
     fake.add_repo("bob/nets", {}, releases={"v2": {f"net-{prefix}.pth": bodies["x"]}}, digests=False)
     cat = Catalogue()
-    sn.add_github("bob/nets", catalogue=cat)
+    sn.add_github("bob/nets", catalogue=cat, resolve=False)
     entry = cat.get(f"github:bob/nets/releases/v2/net-{prefix}.pth")
     ref = entry.files[0]
     assert ref.sha256 is None and (ref.checksum, ref.checksum_algo) == (prefix, "sha256-prefix")
@@ -155,7 +155,7 @@ def test_a_limit_past_the_budget_fails_the_sync_and_removes_nothing(fake: FakeGi
 def test_an_unresolved_entry_says_why_it_cannot_be_loaded(fake: FakeGithub) -> None:
     _add(fake)
     cat = Catalogue()
-    sn.add_github(REPO, catalogue=cat)
+    sn.add_github(REPO, catalogue=cat, resolve=False)
     entry = cat.get(f"github:{REPO}/checkpoints/mnist_cnn.pt")
     assert entry.load is None and entry.raw["architecture"]["status"] == entry.arch_resolution == "unresolved"
     assert cat.count(source="github") == 5
@@ -168,7 +168,7 @@ def test_an_unresolved_entry_says_why_it_cannot_be_loaded(fake: FakeGithub) -> N
 def test_owner_repo_at_a_commit_is_pinned_there(fake: FakeGithub) -> None:
     commit = fake.add_repo("erin/nets", {"w.pt": b"\x80" * 2000})
     cat = Catalogue()
-    sn.add_github(f"erin/nets@{commit}", catalogue=cat)
+    sn.add_github(f"erin/nets@{commit}", catalogue=cat, resolve=False)
     assert cat.get("github:erin/nets/w.pt").revision == commit
     assert fake.count(prefix="/api/repos/erin/nets/branches/") == 0
 
@@ -183,7 +183,7 @@ def test_a_sync_keeps_repositories_added_by_hand(fake: FakeGithub) -> None:
     _add(fake)
     fake.add_repo("frank/extra", {"x.pt": b"\x80" * 2000})
     cat = Catalogue()
-    sn.add_github("frank/extra", catalogue=cat)
+    sn.add_github("frank/extra", catalogue=cat, resolve=False)
     (summary,) = cat.sync(["github"], options={"repositories": [REPO]})
     assert summary.status == "ok" and summary.removed == 0
     assert not cat.get("github:frank/extra/x.pt").removed_upstream
