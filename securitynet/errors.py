@@ -65,6 +65,15 @@ class CatalogueError(SecurityNetError):
     """The catalogue database cannot be opened, migrated or written."""
 
 
+class DamagedCatalogueError(CatalogueError):
+    """The catalogue file is not a whole SQLite database (truncated, overwritten, foreign)."""
+
+    hint = (
+        "Move it aside (or restore a backup) and run 'securitynet sync' to build a new "
+        "catalogue, or point SECURITYNET_DATABASE_URL at another file."
+    )
+
+
 class MigrationError(CatalogueError):
     """The database schema is not at a revision this version of securitynet understands."""
 
@@ -100,6 +109,16 @@ class RateLimitedError(UpstreamError):
 
 class MalformedUpstreamError(UpstreamError):
     """Upstream data (JSON, YAML, CSV, a model card) does not parse or has the wrong shape."""
+
+
+class NoNetworkError(UpstreamError):
+    """There is no network to reach upstream with (the name does not resolve, nothing routes
+    to the host): retrying cannot help, so the request fails at once."""
+
+    hint = (
+        "Check the connection. Offline, cached files still load and the registry sources "
+        "still sync (--offline / SECURITYNET_OFFLINE=1)."
+    )
 
 
 class SourceUnavailableError(UpstreamError):

@@ -34,7 +34,7 @@ SOURCE_ALIASES: dict[str, str] = {
     "osmr": "imgclsmob",
 }
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/+@=]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/+@=~]*$")
 
 
 def normalise_source(source: str) -> str:

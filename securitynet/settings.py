@@ -43,6 +43,17 @@ class Settings(BaseSettings):
         default="https://raw.githubusercontent.com/huggingface/pytorch-image-models/main/results",
         description="Where timm's results tables are fetched from when online.",
     )
+    securitynet_release_url: str = Field(
+        default="https://raw.githubusercontent.com/TrustAIRLab/SecurityNet/main",
+        description="Raw-file base of the SecurityNet repository ('import securitynet-release').",
+    )
+    robustbench_model_info: str = Field(
+        default="https://codeload.github.com/RobustBench/robustbench/tar.gz/refs/heads/master",
+        description="RobustBench's model_info: a local folder, a .tar.gz of the repository, or a URL of one file.",
+    )
+    zenodo_api_url: str = Field(
+        default="https://zenodo.org/api", description="Zenodo's REST API ('sync --source zenodo')."
+    )
     github_api_url: str = Field(
         default="https://api.github.com", description="GitHub REST API (GitHub Enterprise: https://HOST/api/v3)."
     )
@@ -80,6 +91,19 @@ class Settings(BaseSettings):
     )
     hf_workers: int = Field(
         default=8, gt=0, le=64, description="Concurrent file reads while crawling the Hub."
+    )
+    sql_database_url: str | None = Field(
+        default=None,
+        repr=False,
+        description="URL 'securitynet sql' connects with: on PostgreSQL a login role that may only "
+        "SELECT (see the README); default: the catalogue's own URL (refused on PostgreSQL for a "
+        "role that could read server files or replicate).",
+    )
+    hf_max_wait: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Seconds one Hub request may spend paused by the Hub's rate limit (429) "
+        "before its entry is left for the next sync to read.",
     )
     sql_timeout: float = Field(
         default=10.0, gt=0, description="Seconds a read-only SQL query may run."

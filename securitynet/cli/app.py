@@ -50,14 +50,18 @@ def _register_commands() -> None:
     # Each module adds its commands to ``app``; imported here, never at package import.
     from securitynet.cli import commands_catalogue  # noqa: F401
     from securitynet.cli.commands_annotate import register as register_annotate
+    from securitynet.cli.commands_annotations import register as register_annotations
     from securitynet.cli.commands_eval import register as register_eval
     from securitynet.cli.commands_github import register as register_github
+    from securitynet.cli.commands_import import register as register_import
     from securitynet.cli.commands_loader import register as register_loader
     from securitynet.cli.commands_loader_scan import register as register_scan
 
     register_scan(app)
     register_loader(app)
     register_annotate(app)
+    register_import(app)
+    register_annotations(app)
     register_eval(app)
     register_github(app)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from securitynet.records import EntryRecord
+from securitynet.records import Attachment, EntryRecord
 from securitynet.settings import Settings
 
 
@@ -36,6 +36,8 @@ class SyncContext:
     state: dict[str, Any] = field(default_factory=dict)
     #: Per-source options from the CLI or API (e.g. ``timm_results``: a folder).
     options: dict[str, Any] = field(default_factory=dict)
+    #: Re-read everything: no fingerprint skip, no "unchanged since revision X" shortcut.
+    full: bool = False
 
 
 @runtime_checkable
@@ -62,4 +64,29 @@ class Fingerprinted(Protocol):
 
     def fingerprint(self, ctx: SyncContext) -> str | None:
         """A string that changes whenever anything the scraper would yield changes."""
+        ...
+
+
+@runtime_checkable
+class Importer(Protocol):
+    """Reads one published document (``PATH|URL``) into records: entries it owns (ids with
+    prefix ``entry_source``) and attachments to entries of any source. Never touches the
+    database."""
+
+    #: The importer's name (``securitynet import NAME``); also the provenance of its rows.
+    name: str
+    #: The id prefix of the entries it owns.
+    entry_source: str
+
+    def default_location(self, settings: Settings) -> str:
+        """Where the document is read from when no PATH|URL is given."""
+        ...
+
+    def complete(self, location: str) -> bool:
+        """Whether ``location`` holds the whole source (then entries not read again are
+        marked removed)."""
+        ...
+
+    def iter_items(self, location: str, settings: Settings) -> Iterator[EntryRecord | Attachment]:
+        """Read ``location`` and yield its entries and attachments."""
         ...
