@@ -68,7 +68,7 @@ def test_a_sha256_that_is_a_path_deletes_nothing(cache: Cache, outside: Path, wh
 
 
 def test_discard_refuses_a_digest_that_is_a_path(cache: Cache, outside: Path) -> None:
-    with pytest.raises(IntegrityError, match="not a sha256"):
+    with pytest.raises(IntegrityError, match=r"^not a sha256 digest: '/"):
         cache.discard(str(outside / "victim.txt"))
     with pytest.raises(IntegrityError):
         cache.blob_path("../" * 6 + "etc/passwd")
@@ -235,6 +235,14 @@ def test_valid_records_round_trip() -> None:
     assert is_sha256(SHA) and not is_sha256(SHA.upper()) and not is_sha256(None)
     with pytest.raises(ValueError):
         CacheRecord.from_json([SHA])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^not a sha256 digest: '/etc/passwd'$"):
+        CacheRecord("k", "/etc/passwd", 1)
+    with pytest.raises(ValueError, match=r"^parent is not a sha256 digest: '\.\./x'$"):
+        CacheRecord("k", SHA, 1, parent="../x")
+    with pytest.raises(ValueError, match=r"^size is not a byte count: -1$"):
+        CacheRecord("k", SHA, -1)
+    with pytest.raises(ValueError, match=r"^digests is not a mapping$"):
+        CacheRecord("k", SHA, 1, digests=["sha1"])  # type: ignore[arg-type]
 
 
 def test_the_cli_prunes_and_verifies_without_leaving_the_cache(
