@@ -65,6 +65,15 @@ class CatalogueError(SecurityNetError):
     """The catalogue database cannot be opened, migrated or written."""
 
 
+class DamagedCatalogueError(CatalogueError):
+    """The catalogue file is not a whole SQLite database (truncated, overwritten, foreign)."""
+
+    hint = (
+        "Move it aside (or restore a backup) and run 'securitynet sync' to build a new "
+        "catalogue, or point SECURITYNET_DATABASE_URL at another file."
+    )
+
+
 class MigrationError(CatalogueError):
     """The database schema is not at a revision this version of securitynet understands."""
 
@@ -100,6 +109,16 @@ class RateLimitedError(UpstreamError):
 
 class MalformedUpstreamError(UpstreamError):
     """Upstream data (JSON, YAML, CSV, a model card) does not parse or has the wrong shape."""
+
+
+class NoNetworkError(UpstreamError):
+    """There is no network to reach upstream with (the name does not resolve, nothing routes
+    to the host): retrying cannot help, so the request fails at once."""
+
+    hint = (
+        "Check the connection. Offline, cached files still load and the registry sources "
+        "still sync (--offline / SECURITYNET_OFFLINE=1)."
+    )
 
 
 class SourceUnavailableError(UpstreamError):
@@ -148,3 +167,32 @@ class AttackError(SecurityNetError):
 
 class DataShapeError(AttackError, ValueError):
     """Evaluation data does not have the shape the net expects."""
+
+
+class AttackBudgetError(AttackError):
+    """An attack's estimated cost (shadow-model training) exceeds the budget it was given."""
+
+    hint = "Raise the budget (--budget-s), use fewer shadow models, or run on a GPU."
+
+
+# --- evaluation data ------------------------------------------------------------------------
+
+
+class DataError(SecurityNetError):
+    """An evaluation data set cannot be read, or a member / non-member protocol is invalid."""
+
+
+class DatasetNotFoundError(DataError, NotFoundError):
+    """A named data set is unknown, or its files are not where they were looked for."""
+
+    hint = "Set SECURITYNET_DATA_DIR (or --data-dir) to the folder holding the data set's files."
+
+
+class MalformedDataError(DataError):
+    """A data file (IDX, index list) does not parse or has the wrong shape."""
+
+
+class ProtocolError(DataError, ValueError):
+    """A member / non-member selection that cannot be parsed or does not fit the data."""
+
+    hint = "Use a split ('train', 'test'), a slice ('train[:3000]') or '@FILE' (one train index per line)."

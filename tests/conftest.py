@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,6 +52,23 @@ def _isolated_home(
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     yield home
+
+
+@pytest.fixture(autouse=True)
+def _sigpipe_ignored() -> Iterator[None]:
+    """SIGPIPE ignored around every test (Python's own default: a write to a closed socket
+    raises BrokenPipeError). ``cli.main()`` sets the Unix default while it runs (a quiet end
+    for ``| head``); if any thread wrote to a socket whose peer hung up meanwhile, the whole
+    pytest process would die with exit 141, no summary, servers left running. The one place
+    this is handled, for every test directory."""
+    if not hasattr(signal, "SIGPIPE"):
+        yield
+        return
+    previous = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGPIPE, previous)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ The engine is opened (and the schema migrated) on first use, not at construction
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from securitynet.catalogue.sql import QueryResult
+    from securitynet.loader.cache import CacheRecord as VerifiedFile
+
+
+log = logging.getLogger(__name__)
 
 
 class Catalogue:
@@ -48,6 +53,9 @@ class Catalogue:
     ) -> None:
         self.settings = settings or get_settings()
         self.url = url or self.settings.resolved_database_url
+        #: the default file lives in $SECURITYNET_HOME, made on first use; a folder named
+        #: in a URL must exist (a typo must not create a database somewhere unexpected)
+        self._default_location = url is None and self.settings.database_url is None
         self._upgrade = upgrade
         self._engine: Engine | None = None
 
@@ -59,7 +67,9 @@ class Catalogue:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = open_engine(self.url, upgrade=self._upgrade)
+            self._engine = open_engine(
+                self.url, upgrade=self._upgrade, create_folder=self._default_location
+            )
         return self._engine
 
     @contextmanager
@@ -97,11 +107,18 @@ class Catalogue:
         if isinstance(sources, str):
             sources = [sources]
         summaries = sync_sources(
-            self.engine, sources, settings=self.settings, limit=limit, options=options
+            self.engine, sources, settings=self.settings, limit=limit, options=options, full=full
         )
         from securitynet.catalogue.curation import apply_curated_annotations
 
-        apply_curated_annotations(self.engine)
+        changed = any(s.added or s.updated or s.removed for s in summaries)
+        apply_curated_annotations(self.engine, force=full)  # skipped when nothing changed
+        if changed or full:
+            from securitynet.catalogue.identity import link_shared_weights
+
+            link_shared_weights(self.engine)
+        if changed:
+            analyze(self.engine)
         return summaries
 
     def import_from(self, importer: str, location: str | None = None) -> ImportSummary:
@@ -154,6 +171,33 @@ class Catalogue:
         with self.session() as s, s.begin():
             return add_evaluations(s, [(entry_id, record)])[0]
 
+    def record_verified_files(self, entry_id: str, files: Sequence[VerifiedFile]) -> int:
+        """Pin the files of ``entry_id`` that a verified download just hashed: their full
+        sha256 and size go into the entry's ``weight_file`` rows that have none yet. Hub
+        files are left to the hf source's pins (commit and LFS sha256): read at a moving
+        ``main``, their bytes may still change. Returns how many rows were pinned."""
+        from sqlalchemy import update
+
+        from securitynet.catalogue.models import WeightFile
+
+        pinned = 0
+        with self.session() as s, s.begin():
+            for f in files:
+                if not f.url or f.url.startswith("hf://"):
+                    continue  # the Hub's pins (commit and LFS sha256) are the hf source's
+                result = s.execute(
+                    update(WeightFile)
+                    .where(
+                        WeightFile.entry_id == entry_id,
+                        WeightFile.url == f.url,
+                        WeightFile.sha256.is_(None),
+                    )
+                    .values(sha256=f.sha256, size=f.size),
+                    execution_options={"synchronize_session": False},
+                )
+                pinned += int(getattr(result, "rowcount", 0) or 0)
+        return pinned
+
     # --- reading ----------------------------------------------------------------------------
 
     def get(self, entry_id: str) -> CatalogueEntry:
@@ -164,6 +208,32 @@ class Catalogue:
     def find(self, entry_id: str) -> CatalogueEntry | None:
         with self.session() as s:
             return queries.find_entry(s, entry_id)
+
+    def fill_pending(self, entry_id: str) -> bool:
+        """Read what the sync of ``entry_id`` left pending (the hf source's config.json and
+        weight-file pins; ``raw["pending"]``) and write it back. Returns whether anything was
+        written. Offline, or when the source cannot be reached, nothing is read: the entry
+        stays pending (logged), and the caller goes on with what the catalogue holds."""
+        from securitynet.catalogue.fill import apply_fill, pending_of
+
+        entry = self.get(entry_id)
+        if not pending_of(entry.raw) or self.settings.offline:
+            return False
+        from securitynet.errors import SecurityNetError
+        from securitynet.scrapers import get_scraper
+
+        try:
+            fill = getattr(get_scraper(entry.source), "fill_pending", None)
+            if fill is None:
+                return False
+            result = fill(entry, self.settings)
+        except SecurityNetError as exc:
+            log.warning("%s: what the sync left pending was not read (%s)", entry_id, exc)
+            return False
+        with self.session() as s:
+            apply_fill(s, result, origin=entry.source)
+            s.commit()
+        return True
 
     def search(
         self,
@@ -176,7 +246,10 @@ class Catalogue:
     ) -> list[EntrySummary]:
         """Entries matching every filter (``source``, ``dataset``, ``family``, ``architecture``,
         ``licence``, ``num_classes``, ``min_params``, ``max_params``, ``min_top1``,
-        ``max_top1``, ``text``, ``include_removed``), best top-1 first by default."""
+        ``max_top1``, ``text``, ``include_removed``, ``include_shared_weights``,
+        ``include_test_nets``), best top-1 first by default. Each weight file is listed once
+        (entries that share another's weights are left out) and test nets are left out,
+        unless asked for."""
         flt = make_filter(**filters)
         with self.session() as s:
             return queries.search(
@@ -187,15 +260,39 @@ class Catalogue:
         with self.session() as s:
             return queries.count(s, make_filter(**filters))
 
-    def to_dataframe(self, **filters: Any) -> pd.DataFrame:
-        """One row per entry (matching ``filters``), columns named as the entry's fields."""
+    def to_dataframe(
+        self, *, columns: Sequence[str] | None = None, ordered: bool = True, **filters: Any
+    ) -> pd.DataFrame:
+        """One row per entry (matching ``filters``), in id order (any order when not
+        ``ordered``: faster), columns named as the entry's fields (those of a listing;
+        ``columns`` picks some: reading two of sixteen columns of a million entries is several
+        times faster). Counts are nullable ``Int64``."""
         import pandas as pd
 
         flt = make_filter(**filters)
-        stmt = queries.search_statement(flt, sort="id", descending=False)
+        wanted = list(columns) if columns is not None else list(queries.SUMMARY_COLUMNS)
+        unknown = [c for c in wanted if c not in queries.SUMMARY_COLUMNS]
+        if unknown:
+            raise InvalidQueryError(
+                f"unknown column(s): {', '.join(unknown)}",
+                hint=f"Columns: {', '.join(queries.SUMMARY_COLUMNS)}.",
+            )
+        stmt = queries.search_statement(
+            flt, sort="id" if ordered else None, descending=False, columns=wanted
+        )
         with self.engine.connect() as conn:
-            frame = pd.read_sql(stmt, conn)
-        return frame.astype({"params": "Int64", "num_classes": "Int64", "input_size": "Int64"})
+            # the driver's own tuples: every listing column is a string, a number or a flag,
+            # which need no conversion, and SQLAlchemy's row objects cost more than the query
+            rows = conn.execute(stmt).cursor.fetchall()
+        frame = pd.DataFrame.from_records(rows, columns=wanted, coerce_float=False)
+        ints = {"params", "num_classes", "input_size", "top1_best_size"}
+        floats = {"top1", "top1_best", "gflops"}
+        flags = {"test_net", "removed_upstream"}
+        return frame.astype(
+            {c: "Int64" for c in wanted if c in ints}
+            | {c: "float64" for c in wanted if c in floats}
+            | {c: "bool" for c in wanted if c in flags}
+        )
 
     def results(self, *, limit: int | None = None, **filters: Any) -> list[ResultRecord]:
         """Evaluation figures, one per metric (the ``v_results`` view), matching every filter
@@ -227,6 +324,7 @@ class Catalogue:
             statement,
             max_rows=self.settings.sql_max_rows if max_rows is None else max_rows,
             timeout=self.settings.sql_timeout if timeout is None else timeout,
+            reader_url=self.settings.sql_database_url,
         )
 
 
@@ -239,3 +337,13 @@ def make_filter(**filters: Any) -> EntryFilter:
             value=unknown,
         )
     return EntryFilter(**filters)
+
+
+def analyze(engine: Engine) -> None:
+    """Refresh the planner's statistics after a sync that changed rows: without them SQLite
+    picks the wrong index for the accuracy look-ups (PRAGMA optimize may do nothing on a
+    fresh connection of SQLite 3.40). Bounded on SQLite by ``analysis_limit``."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+        conn.exec_driver_sql("ANALYZE")

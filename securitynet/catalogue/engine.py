@@ -8,15 +8,20 @@ head; :func:`open_engine` does that on first use so a new database is ready at o
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from securitynet.errors import CatalogueError, ConfigurationError, MigrationError
+from securitynet.catalogue.dbfile import check_sqlite_file, sqlite_file
+from securitynet.errors import (
+    CatalogueError,
+    ConfigurationError,
+    DamagedCatalogueError,
+    MigrationError,
+)
 from securitynet.resources import resource_dir
 
 log = logging.getLogger(__name__)
@@ -44,14 +49,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_catalogue_engine(url: str, **kwargs: Any) -> Engine:
-    """A configured engine for ``url`` (no migration)."""
+def create_catalogue_engine(url: str, *, create_folder: bool = False, **kwargs: Any) -> Engine:
+    """A configured engine for ``url`` (no migration).
+
+    A SQLite file is checked first (:func:`~securitynet.catalogue.dbfile.check_sqlite_file`):
+    a damaged one is refused untouched, and a missing folder is an error unless
+    ``create_folder`` (the default location under ``$SECURITYNET_HOME``)."""
     url = normalise_url(url)
     parsed = make_url(url)
     try:
         if parsed.get_backend_name() == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            path = sqlite_file(url)
+            if path is not None:
+                check_sqlite_file(path, create=create_folder)
             engine = create_engine(url, **kwargs)
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
@@ -96,6 +106,10 @@ def current_revision(engine: Engine) -> str | None:
             return MigrationContext.configure(conn).get_current_revision()
     except OperationalError as exc:
         raise CatalogueError(f"cannot open the catalogue at {engine.url!r}: {exc.orig}") from exc
+    except DatabaseError as exc:  # "file is not a database", "disk image is malformed"
+        raise DamagedCatalogueError(
+            f"the catalogue at {engine.url!r} is damaged ({exc.orig}); it was left as it is"
+        ) from exc
 
 
 def migrate(engine: Engine, revision: str = "head") -> str:
@@ -114,8 +128,31 @@ def migrate(engine: Engine, revision: str = "head") -> str:
     return reached or ""
 
 
+def stored_revision(engine: Engine) -> str | None:
+    """The ``alembic_version`` row read with plain SQL (None: no such table or row); Alembic
+    is imported only when this is not the head (its import is most of a cold start)."""
+    from sqlalchemy import text
+
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+    except OperationalError as exc:
+        raise CatalogueError(f"cannot open the catalogue at {engine.url!r}: {exc.orig}") from exc
+    except DatabaseError as exc:
+        raise DamagedCatalogueError(
+            f"the catalogue at {engine.url!r} is damaged ({exc.orig}); it was left as it is"
+        ) from exc
+    return str(row[0]) if row else None
+
+
 def ensure_schema(engine: Engine) -> None:
     """Migrate a new or older database to head; refuse one that is newer than we know."""
+    from securitynet.catalogue.lite import head_revision as head_from_files
+
+    if (stored := stored_revision(engine)) is not None and stored == head_from_files():
+        return
     current = current_revision(engine)
     head = head_revision()
     if current == head:
@@ -136,8 +173,8 @@ def ensure_schema(engine: Engine) -> None:
     migrate(engine)
 
 
-def open_engine(url: str, *, upgrade: bool = True) -> Engine:
-    engine = create_catalogue_engine(url)
+def open_engine(url: str, *, upgrade: bool = True, create_folder: bool = False) -> Engine:
+    engine = create_catalogue_engine(url, create_folder=create_folder)
     if upgrade:
         ensure_schema(engine)
     return engine

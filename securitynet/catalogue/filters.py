@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from securitynet.catalogue.models import Entry
-from securitynet.catalogue.queries import SORT_KEYS, EntryFilter, resolve_dataset
+from securitynet.catalogue.lite import SORT_COLUMNS
 from securitynet.errors import InvalidQueryError
+
+if TYPE_CHECKING:  # the parsers run on the CLI's lean path: no SQLAlchemy at import
+    from sqlalchemy.orm import Session
+
+    from securitynet.catalogue.queries import EntryFilter
 
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9, "t": 10**12}
 _COUNT = re.compile(r"^\s*(\d+(?:_\d+)*(?:\.\d*)?(?:e[+-]?\d+)?)\s*([kmgbt]?)\s*$", re.IGNORECASE)
@@ -30,13 +31,8 @@ DESCENDING_BY_DEFAULT = frozenset(
     {"top1", "params", "gflops", "num_classes", "first_seen", "last_seen"}
 )
 
-#: Facets :func:`check_facets` looks up, and the column each names.
-TEXT_FACETS: dict[str, Any] = {
-    "dataset": Entry.dataset,
-    "family": Entry.family,
-    "architecture": Entry.architecture,
-    "licence": Entry.licence,
-}
+#: Facets :func:`check_facets` looks up (each an ``entry`` column of the same name).
+TEXT_FACETS: tuple[str, ...] = ("dataset", "family", "architecture", "licence")
 
 
 def parse_count(text: str | int) -> int:
@@ -60,10 +56,10 @@ def parse_sort(spec: str) -> tuple[str, bool]:
     text = spec.strip()
     sign, key = (text[0], text[1:]) if text[:1] in "+-" else ("", text)
     key = key.lower()
-    if key not in SORT_KEYS:
+    if key not in SORT_COLUMNS:
         raise InvalidQueryError(
             f"unknown sort key {spec!r}",
-            hint=f"Sort by one of: {', '.join(SORT_KEYS)} (prefix - or + to flip).",
+            hint=f"Sort by one of: {', '.join(SORT_COLUMNS)} (prefix - or + to flip).",
             value=spec,
         )
     descending = sign == "-" if sign else key in DESCENDING_BY_DEFAULT
@@ -73,11 +69,18 @@ def parse_sort(spec: str) -> tuple[str, bool]:
 def check_facets(session: Session, flt: EntryFilter) -> None:
     """Raise :class:`InvalidQueryError` when a text facet of ``flt`` matches no entry at all,
     naming the closest values the catalogue has."""
-    for facet, column in TEXT_FACETS.items():
+    from sqlalchemy import func, select
+
+    from securitynet.catalogue.models import Entry
+    from securitynet.catalogue.queries import resolve_dataset, resolve_licence
+
+    for facet in TEXT_FACETS:
+        column: Any = getattr(Entry, facet)
         wanted = getattr(flt, facet)
         if not wanted:
             continue
-        value = resolve_dataset(wanted) if facet == "dataset" else wanted.strip()
+        resolve = {"dataset": resolve_dataset, "licence": resolve_licence}.get(facet, str.strip)
+        value = resolve(wanted)
         if (
             session.scalar(select(Entry.id).where(func.lower(column) == value.lower()).limit(1))
             is not None

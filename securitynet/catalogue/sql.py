@@ -1,34 +1,37 @@
-"""Read-only SQL over the catalogue, with a time limit and a row cap (after datasette).
+"""Read-only SQL over the catalogue, with a time limit, a row cap and bounded memory (after datasette).
 
     >>> result = run_sql(engine, "SELECT dataset, entries FROM v_entries_per_dataset")
     >>> result.columns, result.rows, result.truncated, result.elapsed
 
 One statement runs per call. Writes are refused by the database itself, not by matching
-keywords (the keyword check below only words the refusal better):
+keywords (the keyword check below only words the refusal better). Each layer holds on its
+own (the tests switch the others off through :data:`_LAYERS`):
 
-- **SQLite**: a separate connection opened with ``mode=ro``, ``PRAGMA query_only=ON``, no
-  attached databases, and an authorizer that allows reading and nothing else (introspection
-  pragmas such as ``table_info`` included; ``ATTACH``, ``writable_schema``, DML and DDL
-  denied). A progress handler interrupts the statement when its time is up.
-- **PostgreSQL**: a ``READ ONLY`` transaction with ``SET LOCAL statement_timeout``, always
-  rolled back; the statement is sent with the extended protocol, which refuses a second
-  statement, and rows are read through a server-side cursor so the cap also bounds memory.
-  The connection is discarded afterwards (session-level state such as advisory locks dies
-  with it). For a shared server, also give securitynet a role that may only ``SELECT``.
+- **SQLite** (:mod:`securitynet.catalogue.sqlite_readonly`, where the worst cases are
+  stated): ``mode=ro``, ``PRAGMA query_only``, an authorizer that allows reading and nothing
+  else, ``setlimit`` on value and statement length, columns and LIKE patterns, a progress
+  handler at the deadline, all inside a child process killed at the deadline with its
+  data segment capped.
+- **PostgreSQL**: ``sql`` connects as the role in ``SECURITYNET_SQL_DATABASE_URL`` (a login
+  role that may only ``SELECT``: the README gives the SQL that creates it) and refuses to
+  run as a role that could read or write server files, run programs or replicate (a
+  superuser, ``REPLICATION``, ``pg_read_server_files``, ``pg_write_server_files``,
+  ``pg_execute_server_program``): ``SET ROLE`` would be no boundary, since
+  ``set_config('role', ...)`` inside a SELECT undoes it. Then a ``READ ONLY`` transaction
+  with ``SET LOCAL statement_timeout``, always rolled back; the statement is sent with the
+  extended protocol, which refuses a second statement, and rows are read through a
+  server-side cursor so the cap also bounds memory. The connection is discarded afterwards.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
-
+from securitynet.catalogue.sqlite_readonly import SqliteLayers, run_sqlite, run_sqlite_file
 from securitynet.errors import (
     ConfigurationError,
     InvalidQueryError,
@@ -37,7 +40,10 @@ from securitynet.errors import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
+    from sqlalchemy import Engine
 
 #: First keywords of the statements we run, per backend. Anything else is refused before it
 #: reaches the database; what these let through is still checked by the database.
@@ -46,32 +52,19 @@ QUERY_KEYWORDS: dict[str, frozenset[str]] = {
     "postgresql": frozenset({"select", "with", "values", "table", "explain", "show"}),
 }
 
-#: SQLite pragmas that only describe the schema; every other pragma is denied.
-SQLITE_INTROSPECTION_PRAGMAS = frozenset(
-    {
-        "table_info",
-        "table_xinfo",
-        "table_list",
-        "index_list",
-        "index_info",
-        "index_xinfo",
-        "foreign_key_list",
-        "collation_list",
-        "function_list",
-        "module_list",
-        "pragma_list",
-        "database_list",
-        "compile_options",
-    }
-)
 
-#: SQLite functions denied even inside a SELECT (off by default; denied in case they are not).
-_SQLITE_DENIED_FUNCTIONS = frozenset(
-    {"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"}
-)
+@dataclass(frozen=True)
+class Layers:
+    """Which read-only layers are on: all, except in the tests that show each holds alone."""
 
-_SQLITE_PROGRESS_STEPS = 1_000  # VM instructions between two looks at the clock (~10 µs)
-_SQLITE_MAX_LENGTH = 256 * 1024 * 1024  # largest string or blob a query may build
+    keyword: bool = True  # the first keyword must start a query
+    sqlite: SqliteLayers = field(default_factory=SqliteLayers)
+    pg_role_check: bool = True  # refuse a PostgreSQL role with server-file or replication powers
+    pg_read_only: bool = True  # a READ ONLY transaction
+
+
+#: The layers every call uses (tests replace it to switch layers off one at a time).
+_LAYERS = Layers()
 
 _LEADING_NOISE = re.compile(r"(\s+|--[^\n]*(\n|$)|/\*.*?\*/|\()", re.DOTALL)
 _WORD = re.compile(r"[A-Za-z_]+")
@@ -115,13 +108,57 @@ def first_keyword(statement: str) -> str:
     return word.group(0).lower() if word else ""
 
 
-def run_sql(engine: Engine, statement: str, *, max_rows: int, timeout: float) -> QueryResult:
-    """Run one read-only ``statement`` on the catalogue behind ``engine``.
+def run_sql(
+    engine: Engine,
+    statement: str,
+    *,
+    max_rows: int,
+    timeout: float,
+    reader_url: str | None = None,
+) -> QueryResult:
+    """Run one read-only ``statement`` on the catalogue behind ``engine``, or on the same
+    database reached as ``reader_url`` (``SECURITYNET_SQL_DATABASE_URL``), when given.
 
     Raises :class:`ReadOnlyViolationError` for anything that would write,
     :class:`QueryTimeoutError` past ``timeout`` seconds, :class:`InvalidQueryError` for an
-    SQL error (with the database's message).
+    SQL error (with the database's message), :class:`ConfigurationError` for a PostgreSQL
+    role that may do more than read.
     """
+    keyword = _check(statement, max_rows=max_rows, timeout=timeout)
+    if reader_url:
+        return _run_as_reader(reader_url, statement, max_rows=max_rows, timeout=timeout)
+    backend = engine.url.get_backend_name()
+    _check_backend(statement, keyword, backend)
+    layers = _LAYERS
+    started = time.perf_counter()
+    if backend == "sqlite":
+        columns, rows, truncated = run_sqlite(
+            engine, statement, max_rows=max_rows, timeout=timeout, layers=layers.sqlite
+        )
+        return QueryResult(columns, tuple(rows), truncated, time.perf_counter() - started)
+    return _run_postgres(
+        engine, statement, keyword=keyword, max_rows=max_rows, timeout=timeout, layers=layers
+    )
+
+
+def run_sql_file(path: Path, statement: str, *, max_rows: int, timeout: float) -> QueryResult:
+    """:func:`run_sql` on the SQLite catalogue file ``path``, with every SQLite layer, and no
+    engine (the CLI's lean path: no SQLAlchemy import)."""
+    keyword = _check(statement, max_rows=max_rows, timeout=timeout)
+    _check_backend(statement, keyword, "sqlite")
+    started = time.perf_counter()
+    columns, rows, truncated = run_sqlite_file(
+        path.expanduser().resolve(),
+        statement,
+        max_rows=max_rows,
+        timeout=timeout,
+        layers=_LAYERS.sqlite,
+    )
+    return QueryResult(columns, tuple(rows), truncated, time.perf_counter() - started)
+
+
+def _check(statement: str, *, max_rows: int, timeout: float) -> str:
+    """The statement's first keyword, after refusing bad limits and an empty statement."""
     if max_rows < 1:
         raise InvalidQueryError("max_rows must be at least 1", value=max_rows)
     if timeout <= 0:
@@ -131,175 +168,35 @@ def run_sql(engine: Engine, statement: str, *, max_rows: int, timeout: float) ->
         raise InvalidQueryError(
             "the query is empty", hint='e.g. securitynet sql "SELECT * FROM v_entries_per_source"'
         )
-    backend = engine.url.get_backend_name()
+    return keyword
+
+
+def _check_backend(statement: str, keyword: str, backend: str) -> None:
+    """Refuse backends we do not guard, and statements that are no query on ``backend``."""
     if backend not in QUERY_KEYWORDS:
         raise ConfigurationError(
             f"read-only SQL is not supported on {backend}", hint="Use SQLite or PostgreSQL."
         )
-    if keyword not in QUERY_KEYWORDS[backend]:
+    if _LAYERS.keyword and keyword not in QUERY_KEYWORDS[backend]:
         raise ReadOnlyViolationError(
             f"refused: {keyword.upper()} is not a query", statement=statement
         )
-    if backend == "sqlite":
-        return _run_sqlite(engine, statement, max_rows=max_rows, timeout=timeout)
-    return _run_postgres(engine, statement, keyword=keyword, max_rows=max_rows, timeout=timeout)
+
+
+def _run_as_reader(url: str, statement: str, *, max_rows: int, timeout: float) -> QueryResult:
+    from sqlalchemy.pool import NullPool
+
+    from securitynet.catalogue.engine import create_catalogue_engine
+
+    engine = create_catalogue_engine(url, poolclass=NullPool)
+    try:
+        return run_sql(engine, statement, max_rows=max_rows, timeout=timeout)
+    finally:
+        engine.dispose()
 
 
 def _one_line(message: object) -> str:
     return " ".join(str(message).split())
-
-
-# --- SQLite ---------------------------------------------------------------------------------
-
-_SQLITE_RECURSIVE = getattr(sqlite3, "SQLITE_RECURSIVE", 33)  # named in the module from Python 3.11
-_SQLITE_ALLOWED_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, _SQLITE_RECURSIVE})
-#: Authorizer action codes -> what a refusal calls them.
-_SQLITE_ACTION_NAMES = {
-    getattr(sqlite3, f"SQLITE_{name}"): name.replace("_", " ")
-    for name in (
-        "CREATE_INDEX",
-        "CREATE_TABLE",
-        "CREATE_TEMP_INDEX",
-        "CREATE_TEMP_TABLE",
-        "CREATE_TEMP_TRIGGER",
-        "CREATE_TEMP_VIEW",
-        "CREATE_TRIGGER",
-        "CREATE_VIEW",
-        "DELETE",
-        "DROP_INDEX",
-        "DROP_TABLE",
-        "DROP_TEMP_INDEX",
-        "DROP_TEMP_TABLE",
-        "DROP_TEMP_TRIGGER",
-        "DROP_TEMP_VIEW",
-        "DROP_TRIGGER",
-        "DROP_VIEW",
-        "INSERT",
-        "PRAGMA",
-        "TRANSACTION",
-        "UPDATE",
-        "ATTACH",
-        "DETACH",
-        "ALTER_TABLE",
-        "REINDEX",
-        "ANALYZE",
-        "CREATE_VTABLE",
-        "DROP_VTABLE",
-        "FUNCTION",
-        "SAVEPOINT",
-    )
-}
-
-
-_SQLITE_WRITES = frozenset({sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE})
-
-
-class _SqliteGuard:
-    """The authorizer and progress handler of one read-only SQLite connection."""
-
-    def __init__(self, timeout: float) -> None:
-        self.deadline = time.monotonic() + timeout
-        self.timed_out = False
-        self.denied: str | None = None
-
-    def authorize(
-        self, action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None
-    ) -> int:
-        if action in _SQLITE_ALLOWED_ACTIONS:
-            return sqlite3.SQLITE_OK
-        if (
-            action == sqlite3.SQLITE_FUNCTION
-            and (arg2 or "").lower() not in _SQLITE_DENIED_FUNCTIONS
-        ):
-            return sqlite3.SQLITE_OK
-        if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in SQLITE_INTROSPECTION_PRAGMAS:
-            return sqlite3.SQLITE_OK
-        what = _SQLITE_ACTION_NAMES.get(action, f"action {action}")
-        target = arg2 if action == sqlite3.SQLITE_FUNCTION else arg1
-        if target:
-            what += f" on {target}" if action in _SQLITE_WRITES else f" {target}"
-        self.denied = self.denied or what
-        return sqlite3.SQLITE_DENY
-
-    def progress(self) -> int:
-        if time.monotonic() > self.deadline:
-            self.timed_out = True
-            return 1  # non-zero interrupts the statement
-        return 0
-
-
-def sqlite_database_path(engine: Engine) -> Path:
-    database = engine.url.database
-    if not database or database == ":memory:" or engine.url.query.get("mode") == "memory":
-        raise ConfigurationError(
-            "read-only SQL needs the catalogue in a database file, not in memory",
-            hint="Set SECURITYNET_DATABASE_URL to sqlite:///path/to/catalogue.db.",
-        )
-    return Path(database).expanduser().resolve()
-
-
-def open_sqlite_readonly(path: Path, guard: _SqliteGuard) -> sqlite3.Connection:
-    """A connection to ``path`` that cannot write, attach, or run past ``guard``'s deadline."""
-    if not path.is_file():
-        raise ConfigurationError(
-            f"no catalogue database at {path}", hint="Run 'securitynet sync' first."
-        )
-    conn = sqlite3.connect(
-        f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-    )
-    try:
-        conn.execute("PRAGMA query_only=ON")
-        conn.execute("PRAGMA trusted_schema=OFF")
-        if hasattr(conn, "setlimit"):  # Python >= 3.11; the authorizer denies ATTACH anyway
-            conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, _SQLITE_MAX_LENGTH)
-        conn.set_authorizer(guard.authorize)
-        conn.set_progress_handler(guard.progress, _SQLITE_PROGRESS_STEPS)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _is_readonly_error(exc: sqlite3.Error) -> bool:
-    name = getattr(exc, "sqlite_errorname", None)  # Python >= 3.11
-    return name == "SQLITE_READONLY" if name else "readonly database" in str(exc)
-
-
-def _run_sqlite(engine: Engine, statement: str, *, max_rows: int, timeout: float) -> QueryResult:
-    path = sqlite_database_path(engine)
-    guard = _SqliteGuard(timeout)
-    started = time.perf_counter()
-    conn = open_sqlite_readonly(path, guard)
-    try:
-        cursor = conn.execute(statement)
-        columns = tuple(d[0] for d in cursor.description or ())
-        rows = cursor.fetchmany(max_rows + 1) if cursor.description else []
-        cursor.close()
-    except sqlite3.Error as exc:
-        if guard.timed_out:
-            raise QueryTimeoutError(
-                f"the query ran past its time limit of {timeout:g} s", timeout=timeout
-            ) from exc
-        if guard.denied or _is_readonly_error(exc):
-            what = guard.denied or "writing"
-            raise ReadOnlyViolationError(
-                f"refused: {what} is not allowed in a read-only query", statement=statement
-            ) from exc
-        if isinstance(exc, sqlite3.ProgrammingError) and "one statement" in str(exc):
-            raise InvalidQueryError(
-                "only one statement may run at a time",
-                hint="Remove everything after the first ';'.",
-            ) from exc
-        raise InvalidQueryError(f"SQL error: {_one_line(exc)}", statement=statement) from exc
-    finally:
-        conn.close()
-    return QueryResult(
-        columns=columns,
-        rows=tuple(tuple(r) for r in rows[:max_rows]),
-        truncated=len(rows) > max_rows,
-        elapsed=time.perf_counter() - started,
-    )
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------
@@ -308,9 +205,52 @@ _PG_CURSOR_KEYWORDS = frozenset({"select", "with", "values", "table"})  # what D
 _PG_READ_ONLY_VIOLATION = "25006"  # read_only_sql_transaction
 _PG_QUERY_CANCELED = "57014"  # query_canceled: statement_timeout
 
+#: The powers a role for read-only SQL must not have, as (column of the query below, words).
+PG_FORBIDDEN_POWERS = (
+    ("rolsuper", "is a superuser"),
+    ("rolreplication", "has REPLICATION"),
+    ("read_files", "is a member of pg_read_server_files"),
+    ("write_files", "is a member of pg_write_server_files"),
+    ("programs", "is a member of pg_execute_server_program"),
+)
+_PG_POWERS_QUERY = """
+SELECT r.rolname, r.rolsuper, r.rolreplication,
+       pg_has_role(r.oid, 'pg_read_server_files', 'MEMBER') AS read_files,
+       pg_has_role(r.oid, 'pg_write_server_files', 'MEMBER') AS write_files,
+       pg_has_role(r.oid, 'pg_execute_server_program', 'MEMBER') AS programs
+FROM pg_roles AS r WHERE r.rolname = session_user
+"""
+
+
+def pg_role_powers(conn: Any) -> tuple[str, list[str]]:
+    """The session user of the psycopg connection ``conn`` and the forbidden powers it has."""
+    with conn.cursor() as cursor:
+        cursor.execute(_PG_POWERS_QUERY)
+        row = cursor.fetchone()
+        names = [d.name for d in cursor.description]
+    conn.rollback()
+    if row is None:  # no pg_roles row for the session user: assume the worst
+        return "?", ["cannot be looked up in pg_roles"]
+    facts = dict(zip(names, row, strict=True))
+    powers = [words for column, words in PG_FORBIDDEN_POWERS if facts[column]]
+    return str(facts["rolname"]), powers[:1] if facts["rolsuper"] else powers
+
+
+def _check_pg_role(conn: Any) -> None:
+    role, powers = pg_role_powers(conn)
+    if powers:
+        raise ConfigurationError(
+            f"refused: read-only SQL will not run as PostgreSQL role {role!r}, which "
+            f"{' and '.join(powers)} (it could read server files or outlive the rollback)",
+            hint="Create the read-only role in the README ('A reader role for securitynet sql') "
+            "and set SECURITYNET_SQL_DATABASE_URL to connect as it.",
+            role=role,
+            powers=powers,
+        )
+
 
 def _run_postgres(
-    engine: Engine, statement: str, *, keyword: str, max_rows: int, timeout: float
+    engine: Engine, statement: str, *, keyword: str, max_rows: int, timeout: float, layers: Layers
 ) -> QueryResult:
     import psycopg
 
@@ -319,9 +259,16 @@ def _run_postgres(
     with engine.connect() as sa_conn:
         conn: psycopg.Connection[Any] = sa_conn.connection.driver_connection  # type: ignore[assignment]
         try:
+            if layers.pg_role_check:
+                _check_pg_role(conn)
             try:
                 columns, rows = _pg_fetch(
-                    conn, statement, max_rows=max_rows, timeout=timeout, use_cursor=use_cursor
+                    conn,
+                    statement,
+                    max_rows=max_rows,
+                    timeout=timeout,
+                    use_cursor=use_cursor,
+                    read_only=layers.pg_read_only,
                 )
             except (psycopg.errors.SyntaxError, psycopg.errors.FeatureNotSupported):
                 if not use_cursor:
@@ -329,7 +276,12 @@ def _run_postgres(
                 # A cursor cannot hold this statement (WITH ... DELETE, a data-modifying WITH):
                 # run it plainly, still read-only, and let PostgreSQL say what it makes of it.
                 columns, rows = _pg_fetch(
-                    conn, statement, max_rows=max_rows, timeout=timeout, use_cursor=False
+                    conn,
+                    statement,
+                    max_rows=max_rows,
+                    timeout=timeout,
+                    use_cursor=False,
+                    read_only=layers.pg_read_only,
                 )
         except psycopg.Error as exc:
             code = getattr(exc, "sqlstate", None)
@@ -352,11 +304,12 @@ def _run_postgres(
 
 
 def _pg_fetch(
-    conn: Any, statement: str, *, max_rows: int, timeout: float, use_cursor: bool
+    conn: Any, statement: str, *, max_rows: int, timeout: float, use_cursor: bool, read_only: bool
 ) -> tuple[tuple[str, ...], list[Any]]:
     conn.rollback()  # a fresh transaction: its mode can only be set before its first query
     try:
-        conn.execute("SET TRANSACTION READ ONLY")
+        if read_only:
+            conn.execute("SET TRANSACTION READ ONLY")
         conn.execute(f"SET LOCAL statement_timeout = {max(1, round(timeout * 1000))}")
         if use_cursor:
             # Server-side cursor: DECLARE is sent with the extended protocol (one statement

@@ -70,6 +70,16 @@ IncludeRemovedOpt = Annotated[
         "--include-removed", help="Also entries that vanished upstream (kept, never deleted)."
     ),
 ]
+SharedWeightsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--shared-weights",
+        help="Every name of a weight file several entries load (default: each file once).",
+    ),
+]
+TestNetsOpt = Annotated[
+    bool, typer.Option("--test-nets", help="Also the nets libraries register for their own tests.")
+]
 TableFormatOpt = Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")]
 TextFormatOpt = Annotated[TextFormat, typer.Option("--format", "-f", help="Output format.")]
 
@@ -86,6 +96,8 @@ def _filters(
     min_top1: float | None = None,
     search: str | None = None,
     include_removed: bool = False,
+    shared_weights: bool = False,
+    test_nets: bool = False,
 ) -> dict[str, Any]:
     """Keyword arguments for ``Catalogue.search`` from the options given."""
     from securitynet.catalogue.filters import parse_count
@@ -101,7 +113,19 @@ def _filters(
         "min_top1": min_top1,
         "text": search,
     }
-    return {k: v for k, v in given.items() if v is not None} | {"include_removed": include_removed}
+    return {k: v for k, v in given.items() if v is not None} | {
+        "include_removed": include_removed,
+        "include_shared_weights": shared_weights,
+        "include_test_nets": test_nets,
+    }
+
+
+EMPTY_HINT = "Fill it with 'securitynet sync' (torchvision, timm and imgclsmob work offline)."
+
+
+def empty_note(url: str) -> str:
+    """What ``list``, ``stats`` and ``show`` say on a catalogue with no entry at all."""
+    return f"The catalogue at {_safe_url(url)} is empty. {EMPTY_HINT}"
 
 
 def _catalogue(**settings: Any) -> Catalogue:
@@ -137,16 +161,22 @@ def sync(
         typer.Option(
             file_okay=False,
             exists=True,
-            help="Folder of timm's results-imagenet*.csv (offline accuracy).",
+            help="Folder of timm's results-*.csv; wins over the fetched and the shipped tables.",
         ),
     ] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Re-read every source, even one whose upstream looks unchanged."
+        ),
+    ] = False,
     fmt: TextFormatOpt = TextFormat.TEXT,
 ) -> None:
     """Fill or refresh the catalogue from upstream sources, then show what it holds.
 
     Exits 1 when a source failed (the others are synced all the same)."""
-    from securitynet.catalogue.stats import catalogue_overview
+    from securitynet.catalogue.stats import OVERVIEW_QUERY
     from securitynet.progress import set_enabled
 
     overrides: dict[str, Any] = {}
@@ -158,8 +188,8 @@ def sync(
         set_enabled(False)
     with _catalogue(**overrides) as cat:
         options = {"timm_results": str(timm_results)} if timm_results is not None else None
-        summaries = cat.sync(source or None, limit=limit, options=options)
-        overview = catalogue_overview(cat).to_dict("records")
+        summaries = cat.sync(source or None, limit=limit, options=options, full=full)
+        overview = cat.sql(OVERVIEW_QUERY).records()  # a few rows: no pandas for a table
 
     if fmt is TextFormat.JSON:
         emit_json(
@@ -200,6 +230,8 @@ def list_entries(
     min_top1: MinTop1Opt = None,
     search: SearchOpt = None,
     include_removed: IncludeRemovedOpt = False,
+    shared_weights: SharedWeightsOpt = False,
+    test_nets: TestNetsOpt = False,
     sort: Annotated[
         str,
         typer.Option(
@@ -211,9 +243,7 @@ def list_entries(
     fmt: TableFormatOpt = TableFormat.TABLE,
 ) -> None:
     """List entries matching every filter, best top-1 first."""
-    from securitynet.catalogue.api import make_filter
-    from securitynet.catalogue.filters import check_facets, parse_sort
-    from securitynet.catalogue.queries import SUMMARY_COLUMNS
+    from securitynet.catalogue.filters import parse_sort
 
     filters = _filters(
         source=source,
@@ -226,18 +256,41 @@ def list_entries(
         min_top1=min_top1,
         search=search,
         include_removed=include_removed,
+        shared_weights=shared_weights,
+        test_nets=test_nets,
     )
     key, descending = parse_sort(sort)
+    from securitynet.catalogue.lite import open_lite
+
+    with open_lite() as lite:  # the lean path: a SQLite catalogue at the current revision
+        if lite is not None:
+            found = lite.search(filters, sort=key, descending=descending, limit=limit or None)
+            if found:
+                total = lite.count(filters) if limit and len(found) == limit else len(found)
+                _emit_listing(found, fmt, total)
+                return
+    # the full path: PostgreSQL, a schema to migrate, or nothing found (explained below)
+    from securitynet.catalogue.api import make_filter
+    from securitynet.catalogue.filters import check_facets
+
     with _catalogue() as cat:
         rows = cat.search(sort=key, descending=descending, limit=limit or None, **filters)
-        if not rows:
+        if not rows and cat.count(include_removed=True) == 0:
+            note(empty_note(cat.url))
+        elif not rows:
             with cat.session() as session:
                 check_facets(
                     session, make_filter(**filters)
                 )  # a typo gets a hint, not an empty table
         total = cat.count(**filters) if limit and len(rows) == limit else len(rows)
+    _emit_listing([r.model_dump() for r in rows], fmt, total)
+
+
+def _emit_listing(rows: list[dict[str, Any]], fmt: TableFormat, total: int) -> None:
+    from securitynet.catalogue.lite import SUMMARY_COLUMNS
+
     emit_rows(
-        [r.model_dump() for r in rows],
+        rows,
         fmt,
         columns=SUMMARY_COLUMNS,
         table_columns=LIST_TABLE_COLUMNS,
@@ -256,6 +309,47 @@ def _digest(file: Any) -> str | None:
     return f"{file.checksum_algo or 'checksum'}:{file.checksum}" if file.checksum else None
 
 
+def _as_row(item: Any) -> dict[str, Any]:
+    """A child row as a dict: a pydantic record's dump, or already one (the lean path)."""
+    return item if isinstance(item, dict) else dict(item.model_dump())
+
+
+def _result_rows(evaluations: list[Any]) -> list[dict[str, Any]]:
+    """One row per figure of each evaluation (an evaluation without figures: one row)."""
+    rows: list[dict[str, Any]] = []
+    for evaluation in evaluations:
+        base = _as_row(evaluation)
+        figures = base.pop("metrics", None) or []
+        rows.extend({**base, **_as_row(m)} for m in figures)
+        if not figures:
+            rows.append(base)
+    return rows
+
+
+def _top1_text(entry: Any) -> str | None:
+    """``80.38 at 224 px (best 81.24 at 288 px)``: the figure at the loader's size first."""
+    def at(value: float | None, size: int | None) -> str:
+        return f"{cell(value)}" + (f" at {size} px" if size else "")
+
+    if entry.top1 is None and entry.top1_best is None:
+        return None
+    text = at(entry.top1, entry.top1_size) if entry.top1 is not None else "none at the input size"
+    if entry.top1_best is not None and (entry.top1_best, entry.top1_best_size) != (
+        entry.top1,
+        entry.top1_size,
+    ):
+        text += f" (best {at(entry.top1_best, entry.top1_best_size)})"
+    return text
+
+
+def _pending_note(entry: Any) -> str | None:
+    """What a sync left unread for the entry (the Hub's configs and pins), in words."""
+    pending = (entry.raw or {}).get("pending") if isinstance(entry.raw, dict) else None
+    if not pending:
+        return None
+    return f"{', '.join(pending)} (read on the first show or load with the network)"
+
+
 def _print_entry(entry: Any) -> None:
     params = f"{human_count(entry.params)} ({entry.params:,})" if entry.params is not None else None
     fields = [
@@ -263,7 +357,7 @@ def _print_entry(entry: Any) -> None:
         ("architecture", entry.architecture),
         ("family", entry.family),
         ("data set", entry.dataset),
-        ("top-1", cell(entry.top1)),
+        ("top-1", _top1_text(entry)),
         ("params", params),
         ("GFLOPs", cell(entry.gflops)),
         ("input size", entry.input_size),
@@ -277,6 +371,9 @@ def _print_entry(entry: Any) -> None:
         ("first seen", cell(entry.first_seen)),
         ("last seen", cell(entry.last_seen)),
         ("removed upstream", "yes" if entry.removed_upstream else None),
+        ("same weights as", entry.same_weights_as),
+        ("test net", "yes (left out of list and stats unless --test-nets)" if entry.test_net else None),
+        ("pending", _pending_note(entry)),
     ]
     shown = [(k, v) for k, v in fields if v not in (None, "")]
     width = max(len(k) for k, _ in shown)
@@ -286,27 +383,22 @@ def _print_entry(entry: Any) -> None:
     sections: list[tuple[str, list[dict[str, Any]], tuple[str, ...]]] = [
         (
             "Training chain",
-            [d.model_dump() for d in entry.datasets],
+            [_as_row(x) for x in entry.datasets],
             ("stage", "dataset", "raw_name", "source", "evidence"),
         ),
         (
             "Accuracy claims",
-            [c.model_dump() for c in entry.claims],
+            [_as_row(x) for x in entry.claims],
             ("dataset", "split", "metric", "value", "img_size", "kind", "source", "evidence"),
         ),
         (
             "Facts (every source's word)",
-            [f.model_dump() for f in entry.facts],
+            [_as_row(x) for x in entry.facts],
             ("key", "value", "source", "evidence"),
         ),
         (
             "Results (one row per figure)",
-            [
-                {**v.model_dump(exclude={"metrics"}), **m.model_dump()}
-                for v in entry.evaluations
-                for m in v.metrics
-            ]
-            + [v.model_dump(exclude={"metrics"}) for v in entry.evaluations if not v.metrics],
+            _result_rows(entry.evaluations),
             ("attack", "variant", "metric", "value", "lower", "upper", "dataset", "source", "status"),
         ),
     ]
@@ -335,9 +427,29 @@ def show(
     ],
     fmt: TextFormatOpt = TextFormat.TEXT,
 ) -> None:
-    """Show one entry with every claim, data set, file and fact, and who said each."""
+    """Show one entry with every claim, data set, file and fact, and who said each.
+
+    A Hub entry's classes, labels, preprocessing and file pins are read on its first show."""
+    from securitynet.errors import EntryNotFoundError
+
+    if fmt is TextFormat.TEXT:
+        from securitynet.catalogue.lite import open_lite
+        from securitynet.ids import parse_id
+
+        eid = str(parse_id(entry_id))
+        with open_lite() as lite:
+            view = lite.find(eid) if lite is not None else None
+        if view is not None and _pending_note(view) is None:
+            _print_entry(view)
+            return
     with _catalogue() as cat:
-        entry = cat.get(entry_id)
+        try:
+            cat.fill_pending(entry_id)
+            entry = cat.get(entry_id)
+        except EntryNotFoundError as exc:
+            if cat.count(include_removed=True) == 0:
+                exc.hint = empty_note(cat.url)
+            raise
     if fmt is TextFormat.JSON:
         emit_json(entry.model_dump(mode="json"))
     else:
@@ -354,17 +466,33 @@ def stats(
     ] = "dataset",
     plot: Annotated[
         Path | None,
-        typer.Option(help="Also draw top-1 per group to this file (.png, .svg or .pdf)."),
+        typer.Option(
+            help="Also draw top-1 per group to this file (.png, or vector .svg / .pdf); "
+            "grouped by anything but the data set, one panel per data set."
+        ),
+    ] = None,
+    order: Annotated[
+        str,
+        typer.Option(help="Order the plot's groups by median, mean, max, count or name."),
+    ] = "median",
+    max_groups: Annotated[
+        int, typer.Option(min=1, help="Draw at most N groups per panel (the best by --order).")
+    ] = 25,
+    title: Annotated[
+        str | None, typer.Option(help="A title drawn into the figure (default: none).")
     ] = None,
     source: SourceOpt = None,
     dataset: DatasetOpt = None,
     family: FamilyOpt = None,
     licence: LicenceOpt = None,
     include_removed: IncludeRemovedOpt = False,
+    shared_weights: SharedWeightsOpt = False,
+    test_nets: TestNetsOpt = False,
     fmt: TableFormatOpt = TableFormat.TABLE,
 ) -> None:
     """Entries and top-1 spread (min, quartiles, max, mean) per group."""
-    from securitynet.catalogue.stats import STAT_COLUMNS, UNKNOWN_GROUP, plot_frame, summarise
+    from securitynet.catalogue.plots import plot_frame
+    from securitynet.catalogue.stats import STAT_COLUMNS, UNKNOWN_GROUP, summarise
 
     filters = _filters(
         source=source,
@@ -372,14 +500,24 @@ def stats(
         family=family,
         licence=licence,
         include_removed=include_removed,
+        shared_weights=shared_weights,
+        test_nets=test_nets,
     )
-    with _catalogue() as cat:
-        frame = cat.to_dataframe(**filters)
-    table = summarise(frame, by)
-    key = table.columns[0]
+    from securitynet.catalogue.stats import check_by
+
+    key = check_by(by)
+    with _catalogue() as cat:  # only the columns the table and the figure use
+        columns = list(dict.fromkeys((key, "dataset", "top1")))
+        frame = cat.to_dataframe(columns=columns, ordered=False, **filters)
+        empty = frame.empty and cat.count(include_removed=True) == 0
+    if empty:
+        note(empty_note(cat.url))
+    table = summarise(frame, key)
     if plot is not None:  # before printing: a reader that closes the pipe early still gets the file
-        written = plot_frame(frame, plot, by=key)
-        note(f"wrote {written}")
+        drawn = plot_frame(frame, plot, by=key, order=order, max_groups=max_groups, title=title)
+        note(f"wrote {drawn.path}")
+        for line in drawn.notes():
+            note(line)
     emit_rows(
         table.to_dict("records"),
         fmt,
@@ -424,11 +562,23 @@ def sql(
 ) -> None:
     """Run a read-only SQL query on the catalogue (views: v_entries_per_dataset, v_claims, ...;
     see schema/catalogue.md). Writes are refused; rows and time are capped."""
-    from securitynet.catalogue.sql import unique_names
+    from securitynet.catalogue.lite import open_lite, sql_limits
+    from securitynet.catalogue.sql import run_sql_file, unique_names
 
     statement = sys.stdin.read() if query == "-" else query
-    with _catalogue() as cat:
-        result = cat.sql(statement, max_rows=max_rows, timeout=timeout)
+    with open_lite() as lite:
+        path = lite.path if lite is not None else None
+    if path is not None:
+        default_rows, default_timeout = sql_limits()
+        result = run_sql_file(
+            path,
+            statement,
+            max_rows=default_rows if max_rows is None else max_rows,
+            timeout=default_timeout if timeout is None else timeout,
+        )
+    else:
+        with _catalogue() as cat:
+            result = cat.sql(statement, max_rows=max_rows, timeout=timeout)
     emit_rows(result.records(), fmt, columns=unique_names(result.columns))
     if result.truncated:
         note(f"stopped at {len(result.rows):,} rows; --max-rows raises the cap.")
@@ -460,6 +610,8 @@ def export(
     family: FamilyOpt = None,
     licence: LicenceOpt = None,
     include_removed: IncludeRemovedOpt = False,
+    shared_weights: SharedWeightsOpt = False,
+    test_nets: TestNetsOpt = False,
 ) -> None:
     """Write the catalogue to a file: one flat row per entry, or --full entries."""
     from securitynet.catalogue.export import export_catalogue
@@ -470,6 +622,8 @@ def export(
         family=family,
         licence=licence,
         include_removed=include_removed,
+        shared_weights=shared_weights,
+        test_nets=test_nets,
     )
     with _catalogue() as cat:
         result = export_catalogue(cat, path, format=fmt, full=full, **filters)
@@ -502,13 +656,19 @@ def db_upgrade() -> None:
 @db_app.command("current")
 def db_current(fmt: TextFormatOpt = TextFormat.TEXT) -> None:
     """Show the database's schema revision and the newest one this securitynet knows."""
-    from securitynet.catalogue.api import Catalogue
-    from securitynet.catalogue.engine import current_revision, head_revision
+    from securitynet.catalogue import lite
 
-    with Catalogue(upgrade=False) as cat:
-        current = current_revision(cat.engine)
-        url = _safe_url(cat.url)
-    head = head_revision()
+    with lite.open_lite() as reader:  # at head: answered without Alembic
+        current = head = lite.head_revision() if reader is not None else None
+        url = reader.url if reader is not None else None
+    if current is None or head is None or url is None:
+        from securitynet.catalogue.api import Catalogue
+        from securitynet.catalogue.engine import current_revision, head_revision
+
+        with Catalogue(upgrade=False) as cat:
+            current = current_revision(cat.engine)
+            url = _safe_url(cat.url)
+        head = head_revision()
     if fmt is TextFormat.JSON:
         emit_json(
             {"database": url, "current": current, "head": head, "up_to_date": current == head}

@@ -64,7 +64,9 @@ def summary(loaded: LoadedNet, *, seconds: float | None = None) -> dict[str, Any
     }
 
 
-def load_cmd(record: EntryRecord, *, offline: bool | None = None, device: str = "cpu", fmt: str = "text") -> None:
+def load_cmd(
+    record: EntryRecord, *, offline: bool | None = None, device: str = "cpu", fmt: str = "text"
+) -> LoadedNet:
     """Fetch, verify and load ``record``, then print a summary."""
     from securitynet.loader import load_entry
 
@@ -73,7 +75,7 @@ def load_cmd(record: EntryRecord, *, offline: bool | None = None, device: str = 
     info = summary(loaded, seconds=time.perf_counter() - start)
     if fmt == "json":
         typer.echo(json.dumps(info, indent=2))
-        return
+        return loaded
     typer.echo(f"{info['id']}: {info['net']} ({info['builder']} {info['architecture']}), "
                f"{info['params']:,} parameters, on {info['device']}, eval mode")
     typer.echo(f"  input {info['input_size']}  mean {info['mean']}  std {info['std']}  "
@@ -83,6 +85,7 @@ def load_cmd(record: EntryRecord, *, offline: bool | None = None, device: str = 
     for f in info["files"]:
         typer.echo(f"  {f['kind']:<8} {f['sha256'][:16]}  {_size(f['size']):>10}  {f['url']}")
     typer.echo(f"  ready in {info['seconds']:.2f} s")
+    return loaded
 
 
 def register(app: typer.Typer) -> None:
@@ -103,10 +106,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fetch an entry's weights into the cache, verify them, load the net and summarise it."""
         _check_format(fmt)
+        from securitynet.api import pin_downloads
         from securitynet.catalogue.api import Catalogue
 
-        record = Catalogue().get(entry_id)
-        load_cmd(record, offline=offline, device=device, fmt=fmt)
+        with Catalogue() as cat:
+            if not (cat.settings.offline if offline is None else offline):
+                cat.fill_pending(entry_id)  # a Hub entry's config and pins, on its first load
+            record = cat.get(entry_id)
+            pin_downloads(cat, load_cmd(record, offline=offline, device=device, fmt=fmt))
 
     @cache_app.command("list")
     def cache_list(fmt: FormatOption = "text") -> None:

@@ -1,6 +1,8 @@
-"""``securitynet scan PATH...``: a verdict per checkpoint file, safe or refused with the reason.
+"""``securitynet scan PATH...``: a verdict per file: safe, refused (and why), or not a checkpoint.
 
-A thin skin over :func:`securitynet.loader.safe.scan_file`; exit status 1 if any file is refused.
+A thin skin over :func:`securitynet.loader.scan.iter_scan` (files read in isolated worker
+processes with a time and memory limit each). Exit status 1 if any file is refused; files
+that are no checkpoint at all (a README beside the weights) are reported but exit 0.
 """
 
 from __future__ import annotations
@@ -40,19 +42,56 @@ def scan(
             "--allow-legacy", help="Read pre-1.6 torch pickles (through the restricted path)."
         ),
     ] = False,
+    time_limit: Annotated[
+        float | None,
+        typer.Option(
+            "--time-limit",
+            min=0.001,
+            help="Seconds per file (default: 60 plus 1 per 10 MiB).",
+            show_default=False,
+        ),
+    ] = None,
+    memory_limit: Annotated[
+        int | None,
+        typer.Option(
+            "--memory-limit",
+            min=1,
+            help="MiB per file (default: 1024 plus 3x the file's size).",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Files read at once (default: up to 2).", show_default=False
+        ),
+    ] = None,
 ) -> None:
-    """Check checkpoint files without running anything in them: safe, or refused and why."""
+    """Check files without running anything in them: safe, refused and why, or not a checkpoint.
+
+    Exit status 0: no file refused. Exit status 1: a file refused (crashes and limits too).
+    """
     from securitynet import progress
-    from securitynet.loader.safe import iter_scan_targets, scan_file
+    from securitynet.loader.scan import iter_scan, iter_scan_targets
 
     as_json = output is ScanFormat.json
     if as_json:
         progress.set_enabled(False)
     targets = list(iter_scan_targets(paths))
-    verdicts = [
-        scan_file(path, allow_legacy=allow_legacy)
-        for path in progress.track(targets, description="scanning", total=len(targets))
-    ]
+    found = dict(
+        progress.track(
+            iter_scan(
+                targets,
+                allow_legacy=allow_legacy,
+                workers=workers,
+                seconds=time_limit,
+                memory=memory_limit * 1024 * 1024 if memory_limit is not None else None,
+            ),
+            description="scanning",
+            total=len(targets),
+        )
+    )
+    verdicts = [found[i] for i in range(len(targets))]
     if as_json:
         typer.echo(json.dumps([v.as_dict() for v in verdicts], indent=2))
     elif not verdicts:
@@ -65,13 +104,18 @@ def scan(
                 if v.wrapper_key:
                     what += f", under {v.wrapper_key!r}"
                 typer.echo(f"{v.path:<{width}}  safe ({what})")
-            else:
+            elif v.refused:
                 typer.echo(f"{v.path:<{width}}  refused: {v.reason}: {v.detail}")
-        refused = sum(not v.safe for v in verdicts)
+            else:
+                typer.echo(f"{v.path:<{width}}  not a checkpoint")
+        safe = sum(v.safe for v in verdicts)
+        refused = sum(v.refused for v in verdicts)
+        other = len(verdicts) - safe - refused
         typer.echo(
-            f"{len(verdicts)} files: {len(verdicts) - refused} safe, {refused} refused", err=True
+            f"{len(verdicts)} files: {safe} safe, {refused} refused, {other} not checkpoints",
+            err=True,
         )
-    if any(not v.safe for v in verdicts):
+    if any(v.refused for v in verdicts):
         # Not typer.Exit(1): app.main() runs click with standalone_mode=False, where click
         # turns Exit into a return value that main() drops (the process would exit 0).
         raise SystemExit(1)

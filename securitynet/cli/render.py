@@ -17,7 +17,12 @@ from typing import Any
 
 import typer
 
-from securitynet.records import StrEnum
+
+class StrEnum(str, Enum):
+    """``enum.StrEnum`` for Python 3.10 (not securitynet.records': pydantic is slow to import)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
 class TableFormat(StrEnum):

@@ -98,7 +98,7 @@ def load_entry(
     """
     from securitynet.loader.builders import BuildContext, get_builder, weights_ref
     from securitynet.loader.cache import Cache
-    from securitynet.loader.download import RetryPolicy, fetch, verified_path
+    from securitynet.loader.download import RetryPolicy, check_network, fetch, verified_path
     from securitynet.loader.preprocessing import build_transform, complete_spec, label_names
     from securitynet.loader.weights import locate
     from securitynet.settings import get_settings
@@ -127,7 +127,9 @@ def load_entry(
             raise
         source = None
     if source is None:
-        # Cold: build first (an entry we cannot build fails before any download), then fetch.
+        # Cold: build first (an entry we cannot build fails before any download), then fetch;
+        # but with no network to fetch from, say so before spending seconds on the build.
+        check_network(wref)
         built = builder.build(context)
         source = locate(wref, cache=cache, offline=False, revision=record.revision, policy=policy)
         weights = _read(source, cache, offline, record, policy)

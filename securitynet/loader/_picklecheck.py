@@ -1,20 +1,26 @@
 """A dry run of a checkpoint's pickle through an allowlist unpickler that builds nothing.
 
-Before torch's weights-only unpickler materialises anything, we unpickle the same bytes
-with :class:`DryRunUnpickler`: every global the pickle names is looked up in a short,
+First :mod:`_opscan` scans the opcodes (where the pickle ends, how deep it nests) without
+building anything. Then we unpickle the same bytes with :class:`DryRunUnpickler`: every global the pickle names is looked up in a short,
 exact allowlist (``(module, name)`` pairs, no prefixes, no dotted names), and what it
 resolves to is one of our own inert stand-ins. ``_rebuild_tensor_v2`` yields a
 :class:`TensorRef` describing the tensor, a persistent id yields a :class:`StorageRef`
 describing the storage; no torch object, no callable of anybody else's, is ever reached.
 
-That gives a second, independent gate (a global torch would allow but we do not, e.g.
-one added with ``torch.serialization.add_safe_globals`` elsewhere in the process, is
-refused) and the facts to check before any storage is allocated: each storage's size
-fits its record, each tensor view lies inside its storage.
+That gives the facts to check before any storage is allocated (each storage's size fits
+its record, each tensor view lies inside its storage) and is, at the same time, the only
+reading of the pickle: :mod:`_build` makes the returned tensors from these descriptions,
+so what was checked is what is returned. torch's own unpickler never sees the file. State
+that torch would apply and a description would drop (a tensor's or parameter's rebuild
+state, ``_rebuild_tensor_v2`` metadata, ``BUILD`` on an ``OrderedDict`` beyond the
+``_metadata`` that ``state_dict()`` writes) is refused. The stand-ins that copy (``set``,
+``OrderedDict``, ``_codecs.encode``) draw on a budget proportional to the pickle's size, so
+a short pickle cannot make them copy gigabytes.
 """
 
 from __future__ import annotations
 
+import contextvars
 import io
 import math
 import pickle
@@ -25,11 +31,36 @@ from typing import Any, BinaryIO
 
 import torch
 
+from securitynet.loader import _opscan
 from securitynet.loader._refusal import Refusal
 from securitynet.loader._sniff import LEGACY_MAGIC_NUMBER
 
 LEGACY_PROTOCOL_VERSION = 1001
+#: Most dimensions a tensor may have.
 MAX_DIMS = 64
+#: Largest size, stride or offset (elements); torch's own limit is 2**63.
+MAX_EXTENT = 2**48
+#: Most tensors one checkpoint may describe (each costs ~1 KB once built).
+MAX_TENSORS = 100_000
+#: Largest pickle of a legacy (pre-1.6) stream we read; data.pkl has its own cap in _zipcheck.
+MAX_PICKLE = 2 * 2**20
+#: Elements the copying stand-ins may copy in all, per byte of pickle (plus a floor).
+COPY_BUDGET_PER_BYTE = 4
+COPY_BUDGET_FLOOR = 1_000_000
+
+_budget: contextvars.ContextVar[list[int]] = contextvars.ContextVar("securitynet_copy_budget")
+
+
+def _charge(elements: int) -> None:
+    budget = _budget.get(None)
+    if budget is None:
+        return
+    budget[0] -= elements
+    if budget[0] < 0:
+        raise Refusal(
+            "pickle-copy-budget",
+            "the pickle makes its allowlisted functions copy far more than it holds (a memory bomb)",
+        )
 
 
 class _Inert:
@@ -88,10 +119,56 @@ class _TensorType(_Inert):
 
 
 class _ODict(dict[Any, Any]):
-    """Stand-in for OrderedDict; a state dict's ``_metadata`` arrives through BUILD."""
+    """Stand-in for OrderedDict; a state dict's ``_metadata`` arrives through BUILD.
+
+    That is the only state allowed: ``{"_metadata": {module prefix: {"version": int}}}``,
+    what ``nn.Module.state_dict()`` writes. It is checked and dropped.
+    """
 
     def __setstate__(self, state: object) -> None:
-        pass
+        if not _is_state_dict_metadata(state):
+            raise Refusal(
+                "pickle-odict-state",
+                "BUILD on an OrderedDict with state other than a state dict's _metadata",
+            )
+
+
+def _is_state_dict_metadata(state: object) -> bool:
+    if not (isinstance(state, dict) and set(state) == {"_metadata"}):
+        return False
+    metadata = state["_metadata"]
+    return isinstance(metadata, dict) and all(
+        isinstance(prefix, str)
+        and isinstance(local, dict)
+        and set(local) == {"version"}
+        and _is_int(local["version"])
+        for prefix, local in metadata.items()
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _empty_state(state: object) -> bool:
+    """What ``torch._utils._get_obj_state`` returns for an object without attributes."""
+    if state is None or (isinstance(state, dict) and not state):
+        return True
+    return (
+        isinstance(state, tuple)
+        and len(state) == 2
+        and all(part is None or (isinstance(part, dict) and not part) for part in state)
+    )
+
+
+def _no_tensor_state(requires_grad: object, metadata: object = None) -> None:
+    if not isinstance(requires_grad, bool):
+        raise Refusal("pickle-bad-tensor", "a tensor's requires_grad is not a bool")
+    if not (metadata is None or (isinstance(metadata, dict) and not metadata)):
+        raise Refusal(
+            "pickle-tensor-state",
+            "a tensor carries rebuild metadata (it would change how torch builds it)",
+        )
 
 
 def _itemsize(dtype: torch.dtype) -> int:
@@ -101,6 +178,8 @@ def _itemsize(dtype: torch.dtype) -> int:
 def _int(value: object, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise Refusal("pickle-bad-tensor", f"{what} is a {type(value).__name__}, not an int")
+    if not -MAX_EXTENT <= value <= MAX_EXTENT:
+        raise Refusal("pickle-bad-tensor", f"{what} of {str(value)[:30]} is out of range")
     return value
 
 
@@ -153,6 +232,7 @@ def _rebuild_tensor_v2(
     metadata: object = None,
 ) -> TensorRef:
     _no_hooks(backward_hooks)
+    _no_tensor_state(requires_grad, metadata)
     return _tensor(storage, offset, size, stride, None)
 
 
@@ -167,6 +247,7 @@ def _rebuild_tensor_v3(
     metadata: object = None,
 ) -> TensorRef:
     _no_hooks(backward_hooks)
+    _no_tensor_state(requires_grad, metadata)
     if not isinstance(dtype, _Dtype):
         raise Refusal("pickle-bad-tensor", "a tensor's dtype is not a torch dtype")
     return _tensor(storage, offset, size, stride, dtype.dtype)
@@ -174,6 +255,7 @@ def _rebuild_tensor_v3(
 
 def _rebuild_parameter(data: object, requires_grad: object, backward_hooks: object) -> TensorRef:
     _no_hooks(backward_hooks)
+    _no_tensor_state(requires_grad)
     if not isinstance(data, TensorRef):
         raise Refusal("pickle-bad-tensor", "a parameter wraps something that is not a tensor")
     return data
@@ -182,6 +264,10 @@ def _rebuild_parameter(data: object, requires_grad: object, backward_hooks: obje
 def _rebuild_parameter_with_state(
     data: object, requires_grad: object, backward_hooks: object, state: object
 ) -> TensorRef:
+    if not _empty_state(state):
+        raise Refusal(
+            "pickle-tensor-state", "a parameter carries attributes (rebuild state) torch would set"
+        )
     return _rebuild_parameter(data, requires_grad, backward_hooks)
 
 
@@ -191,7 +277,11 @@ _REBUILDERS = frozenset(
 
 
 def _rebuild_from_type_v2(func: object, new_type: object, args: object, state: object) -> TensorRef:
-    # torch uses this for a plain Tensor/Parameter that has Python attributes.
+    # torch uses this for a tensor subclass or a tensor with Python attributes: neither is data.
+    if not _empty_state(state):
+        raise Refusal(
+            "pickle-tensor-state", "a tensor carries attributes (rebuild state) torch would set"
+        )
     if (
         not isinstance(func, _Global)
         or func.fn not in _REBUILDERS
@@ -210,6 +300,8 @@ def _rebuild_from_type_v2(func: object, new_type: object, args: object, state: o
 def _ordered_dict(*args: object) -> _ODict:
     if len(args) > 1 or (args and not isinstance(args[0], (list, tuple, dict))):
         raise Refusal("pickle-bad-value", "OrderedDict called with unexpected arguments")
+    if args:
+        _charge(len(args[0]))  # type: ignore[arg-type]
     return _ODict(*args)
 
 
@@ -227,12 +319,17 @@ def _encode(text: object, encoding: object = "utf-8") -> bytes:
     # How protocol-2 pickles spell bytes: _codecs.encode(str, "latin1").
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
         raise Refusal("pickle-bad-value", "_codecs.encode called with unexpected arguments")
-    return text.encode("latin1")
+    _charge(len(text))
+    try:
+        return text.encode("latin1")
+    except UnicodeEncodeError as exc:
+        raise Refusal("pickle-bad-value", "_codecs.encode of text that is not latin-1") from exc
 
 
 def _set(items: object = ()) -> list[Any]:
     if not isinstance(items, (list, tuple)):
         raise Refusal("pickle-bad-value", "set() called with unexpected arguments")
+    _charge(len(items))
     return list(items)
 
 
@@ -331,10 +428,22 @@ class DryRunUnpickler(pickle.Unpickler):
         return self._persistent(pid)
 
 
-def dry_run(data: BinaryIO, *, persistent_load: Callable[[object], object], what: str) -> object:
-    """Unpickle one pickle from ``data`` through :class:`DryRunUnpickler`; raise Refusal."""
+def dry_run(
+    data: bytes, *, persistent_load: Callable[[object], object], what: str, start: int = 0
+) -> tuple[object, int]:
+    """Scan, then unpickle, the pickle at ``data[start:]``; return it and where it ended.
+
+    Raise Refusal for anything but a well-formed pickle of allowlisted globals.
+    """
     try:
-        return DryRunUnpickler(data, persistent_load=persistent_load).load()
+        scanned = _opscan.scan(data, start)
+    except _opscan.NotAPickle as exc:
+        raise Refusal("pickle-malformed", f"{what} is not a well-formed pickle: {exc}") from exc
+    stream = io.BytesIO(data)
+    stream.seek(start)
+    token = _budget.set([COPY_BUDGET_FLOOR + COPY_BUDGET_PER_BYTE * (scanned.end - start)])
+    try:
+        obj = DryRunUnpickler(stream, persistent_load=persistent_load).load()
     except Refusal:
         raise
     except (
@@ -354,6 +463,11 @@ def dry_run(data: BinaryIO, *, persistent_load: Callable[[object], object], what
         raise Refusal(
             "pickle-malformed", f"{what} is not a well-formed pickle: {type(exc).__name__}: {exc}"
         ) from exc
+    finally:
+        _budget.reset(token)
+    if stream.tell() != scanned.end:  # the scan and the unpickler must agree on the end
+        raise Refusal("pickle-malformed", f"{what} ends where the opcode scan did not expect")
+    return obj, scanned.end
 
 
 # --- zip checkpoints --------------------------------------------------------------------------
@@ -379,9 +493,10 @@ def _storage_ref(kind: object, key: object, location: object, numel: object) -> 
         or not isinstance(location, str)
     ):
         raise Refusal("pickle-bad-storage", "a persistent id that does not describe a storage")
-    return StorageRef(
-        key=key, dtype=kind.dtype, numel=_int(numel, "a storage size"), location=location
-    )
+    elements = _int(numel, "a storage size")
+    if elements < 0:
+        raise Refusal("pickle-bad-storage", f"a storage of {elements} elements")
+    return StorageRef(key=key, dtype=kind.dtype, numel=elements, location=location)
 
 
 def check_zip_pickle(
@@ -395,13 +510,9 @@ def check_zip_pickle(
             raise Refusal("pickle-bad-storage", f"unexpected persistent id {_short(pid)}")
         return table.add(_storage_ref(*pid[1:]))
 
-    stream = io.BytesIO(data_pkl)
-    obj = dry_run(stream, persistent_load=persistent_load, what="data.pkl")
-    if stream.tell() != len(data_pkl):
-        raise Refusal(
-            "pickle-trailing-data",
-            f"{len(data_pkl) - stream.tell()} bytes follow the pickle's STOP",
-        )
+    obj, end = dry_run(data_pkl, persistent_load=persistent_load, what="data.pkl")
+    if end != len(data_pkl):
+        raise Refusal("pickle-trailing-data", f"{len(data_pkl) - end} bytes follow the pickle's STOP")
     for key, ref in table.storages.items():
         if key not in record_sizes:
             raise Refusal("zip-missing-record", f"storage {key!r} has no data/{key} record")
@@ -411,36 +522,47 @@ def check_zip_pickle(
                 f"storage {key!r} claims {ref.numel} elements ({ref.nbytes} bytes) but its record holds "
                 f"{record_sizes[key]} bytes",
             )
-    unused = sorted(set(record_sizes) - set(table.storages))
+    unused = sorted(set(record_sizes) - set(table.storages))  # bytes no check would look at
     if unused:
         raise Refusal("zip-unexpected-record", f"data/{unused[0]} is not used by any tensor")
     check_tensors(obj)
     return obj, table.storages
 
 
-def iter_tensor_refs(obj: object, *, depth: int = 0) -> Iterator[TensorRef]:
-    if depth > 64:
-        raise Refusal("pickle-too-deep", "the checkpoint nests deeper than 64 levels")
-    if isinstance(obj, TensorRef):
-        yield obj
-    elif isinstance(obj, Mapping):
-        for value in obj.values():
-            yield from iter_tensor_refs(value, depth=depth + 1)
-    elif isinstance(obj, (list, tuple)):
-        for value in obj:
-            yield from iter_tensor_refs(value, depth=depth + 1)
-
-
-def check_tensors(obj: object) -> None:
-    """Every tensor view must lie inside its storage and not be larger than it."""
+def iter_tensor_refs(obj: object) -> Iterator[TensorRef]:
+    """Each distinct tensor description in ``obj``, each shared container walked once."""
     seen: set[int] = set()
+    todo = [obj]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, TensorRef):
+            if id(item) not in seen:
+                seen.add(id(item))
+                yield item
+        elif isinstance(item, (Mapping, list, tuple, set, frozenset)):
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            values = item.values() if isinstance(item, Mapping) else item
+            todo.extend(reversed(list(values)))
+
+
+def check_tensors(obj: object) -> int:
+    """Every tensor view must lie inside its storage and not be larger than it; return the
+    number of tensors."""
+    count = 0
     for ref in iter_tensor_refs(obj):
-        if id(ref) in seen:
-            continue
-        seen.add(id(ref))
+        count += 1
+        if count > MAX_TENSORS:
+            raise Refusal("too-many-tensors", f"more than {MAX_TENSORS} tensors")
         storage_elements = ref.storage.nbytes // _itemsize(ref.dtype)
         if ref.offset < 0 or any(d < 0 for d in ref.size) or any(s < 0 for s in ref.stride):
             raise Refusal("pickle-bad-tensor", "a tensor with a negative size, stride or offset")
+        if ref.offset > storage_elements:
+            raise Refusal(
+                "tensor-out-of-bounds",
+                f"a tensor starts at element {ref.offset} of a {storage_elements}-element storage",
+            )
         if ref.numel == 0:
             continue
         last = ref.offset + sum((d - 1) * s for d, s in zip(ref.size, ref.stride, strict=True))
@@ -454,6 +576,7 @@ def check_tensors(obj: object) -> None:
                 "tensor-overlapping-view",
                 f"a tensor of {ref.numel} elements views a storage of {storage_elements} (overlapping strides)",
             )
+    return count
 
 
 def _short(value: object) -> str:
@@ -464,19 +587,34 @@ def _short(value: object) -> str:
 # --- legacy (pre-1.6) checkpoints ---------------------------------------------------------------
 
 
-def check_legacy_stream(f: BinaryIO, *, size: int) -> object:
+@dataclass(frozen=True)
+class LegacyStream:
+    obj: object
+    storages: dict[str, StorageRef]
+    offsets: dict[str, int]  # storage key -> file offset of its bytes
+
+
+def check_legacy_stream(f: BinaryIO, *, size: int) -> LegacyStream:
     """Dry-run every pickle of a legacy checkpoint and walk its storage section to the end."""
     f.seek(0)
-    magic = dry_run(f, persistent_load=_no_persistent, what="the magic number")
+    head = f.read(min(size, MAX_PICKLE * 2))
+    position = 0
+
+    def next_pickle(persistent_load: Callable[[object], object], what: str) -> object:
+        nonlocal position
+        obj, position = dry_run(head, persistent_load=persistent_load, what=what, start=position)
+        return obj
+
+    magic = next_pickle(_no_persistent, "the magic number")
     if magic != LEGACY_MAGIC_NUMBER:
         raise Refusal("legacy-malformed", "the magic number is wrong")
-    protocol = dry_run(f, persistent_load=_no_persistent, what="the protocol version")
+    protocol = next_pickle(_no_persistent, "the protocol version")
     if protocol != LEGACY_PROTOCOL_VERSION:
         raise Refusal(
             "legacy-malformed",
             f"protocol version {_short(protocol)} (expected {LEGACY_PROTOCOL_VERSION})",
         )
-    sys_info = dry_run(f, persistent_load=_no_persistent, what="the system info")
+    sys_info = next_pickle(_no_persistent, "the system info")
     if not isinstance(sys_info, Mapping) or sys_info.get("little_endian") is not True:
         raise Refusal("legacy-malformed", "the system info is missing or not little-endian")
 
@@ -490,15 +628,15 @@ def check_legacy_stream(f: BinaryIO, *, size: int) -> object:
             raise Refusal("legacy-storage-view", "legacy storage views are not supported")
         return table.add(_storage_ref(kind, key, location, numel))
 
-    obj = dry_run(f, persistent_load=persistent_load, what="the checkpoint pickle")
-    keys = dry_run(f, persistent_load=_no_persistent, what="the storage key list")
+    obj = next_pickle(persistent_load, "the checkpoint pickle")
+    keys = next_pickle(_no_persistent, "the storage key list")
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise Refusal("legacy-malformed", "the storage key list is not a list of strings")
     if len(set(keys)) != len(keys) or set(keys) != set(table.storages):
         raise Refusal(
             "legacy-malformed", "the storage key list does not match the storages the pickle uses"
         )
-    position = f.tell()
+    offsets: dict[str, int] = {}
     for key in keys:
         ref = table.storages[key]
         f.seek(position)
@@ -511,6 +649,7 @@ def check_legacy_stream(f: BinaryIO, *, size: int) -> object:
                 "storage-exceeds-record",
                 f"storage {key!r} is declared with {ref.numel} elements but stored with {count}",
             )
+        offsets[key] = position + 8
         position += 8 + ref.nbytes
         if position > size:
             raise Refusal(
@@ -519,7 +658,7 @@ def check_legacy_stream(f: BinaryIO, *, size: int) -> object:
     if position != size:
         raise Refusal("legacy-trailing-data", f"{size - position} bytes after the last storage")
     check_tensors(obj)
-    return obj
+    return LegacyStream(obj=obj, storages=table.storages, offsets=offsets)
 
 
 def _no_persistent(pid: object) -> object:

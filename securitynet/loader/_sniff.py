@@ -33,6 +33,9 @@ GGUF = "gguf"
 EMPTY = "empty"
 UNKNOWN = "unknown"
 
+#: The reader's refusal code for bytes that are no container and no pickle (a README).
+NOT_A_CHECKPOINT = "not-a-checkpoint"
+
 READABLE_FORMATS = frozenset({SAFETENSORS, PYTORCH_ZIP, PYTORCH_LEGACY})
 
 #: ``torch.save(..., _use_new_zipfile_serialization=False)`` opens with a protocol-2 pickle

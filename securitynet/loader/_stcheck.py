@@ -1,22 +1,44 @@
-"""Check a safetensors header ourselves before the ``safetensors`` library parses it.
+"""Read a safetensors file ourselves: check the header, refuse polyglots, read the tensors.
 
 The layout is ``u64 little-endian N`` + ``N`` bytes of JSON + a data buffer. We bound N
-before reading it, refuse duplicate keys, odd names and unknown dtypes, and require the
-tensors' byte ranges to be in bounds, the size their shape and dtype say, non-overlapping
-and together covering the buffer exactly (no hidden bytes).
+before reading it, refuse duplicate keys, odd names, unknown dtypes and too many
+dimensions, and require the tensors' byte ranges to be in bounds, the size their shape
+and dtype say, non-overlapping and together covering the buffer exactly (no hidden
+bytes). The tensors are then read from the same open file, at the offsets just checked:
+no second parser (the ``safetensors`` library) reopens the file by name.
+
+A safetensors file whose bytes also parse as a pickle, or that also holds a zip end
+record or a tar header, is a polyglot: harmless here, but it would run its payload under
+``pickle.load`` or another loader, so it is no safe file to keep or share. Refused.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import mmap
 import re
 import struct
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+import torch
+
+from securitynet.loader import _opscan
 from securitynet.loader._refusal import Refusal
-from securitynet.loader._sniff import MAX_SAFETENSORS_HEADER
+
+#: Largest JSON header we parse (bytes): ~80 bytes per tensor, so MAX_TENSORS fit easily.
+MAX_HEADER = 8 * 2**20
+#: Most dimensions a tensor may have (the pickle path's cap too).
+MAX_DIMS = 64
+#: Largest product of a shape's non-zero dimensions (a zero-element tensor could otherwise
+#: claim a shape whose strides overflow).
+MAX_DIM = 2**48
+#: How far into the file we look for a pickle reading of the bytes (polyglot check); a run
+#: of valid opcodes this long is refused even without its STOP.
+POLYGLOT_WINDOW = 256 * 2**10
+#: Where a zip reader looks for its end record: the last 22 bytes plus a 64 KiB comment.
+_ZIP_TAIL = 22 + 0xFFFF
 
 #: dtype name in the header -> bytes per element (the dtypes torch can hold).
 DTYPE_SIZES: dict[str, int] = {
@@ -38,7 +60,27 @@ DTYPE_SIZES: dict[str, int] = {
     "C64": 8,
 }
 
-MAX_TENSORS = 1_000_000
+#: safetensors dtype name -> torch dtype (the dtypes torch can hold).
+TORCH_DTYPES: dict[str, torch.dtype] = {
+    "BOOL": torch.bool,
+    "U8": torch.uint8,
+    "I8": torch.int8,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
+    "I16": torch.int16,
+    "U16": torch.uint16,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I32": torch.int32,
+    "U32": torch.uint32,
+    "F32": torch.float32,
+    "I64": torch.int64,
+    "U64": torch.uint64,
+    "F64": torch.float64,
+    "C64": torch.complex64,
+}
+
+MAX_TENSORS = 100_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_NAME_LENGTH = 4096
 
@@ -68,10 +110,10 @@ def check_header(f: BinaryIO, *, size: int) -> SafetensorsHeader:
             "safetensors-truncated", "the file is shorter than a safetensors length prefix"
         )
     (header_length,) = struct.unpack("<Q", raw_len)
-    if header_length > MAX_SAFETENSORS_HEADER:
+    if header_length > MAX_HEADER:
         raise Refusal(
             "safetensors-header-too-large",
-            f"the header claims {header_length} bytes (limit {MAX_SAFETENSORS_HEADER})",
+            f"the header claims {header_length} bytes (limit {MAX_HEADER})",
         )
     if header_length > size - 8:
         raise Refusal(
@@ -82,7 +124,7 @@ def check_header(f: BinaryIO, *, size: int) -> SafetensorsHeader:
     try:
         text = raw.decode("utf-8")
         header = json.loads(text, object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: 5000 digits
         raise Refusal("safetensors-header-invalid", f"the header is not JSON: {exc}") from exc
     if not isinstance(header, dict):
         raise Refusal("safetensors-header-invalid", "the header is not a JSON object")
@@ -109,6 +151,12 @@ def check_header(f: BinaryIO, *, size: int) -> SafetensorsHeader:
             raise Refusal("safetensors-bad-dtype", f"tensor {name!r} has unknown dtype {dtype!r}")
         if not isinstance(shape, list) or not all(_is_nonneg_int(d) for d in shape):
             raise Refusal("safetensors-header-invalid", f"tensor {name!r} has a malformed shape")
+        if len(shape) > MAX_DIMS or math.prod(max(d, 1) for d in shape) > MAX_DIM:
+            raise Refusal(
+                "safetensors-too-many-dims",
+                f"tensor {name!r} has {len(shape)} dimensions (limit {MAX_DIMS}) or spans more "
+                f"than {MAX_DIM} elements",
+            )
         if not (
             isinstance(offsets, list)
             and len(offsets) == 2
@@ -168,3 +216,55 @@ def _check_name(name: str) -> None:
         raise Refusal(
             "safetensors-bad-name", f"tensor name {name!r} contains a NUL or control character"
         )
+
+
+def check_not_polyglot(f: BinaryIO, *, size: int) -> None:
+    """Refuse a safetensors file that other readers would take for a pickle, zip or tar."""
+    f.seek(0)
+    head = f.read(min(size, POLYGLOT_WINDOW))
+    try:
+        _opscan.scan(head)
+    except _opscan.NotAPickle as exc:
+        if exc.truncated and len(head) < size:
+            raise Refusal(
+                "polyglot",
+                f"the first {len(head)} bytes also read as a run of pickle opcodes",
+            ) from exc
+    except Refusal as exc:  # too deep: still a pickle
+        raise Refusal("polyglot", "the bytes also parse as a pickle") from exc
+    else:
+        raise Refusal("polyglot", "the bytes also parse as a pickle (pickle.load would run it)")
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        raise Refusal("polyglot", "the bytes also carry a tar header")
+    tail_at = max(0, size - _ZIP_TAIL)
+    f.seek(tail_at)
+    if b"PK\x05\x06" in f.read(size - tail_at):
+        raise Refusal("polyglot", "the bytes also end in a zip end-of-central-directory record")
+
+
+def read_tensors(
+    f: BinaryIO, header: SafetensorsHeader, mapped: mmap.mmap | None = None
+) -> dict[str, torch.Tensor]:
+    """Each tensor of ``header`` from ``f`` (the file whose header it is): over the pages of
+    ``mapped`` (a copy-on-write map of ``f``) when given, else read into its own buffer."""
+    base = 8 + header.header_length
+    out: dict[str, torch.Tensor] = {}
+    for name, (dtype_name, shape, begin, end) in header.tensors.items():
+        dtype = TORCH_DTYPES[dtype_name]
+        if end == begin:
+            out[name] = torch.empty(shape, dtype=dtype)
+            continue
+        if mapped is not None:
+            if base + end > len(mapped):
+                raise Refusal("safetensors-truncated", f"tensor {name!r} is cut short")
+            count = (end - begin) // DTYPE_SIZES[dtype_name]
+            out[name] = torch.frombuffer(
+                mapped, dtype=dtype, count=count, offset=base + begin
+            ).reshape(shape)
+            continue
+        buf = bytearray(end - begin)
+        f.seek(base + begin)
+        if f.readinto(buf) != len(buf):  # type: ignore[attr-defined]
+            raise Refusal("safetensors-truncated", f"tensor {name!r} is cut short")
+        out[name] = torch.frombuffer(buf, dtype=dtype).reshape(shape)
+    return out

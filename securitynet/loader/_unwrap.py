@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 #: Keys whose value is the tensor mapping in common training scripts, in the order tried.
 WRAPPER_KEYS: tuple[str, ...] = ("state_dict", "model_state_dict", "model", "net", "module")
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: How deep plain metadata may nest (``{"config": {"optim": {"lr": [0.1]}}}`` is 3).
 MAX_METADATA_DEPTH = 8
 #: How many scalar leaves plain metadata may hold in all (a training history is a few thousand).
@@ -155,9 +157,10 @@ def _tensor_mapping(obj: object, *, where: str) -> dict[str, torch.Tensor]:
     for name, value in obj.items():
         if not isinstance(name, str):
             raise Refusal("non-string-key", f"{where} has a non-string key {name!r}")
-        if not name or "\x00" in name:
+        if not name or _CONTROL.search(name):
             raise Refusal(
-                "bad-name", f"{where} has a tensor name {name!r} that is empty or holds a NUL"
+                "bad-name",
+                f"{where} has a tensor name {name[:80]!r} that is empty or holds a control character",
             )
         if not isinstance(value, torch.Tensor):
             raise Refusal(

@@ -1,17 +1,20 @@
-"""Check a torch zip checkpoint's container before torch's own zip reader sees it.
+"""Check a torch zip checkpoint's container and read its records: the one zip parser.
 
 torch's reader (miniz) and Python's :mod:`zipfile` are different parsers; a zip crafted so
-that they disagree (a local header naming another file than the central directory, two
-members of the same name, overlapping members, data hidden between them) is how a checker
-and a loader end up looking at different bytes. So we require a zip that both would read
-the same way, and the layout ``torch.save`` writes:
+that they disagree (a zip64 locator pointing elsewhere, a local header naming another file
+than the central directory, two members of the same name, overlapping members, data hidden
+between them or after a deflate stream) is how a checker and a loader end up looking at
+different bytes. So the directory is parsed by :mod:`_zipdir`, the records are read here,
+and the safe reader builds its tensors from exactly these bytes: no other zip parser ever
+sees the file. Any zip that two parsers could read differently is refused, and we require
+the layout ``torch.save`` writes:
 
 ``<prefix>/data.pkl``, ``<prefix>/data/<n>``, ``<prefix>/version``, ``<prefix>/byteorder``,
 ``<prefix>/.format_version``, ``<prefix>/.storage_alignment``, ``<prefix>/.data/version``,
 ``<prefix>/.data/serialization_id`` and nothing else. ``code/`` or ``constants.pkl`` means
 TorchScript, refused: loading it runs the archive's code.
 
-Every member's CRC is verified (torch does not check them). Members may be stored (what
+Every member's CRC is verified on the very bytes that become tensors. Members may be stored (what
 ``torch.save`` writes) or deflated (a checkpoint re-zipped by hand); a deflated member is
 inflated under a cap so a deflate bomb is refused, never expanded.
 """
@@ -21,18 +24,22 @@ from __future__ import annotations
 import mmap
 import re
 import struct
-import zipfile
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from securitynet.loader import _sniff
+import torch
+
+from securitynet.loader import _sniff, _zipdir
 from securitynet.loader._refusal import Refusal
 
-MAX_MEMBERS = 1_000_000
-MAX_DATA_PKL = 512 * 2**20
+#: Largest data.pkl (inflated) we read: its opcode scan must stay well under a second or
+#: two. A ResNet-50 state dict's is 39 KB; a training checkpoint with optimiser state and
+#: EMA weights a few hundred KB.
+MAX_DATA_PKL = 2 * 2**20
 MAX_SMALL_RECORD = 64
+_STORED, _DEFLATED = 0, 8
 #: A deflated member may expand at most this much (a large zero-filled buffer reaches ~1000x).
 MAX_DEFLATE_RATIO = 100
 #: ... unless it is this small in total.
@@ -77,14 +84,14 @@ class ZipRecord:
     crc: int
 
     @classmethod
-    def of(cls, info: zipfile.ZipInfo, data_offset: int) -> ZipRecord:
+    def of(cls, info: _zipdir.CentralEntry, data_offset: int) -> ZipRecord:
         return cls(
-            name=info.filename,
+            name=info.name,
             data_offset=data_offset,
-            size=info.file_size,
-            compressed_size=info.compress_size,
-            deflated=info.compress_type == zipfile.ZIP_DEFLATED,
-            crc=info.CRC,
+            size=info.size,
+            compressed_size=info.compressed_size,
+            deflated=info.method == _DEFLATED,
+            crc=info.crc,
         )
 
 
@@ -94,7 +101,7 @@ class ZipLayout:
     data_pkl: bytes
     storages: dict[str, ZipRecord]  # storage key -> its data record
     byteorder: str
-    all_stored: bool
+    records: dict[str, bytes]  # every small record (data.pkl, version, ...) by relative name
 
 
 def check_zip(f: BinaryIO, *, size: int, verify_storages: bool = True) -> ZipLayout:
@@ -104,37 +111,22 @@ def check_zip(f: BinaryIO, *, size: int, verify_storages: bool = True) -> ZipLay
     file, plain tensor bytes) are left to :func:`verify_records`, so a caller can run them
     beside torch's read; every other check, data.pkl's CRC included, is done here.
     """
-    f.seek(0)
-    try:
-        zf = zipfile.ZipFile(f)
-        infos = zf.infolist()
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        NotImplementedError,
-        ValueError,
-        EOFError,
-    ) as exc:
-        raise Refusal("zip-malformed", f"not a readable zip: {exc}") from exc
-    if not infos:
-        raise Refusal("zip-empty", "the zip has no members", format=_sniff.ZIP)
-    if len(infos) > MAX_MEMBERS:
-        raise Refusal("zip-too-many-members", f"{len(infos)} members (limit {MAX_MEMBERS})")
-
-    central_dir_start = _central_dir_start(zf, infos, size)
-    names = [info.filename for info in infos]
+    directory = _zipdir.read_directory(f, size=size)
+    infos = directory.entries
+    central_dir_start = directory.start
+    names = [info.name for info in infos]
     _check_names(names)
     spans = [_check_member(f, info, central_dir_start) for info in infos]
     _check_tiling(spans, names, central_dir_start)
 
     prefix = names[0].split("/", 1)[0]
-    relative: dict[str, zipfile.ZipInfo] = {}
+    relative: dict[str, _zipdir.CentralEntry] = {}
     for info in infos:
-        head, sep, rest = info.filename.partition("/")
+        head, sep, rest = info.name.partition("/")
         if not sep or head != prefix or not rest:
             raise Refusal(
                 "zip-unexpected-record",
-                f"member {info.filename!r} is outside the archive folder {prefix + '/'!r}",
+                f"member {info.name!r} is outside the archive folder {prefix + '/'!r}",
             )
         relative[rest] = info
     if any(rest.startswith(_TORCHSCRIPT_MARKERS) for rest in relative):
@@ -147,9 +139,11 @@ def check_zip(f: BinaryIO, *, size: int, verify_storages: bool = True) -> ZipLay
         raise Refusal(
             "zip-not-torch", "a zip without data.pkl is not a torch checkpoint", format=_sniff.ZIP
         )
+    if "version" not in relative:  # torch's reader requires it: a file it would not read
+        raise Refusal("zip-missing-record", "the zip has no version record")
 
     records = {
-        info.filename: ZipRecord.of(info, span[2]) for info, span in zip(infos, spans, strict=True)
+        info.name: ZipRecord.of(info, span[2]) for info, span in zip(infos, spans, strict=True)
     }
     for record in records.values():
         _check_ratio(record)
@@ -158,16 +152,17 @@ def check_zip(f: BinaryIO, *, size: int, verify_storages: bool = True) -> ZipLay
     for rest, info in relative.items():
         match = _DATA_RECORD.fullmatch(rest)
         if match:
-            storages[match.group(1)] = records[info.filename]
+            storages[match.group(1)] = records[info.name]
         elif rest in _SMALL_RECORDS or rest == "data.pkl":
             limit = MAX_DATA_PKL if rest == "data.pkl" else MAX_SMALL_RECORD
-            if info.file_size > limit:
+            if info.size > limit:
                 raise Refusal(
-                    "zip-record-too-large", f"record {rest!r} is {info.file_size} bytes long"
+                    "zip-record-too-large",
+                    f"record {rest!r} is {info.size} bytes long (limit {limit})",
                 )
-            small[rest] = records[info.filename]
+            small[rest] = records[info.name]
         else:
-            raise Refusal("zip-unexpected-record", f"unexpected record {info.filename!r}")
+            raise Refusal("zip-unexpected-record", f"unexpected record {info.name!r}")
 
     # Every CRC, with bounded reads and bounded inflation.
     contents = {rest: verify_record(f, record, keep=True) for rest, record in small.items()}
@@ -176,42 +171,71 @@ def check_zip(f: BinaryIO, *, size: int, verify_storages: bool = True) -> ZipLay
     byteorder = contents.get("byteorder", b"little").decode("ascii", "replace")
     if byteorder not in ("little", "big"):
         raise Refusal("zip-bad-record", f"byteorder record says {byteorder!r}")
-    version = contents.get("version", b"3").strip()
-    if not version.isdigit():
-        raise Refusal("zip-bad-record", f"version record says {version[:16]!r}")
+    for name in ("version", ".data/version"):
+        version = contents.get(name, b"3").strip()
+        if not (version.isascii() and version.isdigit() and 1 <= int(version) <= 9):
+            raise Refusal("zip-bad-record", f"{name} record says {version[:16]!r}")
     return ZipLayout(
         prefix=prefix,
         data_pkl=contents["data.pkl"],
         storages=storages,
         byteorder=byteorder,
-        all_stored=all(info.compress_type == zipfile.ZIP_STORED for info in infos),
+        records=contents,
     )
 
 
 def verify_records(f: BinaryIO, records: Iterable[ZipRecord]) -> None:
-    """Check the CRC of each record; safe to run in a thread while another reads ``f``.
+    """Check the CRC of each record (bounded reads and inflation)."""
+    for record in records:
+        verify_record(f, record, keep=False)
 
-    Reads go through a private read-only map of the file, never through ``f``'s position.
+
+def read_record(f: BinaryIO, record: ZipRecord, mapped: mmap.mmap | None = None) -> torch.Tensor:
+    """The content of ``record`` as a uint8 tensor, its CRC checked on those very bytes.
+
+    With ``mapped`` (a private, copy-on-write map of ``f``) a stored record is not copied:
+    the CRC reads the mapped pages and the tensor is built over them.
     """
+    if record.deflated:
+        return _tensor_of(bytearray(verify_record(f, record, keep=True)))
+    if mapped is not None:
+        end = record.data_offset + record.size
+        if end > len(mapped):
+            raise Refusal("zip-out-of-bounds", f"member {record.name!r} is truncated")
+        with memoryview(mapped) as view, view[record.data_offset : end] as window:
+            crc = zlib.crc32(window)
+        _check_crc(record, crc)
+        if not record.size:
+            return torch.empty(0, dtype=torch.uint8)
+        return torch.frombuffer(
+            mapped, dtype=torch.uint8, count=record.size, offset=record.data_offset
+        )
+    buf = bytearray(record.size)
+    f.seek(record.data_offset)
+    if f.readinto(buf) != record.size:  # type: ignore[attr-defined]
+        raise Refusal("zip-out-of-bounds", f"member {record.name!r} is truncated")
+    _check_crc(record, zlib.crc32(buf))
+    return _tensor_of(buf)
+
+
+def map_private(f: BinaryIO) -> mmap.mmap | None:
+    """A copy-on-write map of ``f`` (its pages are the file's until written), or None where
+    the file cannot be mapped (no descriptor, or a limit on private mappings)."""
     try:
-        fileno = f.fileno()
-    except (OSError, ValueError):  # an in-memory file: read it in place, here
-        for record in records:
-            verify_record(f, record, keep=False)
-        return
-    with mmap.mmap(fileno, 0, access=mmap.ACCESS_READ) as mapped:
-        for record in records:
-            verify_record(mapped, record, keep=False)
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    except (OSError, ValueError):
+        return None
 
 
-def _central_dir_start(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], size: int) -> int:
-    # zipfile keeps the central directory's offset (adjusted for prepended data) here.
-    start = getattr(zf, "start_dir", None)
-    if not isinstance(start, int) or not 0 < start <= size:
-        raise Refusal("zip-malformed", "cannot locate the central directory")
-    if min(info.header_offset for info in infos) != 0:
-        raise Refusal("zip-malformed", "bytes before the first member")
-    return start
+def _tensor_of(buf: bytearray) -> torch.Tensor:
+    return torch.frombuffer(buf, dtype=torch.uint8) if buf else torch.empty(0, dtype=torch.uint8)
+
+
+def _check_crc(record: ZipRecord, crc: int) -> None:
+    if crc != record.crc:
+        raise Refusal(
+            "zip-bad-crc", f"member {record.name!r} fails its CRC check (corrupted or altered)"
+        )
 
 
 def _check_names(names: list[str]) -> None:
@@ -232,70 +256,59 @@ def _check_names(names: list[str]) -> None:
             raise Refusal("zip-unexpected-record", f"directory entry {name!r}")
 
 
-def _check_member(f: BinaryIO, info: zipfile.ZipInfo, limit: int) -> tuple[int, int, int]:
+def _check_member(f: BinaryIO, info: _zipdir.CentralEntry, limit: int) -> tuple[int, int, int]:
     """Compare the local header with the central one; return (start, end, data offset)."""
-    if info.flag_bits & _FLAG_ENCRYPTED:
-        raise Refusal("zip-encrypted", f"member {info.filename!r} is encrypted")
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise Refusal(
-            "zip-compression",
-            f"member {info.filename!r} uses compression method {info.compress_type}",
-        )
-    if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
-        raise Refusal(
-            "zip-size-mismatch", f"stored member {info.filename!r} has two different sizes"
-        )
+    name = info.name
+    if info.flags & _FLAG_ENCRYPTED:
+        raise Refusal("zip-encrypted", f"member {name!r} is encrypted")
+    if info.method not in (_STORED, _DEFLATED):
+        raise Refusal("zip-compression", f"member {name!r} uses compression method {info.method}")
+    if info.method == _STORED and info.compressed_size != info.size:
+        raise Refusal("zip-size-mismatch", f"stored member {name!r} has two different sizes")
     if info.header_offset + _LOCAL_HEADER.size > limit:
-        raise Refusal("zip-out-of-bounds", f"member {info.filename!r} starts past the member area")
+        raise Refusal("zip-out-of-bounds", f"member {name!r} starts past the member area")
     f.seek(info.header_offset)
     raw = f.read(_LOCAL_HEADER.size)
-    if len(raw) < _LOCAL_HEADER.size:
-        raise Refusal("zip-out-of-bounds", f"member {info.filename!r} is truncated")
     (sig, _ver, flags, method, _t, _d, crc, csize, usize, name_len, extra_len) = (
         _LOCAL_HEADER.unpack(raw)
     )
     if sig != _LOCAL_SIGNATURE:
-        raise Refusal("zip-malformed", f"no local header where {info.filename!r} should start")
+        raise Refusal("zip-malformed", f"no local header where {name!r} should start")
     raw_name = f.read(name_len)
-    local_name = raw_name.decode("utf-8" if flags & _FLAG_UTF8 else "cp437", "replace")
-    if local_name != info.filename:
+    if raw_name != info.raw_name:
         raise Refusal(
             "zip-name-mismatch",
-            f"the local header names {local_name!r} but the central directory {info.filename!r}",
+            f"the local header names {raw_name[:80]!r} but the central directory {name!r}",
         )
-    if method != info.compress_type or (flags & _FLAG_ENCRYPTED):
-        raise Refusal(
-            "zip-header-mismatch", f"local and central headers of {info.filename!r} disagree"
-        )
+    if method != info.method or flags != info.flags:
+        raise Refusal("zip-header-mismatch", f"local and central headers of {name!r} disagree")
     if not flags & _FLAG_DESCRIPTOR:
         for local, central in (
-            (crc, info.CRC),
-            (csize, info.compress_size),
-            (usize, info.file_size),
+            (crc, info.crc),
+            (csize, info.compressed_size),
+            (usize, info.size),
         ):
             if local not in (central, 0xFFFFFFFF):
                 raise Refusal(
-                    "zip-header-mismatch",
-                    f"local and central headers of {info.filename!r} disagree",
+                    "zip-header-mismatch", f"local and central headers of {name!r} disagree"
                 )
     data_offset = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
-    end = data_offset + info.compress_size
+    end = data_offset + info.compressed_size
     if flags & _FLAG_DESCRIPTOR:
         end = _check_descriptor(f, info, end, limit)
     if end > limit:
         raise Refusal(
-            "zip-out-of-bounds",
-            f"member {info.filename!r} runs past the member area ({end} > {limit})",
+            "zip-out-of-bounds", f"member {name!r} runs past the member area ({end} > {limit})"
         )
     return info.header_offset, end, data_offset
 
 
-def _check_descriptor(f: BinaryIO, info: zipfile.ZipInfo, at: int, limit: int) -> int:
+def _check_descriptor(f: BinaryIO, info: _zipdir.CentralEntry, at: int, limit: int) -> int:
     f.seek(at)
     raw = f.read(24)
     if raw[:4] == _DESCRIPTOR_SIGNATURE:
         raw, at = raw[4:], at + 4
-    want = (info.CRC, info.compress_size, info.file_size)
+    want = (info.crc, info.compressed_size, info.size)
     # The descriptor has 4-byte sizes, or 8-byte ones when the member is a zip64 one; torch
     # writes zip64 for large files, so accept whichever layout matches the central record.
     for fmt, length in (("<III", 12), ("<IQQ", 20)):
@@ -303,7 +316,7 @@ def _check_descriptor(f: BinaryIO, info: zipfile.ZipInfo, at: int, limit: int) -
             return at + length
     raise Refusal(
         "zip-header-mismatch",
-        f"the data descriptor of {info.filename!r} disagrees with the central directory",
+        f"the data descriptor of {info.name!r} disagrees with the central directory",
     )
 
 
@@ -387,6 +400,11 @@ def verify_record(source: BinaryIO | mmap.mmap, record: ZipRecord, *, keep: bool
                         "zip-malformed", f"member {record.name!r} does not inflate: {exc}"
                     ) from exc
                 produced += len(out)
+                if inflater.eof and (inflater.unused_data or position < end):
+                    raise Refusal(
+                        "zip-deflate-trailing-data",
+                        f"member {record.name!r} holds bytes after the end of its deflate stream",
+                    )
                 if produced > record.size:
                     raise Refusal(
                         "zip-compression-ratio",

@@ -17,6 +17,14 @@ every write is a temp file plus ``os.replace``.
 A blob's sha256 is recorded when it enters the cache and checked again every time the blob
 is used (:meth:`Cache.open_verified`); a blob whose bytes no longer match is deleted with
 every index entry that points at it, and :class:`~securitynet.errors.IntegrityError` is raised.
+
+**Confinement.** The index is data anyone with write access to the cache folder (or a bug)
+may have altered, so nothing in it becomes a path unchecked: a record's ``sha256`` (and
+``parent``) must be 64 lowercase hex digits, or the record is invalid (a miss; ``prune``
+removes its index file). Every path the cache reads, changes or deletes is built from the
+root and checked to stay under it with no symbolic link on the way (the root itself may be
+a link); a link found inside the cache is never followed: reads refuse it, ``prune``
+removes the link itself. So ``verify`` and ``prune`` cannot delete anything outside the cache.
 """
 
 from __future__ import annotations
@@ -26,7 +34,9 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -46,6 +56,16 @@ HASH_CHUNK = 8 * 1024 * 1024
 KNOWN_ALGOS = ("sha256", "sha1", "md5")
 
 INDEX_VERSION = 1
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def is_sha256(value: object) -> bool:
+    """Whether ``value`` is a sha256 hex digest as the cache names blobs (lowercase, 64 digits)."""
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
+
+
+SECONDS_PER_DAY = 86_400
 
 #: ``prune`` leaves partial and temp files younger than this alone (another process may be
 #: writing them) unless told to remove everything.
@@ -103,8 +123,21 @@ class CacheRecord:
     def to_json(self) -> dict[str, Any]:
         return {"version": INDEX_VERSION, **asdict(self)}
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, str) or not is_sha256(self.sha256):
+            raise ValueError(f"not a sha256 digest: {self.sha256!r}")
+        if self.parent is not None and not is_sha256(self.parent):
+            raise ValueError(f"parent is not a sha256 digest: {self.parent!r}")
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0:
+            raise ValueError(f"size is not a byte count: {self.size!r}")
+        if not isinstance(self.digests, dict):
+            raise ValueError("digests is not a mapping")
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CacheRecord:
+        """The record in an index file's JSON; ValueError or TypeError when it is not one."""
+        if not isinstance(data, dict):
+            raise ValueError("an index entry is a JSON object")
         data = {k: v for k, v in data.items() if k != "version"}
         return cls(**data)
 
@@ -160,7 +193,53 @@ class Cache:
         return self.root / "partial"
 
     def blob_path(self, sha256: str) -> Path:
+        """Where the blob ``sha256`` lives; IntegrityError when ``sha256`` is no digest."""
+        if not is_sha256(sha256):
+            raise IntegrityError(
+                f"not a sha256 digest: {sha256!r}",
+                sha256=sha256,
+                hint="Run 'securitynet cache prune'.",
+            )
         return self.blobs_dir / sha256[:2] / sha256
+
+    def confined(self, path: Path) -> bool:
+        """Whether ``path`` (built from the root) lies under the root with no link on the way:
+        its real path is the root's real path plus the same parts."""
+        try:
+            parts = Path(path).relative_to(self.root).parts
+        except ValueError:
+            return False
+        if any(part in ("..", ".", "") for part in parts):
+            return False
+        real_root = os.path.realpath(self.root)
+        return os.path.realpath(path) == os.path.join(real_root, *parts)
+
+    def _regular_file(self, path: Path) -> bool:
+        """A regular file, not a link, under the root (nothing is followed to decide)."""
+        try:
+            return stat.S_ISREG(os.lstat(path).st_mode) and self.confined(path)
+        except OSError:
+            return False
+
+    def _remove(self, path: Path) -> bool:
+        """Delete the entry ``path`` in the cache: a file, or a link itself (never its target),
+        or a folder with what is under it. Refused (False, logged) unless its folder is confined."""
+        path = Path(path)
+        if path.name in ("", ".", "..") or not self.confined(path.parent):
+            log.warning("refusing to delete %s: it is not inside the cache %s", path, self.root)
+            return False
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(mode):
+            shutil.rmtree(path, ignore_errors=True)  # rmtree never follows links inside
+        else:
+            if stat.S_ISREG(mode):
+                with contextlib.suppress(OSError):
+                    os.chmod(path, 0o644)  # read-only blobs (matters on Windows)
+            path.unlink(missing_ok=True)
+        return True
 
     def index_path(self, key: str) -> Path:
         return self.index_dir / f"{_key_digest(key)}.json"
@@ -188,6 +267,8 @@ class Cache:
             return
         locks = self.root / "locks"
         locks.mkdir(parents=True, exist_ok=True)
+        if not self.confined(locks):
+            raise IntegrityError(f"{locks} is a link out of the cache", path=str(locks))
         with open(locks / f"{_key_digest(key)}.lock", "a+b") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             try:
@@ -207,17 +288,18 @@ class Cache:
             return None
         except (OSError, ValueError, TypeError) as exc:
             log.warning("cache index entry %s is unreadable (%s); ignoring it", path.name, exc)
-            path.unlink(missing_ok=True)
+            self._remove(path)
             return None
         if record.key != key:  # a digest collision is not going to happen; a hand edit might
             return None
-        if not self.blob_path(record.sha256).is_file():
-            path.unlink(missing_ok=True)
+        if not self.has_blob(record.sha256):
+            self._remove(path)
             return None
         return record
 
     def has_blob(self, sha256: str) -> bool:
-        return self.blob_path(sha256).is_file()
+        """Whether the blob ``sha256`` is stored (a regular file in the cache, not a link)."""
+        return is_sha256(sha256) and self._regular_file(self.blob_path(sha256))
 
     def _write_index(self, record: CacheRecord) -> None:
         self.index_dir.mkdir(parents=True, exist_ok=True)
@@ -232,14 +314,18 @@ class Cache:
         """
         dest = self.blob_path(record.sha256)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.is_file():
+        if not self.confined(dest.parent):
+            raise IntegrityError(f"{dest.parent} is a link out of the cache", path=str(dest.parent))
+        if self._regular_file(dest):
             if src != dest:
                 src.unlink(missing_ok=True)  # same content already stored
         else:
             os.chmod(src, 0o444)
             os.replace(src, dest)
         if not record.created:
-            record = replace(record, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            record = replace(
+                record, created=datetime.now(timezone.utc).isoformat(timespec="seconds")
+            )
         self._write_index(record)
         return record
 
@@ -250,20 +336,24 @@ class Cache:
 
     def touch(self, record: CacheRecord) -> None:
         """Mark ``record`` as used now (its index file's mtime; ``prune --older-than`` reads it)."""
-        with contextlib.suppress(OSError):
-            os.utime(self.index_path(record.key))
+        path = self.index_path(record.key)
+        if self._regular_file(path):
+            with contextlib.suppress(OSError):
+                os.utime(path)
 
     # --- verification -----------------------------------------------------------------------
 
     def check(self, record: CacheRecord) -> bool:
         """True when the blob's bytes still have the recorded size and sha256."""
         path = self.blob_path(record.sha256)
+        if not self._regular_file(path):  # absent, or a link: never followed
+            return False
         try:
             if path.stat().st_size != record.size:
                 return False
-        except FileNotFoundError:
+            return hash_file(path)["sha256"] == record.sha256
+        except OSError:
             return False
-        return hash_file(path)["sha256"] == record.sha256
 
     def open_verified(self, record: CacheRecord) -> Path:
         """The blob of ``record`` after re-hashing it; on a mismatch the blob is discarded."""
@@ -281,18 +371,16 @@ class Cache:
     def discard(self, sha256: str) -> int:
         """Delete the blob ``sha256``, every index entry that points at it and, recursively,
         everything derived from it. Returns the number of index entries removed."""
+        blob = self.blob_path(sha256)  # IntegrityError when sha256 is no digest
         removed = 0
         derived: list[str] = []
         for path, record in self._iter_index():
             if record.sha256 == sha256:
-                path.unlink(missing_ok=True)
+                self._remove(path)
                 removed += 1
-            elif record.parent == sha256:
+            elif record.parent == sha256 and record.sha256 != sha256:
                 derived.append(record.sha256)
-        blob = self.blob_path(sha256)
-        if blob.exists():
-            os.chmod(blob, 0o644)
-            blob.unlink(missing_ok=True)
+        self._remove(blob)
         for child in derived:
             removed += self.discard(child)
         return removed
@@ -300,13 +388,24 @@ class Cache:
     # --- listing, verify, prune -------------------------------------------------------------
 
     def _iter_index(self) -> Iterator[tuple[Path, CacheRecord]]:
-        if not self.index_dir.is_dir():
+        for path, record in self._iter_index_files():
+            if record is not None:
+                yield path, record
+
+    def _iter_index_files(self) -> Iterator[tuple[Path, CacheRecord | None]]:
+        """Every index file (regular, inside the cache) with its record, None when invalid."""
+        if not self.index_dir.is_dir() or not self.confined(self.index_dir):
             return
         for path in sorted(self.index_dir.glob("*.json")):
+            if not self._regular_file(path):
+                log.warning("cache index entry %s is not a plain file; ignored", path.name)
+                yield path, None
+                continue
             try:
                 yield path, CacheRecord.from_json(json.loads(path.read_text()))
             except (OSError, ValueError, TypeError) as exc:
                 log.warning("cache index entry %s is unreadable (%s)", path.name, exc)
+                yield path, None
 
     def list_records(self) -> list[CacheRecord]:
         """Every index entry whose blob is present, oldest first."""
@@ -326,7 +425,7 @@ class Cache:
         dangling = 0
         for path, record in self._iter_index():
             if not self.has_blob(record.sha256):
-                path.unlink(missing_ok=True)
+                self._remove(path)
                 dangling += 1
                 continue
             by_blob.setdefault(record.sha256, record)
@@ -339,7 +438,9 @@ class Cache:
                 continue
             total += record.size
             if not self.check(record):
-                log.warning("cached blob %s (%s) does not match its sha256; discarded", sha[:16], record.key)
+                log.warning(
+                    "cached blob %s (%s) does not match its sha256; discarded", sha[:16], record.key
+                )
                 self.discard(sha)
                 bad.append(sha)
         return VerifyReport(len(by_blob), tuple(bad), dangling, time.perf_counter() - start, total)
@@ -358,41 +459,64 @@ class Cache:
         long (and their blobs, once nothing else points at them). With ``everything``: all.
         """
         now = time.time()
+        max_age = None if older_than_days is None else older_than_days * SECONDS_PER_DAY
         records = n_blobs = n_partials = freed = 0
         keep_blobs: set[str] = set()
-        for path, record in self._iter_index():
-            stale = everything or not self.has_blob(record.sha256)
-            if not stale and older_than_days is not None:
-                mtime = path.stat().st_mtime
-                stale = (now - mtime) > older_than_days * 86400
+        for path, record in self._iter_index_files():
+            stale = everything or record is None or not self.has_blob(record.sha256)
+            if not stale and max_age is not None:
+                with contextlib.suppress(OSError):
+                    stale = now - os.lstat(path).st_mtime > max_age
             if stale:
                 records += 1
                 if not dry_run:
-                    path.unlink(missing_ok=True)
-            else:
+                    self._remove(path)
+            elif record is not None:
                 keep_blobs.add(record.sha256)
-        if self.blobs_dir.is_dir():
-            for blob in self.blobs_dir.glob("*/*"):
-                if blob.name in keep_blobs:
-                    continue
-                n_blobs += 1
-                freed += blob.stat().st_size
-                if not dry_run:
-                    os.chmod(blob, 0o644)
-                    blob.unlink(missing_ok=True)
+        for blob, size in self._iter_blob_entries():
+            if (
+                blob.name in keep_blobs
+                and self._regular_file(blob)
+                and blob == self.blob_path(blob.name)
+            ):
+                continue
+            n_blobs += 1
+            freed += size
+            if not dry_run:
+                self._remove(blob)
         for folder in (self.partial_dir, self.tmp_dir):
-            if not folder.is_dir():
+            if not folder.is_dir() or not self.confined(folder):
                 continue
             for item in folder.iterdir():
-                with contextlib.suppress(OSError):
-                    if not everything and now - item.stat().st_mtime < IN_FLIGHT_SECONDS:
-                        continue  # probably a download running in another process
+                try:
+                    info = os.lstat(item)
+                except OSError:
+                    continue
+                if not everything and now - info.st_mtime < IN_FLIGHT_SECONDS:
+                    continue  # probably a download running in another process
                 n_partials += 1
-                with contextlib.suppress(OSError):
-                    freed += item.stat().st_size
+                freed += info.st_size if stat.S_ISREG(info.st_mode) else 0
                 if not dry_run:
-                    if item.is_dir():
-                        shutil.rmtree(item, ignore_errors=True)
-                    else:
-                        item.unlink(missing_ok=True)
+                    self._remove(item)
         return PruneReport(records, n_blobs, n_partials, freed)
+
+    def _iter_blob_entries(self) -> Iterator[tuple[Path, int]]:
+        """Everything in the blob store two levels down, links and strays included (never
+        followed), with the bytes each frees: ``(path, size)``."""
+        if not self.blobs_dir.is_dir() or not self.confined(self.blobs_dir):
+            return
+        for top in sorted(self.blobs_dir.iterdir()):
+            if top.is_symlink() or not top.is_dir():
+                yield top, 0 if top.is_symlink() else _lsize(top)
+                continue
+            for blob in sorted(top.iterdir()):
+                yield blob, _lsize(blob)
+
+
+def _lsize(path: Path) -> int:
+    """Bytes of the regular file ``path`` (0 for a link or anything else)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return 0
+    return info.st_size if stat.S_ISREG(info.st_mode) else 0

@@ -40,6 +40,7 @@ from securitynet.errors import (
 )
 from securitynet.loader import hub
 from securitynet.loader.cache import KNOWN_ALGOS, Cache, CacheRecord, hash_file, key_for
+from securitynet.network import check_reachable, is_offline_error, no_network
 
 if TYPE_CHECKING:
     import requests
@@ -151,6 +152,8 @@ class RetryPolicy:
     max_delay: float = 30.0
     #: A ``Retry-After`` longer than this is not waited out: RateLimitedError instead.
     max_retry_after: float = 120.0
+    #: Seconds of waiting between attempts, all retries together, before giving up.
+    max_waiting: float = 120.0
     sleep: Callable[[float], None] = time.sleep
 
     @classmethod
@@ -233,6 +236,7 @@ def http_download(
     validator_path = part.with_name(part.name + ".json")
     attempts = 0
     failures = 0
+    waited = 0.0
     resumed = False
     try:
         while True:
@@ -269,8 +273,17 @@ def http_download(
                         retry_after=retry.retry_after,
                     ) from None
                 delay = retry.retry_after if retry.retry_after is not None else policy.backoff(failures or 1)
+                if waited + delay > policy.max_waiting:
+                    raise UpstreamError(
+                        f"{url}: {retry.reason} (gave up after {attempts} attempts in "
+                        f"{waited:.0f} s of waiting)",
+                        hint="Check the network (a partial download is kept and resumed next time).",
+                        url=url,
+                        status=retry.status,
+                    ) from None
                 log.info("%s: %s; retrying in %.1f s", url, retry.reason, delay)
                 policy.sleep(delay)
+                waited += delay
                 continue
             resumed = resumed or appended
             validator_path.unlink(missing_ok=True)
@@ -310,6 +323,8 @@ def _attempt(
     try:
         resp = sess.get(url, headers=req_headers, stream=True, timeout=policy.timeout, allow_redirects=True)
     except (requests.ConnectionError, requests.Timeout) as exc:
+        if is_offline_error(exc, url):  # no retry brings a network back
+            raise no_network(exc, url) from exc
         raise _Retry(f"connection failed: {exc.__class__.__name__}") from exc
     with resp:
         status = resp.status_code
@@ -405,6 +420,12 @@ def find_cached(cache: Cache, key: str, pins: Pins) -> CacheRecord | None:
     return None
 
 
+def check_network(ref: FileRef) -> None:
+    """Raise :class:`~securitynet.errors.NoNetworkError` at once when the host serving
+    ``ref`` does not resolve: offline, a load fails in a blink, not after a retry storm."""
+    check_reachable(hub.endpoint() if hub.is_hub_url(ref.url) else ref.url)
+
+
 def fetch(
     ref: FileRef,
     *,
@@ -430,6 +451,7 @@ def fetch(
         return Fetched(cached, cache.blob_path(cached.sha256), fresh=False)
     if offline:
         raise OfflineError(f"{ref.url} is not in the cache and securitynet is offline", url=ref.url)
+    check_network(ref)
 
     with cache.lock(key):
         cached = find_cached(cache, key, pins)  # another process may have fetched it meanwhile
@@ -447,8 +469,10 @@ def fetch(
             headers = hub.request_headers()
         else:
             url = ref.url
-        if pins.empty:
+        if pins.empty and not member_pins(ref).digests:
             log.warning("%s has no size or hash pin; trusting what the server sends", ref.url)
+        elif pins.empty:  # imgclsmob: the sha1 pins the .pth inside, checked when extracted
+            log.info("%s is pinned by the digest of the file inside it", ref.url)
 
         # Content-addressed: the pinned bytes may already be here under another key.
         sha = pins.digests.get("sha256")

@@ -1,24 +1,37 @@
 """The safe checkpoint reader: untrusted file in, ``name -> tensor`` out, or a typed refusal.
 
     >>> ckpt = read_checkpoint("downloaded/model.pt")
-    >>> ckpt.tensors["conv1.weight"].shape, ckpt.format, ckpt.wrapper_key, ckpt.metadata
+    >>> ckpt["conv1.weight"].shape, ckpt.format, ckpt.wrapper_key, ckpt.metadata
+    >>> net.load_state_dict(ckpt)
 
-Nothing in a checkpoint is ever executed. The format is decided by content, never by the
-file name. Each format is checked by us before a library parses it:
+Nothing in a checkpoint is ever executed, and no library parses the untrusted file: one
+parser of ours reads each format, the checks run on what it read, and the returned tensors
+are built from exactly the bytes that were checked. The format is decided by content,
+never by the file name.
 
-* **safetensors**: header length bound, JSON with unique keys, names, dtypes, offsets in
-  bounds, sized by shape, non-overlapping and covering the buffer; then ``safetensors``.
-* **PyTorch zip** (``torch.save`` since 1.6): the zip structure (local vs central records,
-  duplicates, sizes, CRCs, compression ratio, the torch record layout, no TorchScript), then
-  ``data.pkl`` is run through our own allowlist unpickler that builds nothing (it only
-  describes tensors and storages, so each storage is checked against its record), then
-  ``torch.load(weights_only=True)`` passed explicitly materialises the tensors.
+* **safetensors**: header length bound, JSON with unique keys, names, dtypes, dimensions,
+  offsets in bounds, sized by shape, non-overlapping and covering the buffer; a file whose
+  bytes also parse as a pickle or a zip (a polyglot) is refused. The tensors are read from
+  the same open file, right after the header that was checked.
+* **PyTorch zip** (``torch.save`` since 1.6): our own strict zip parser (:mod:`_zipdir`,
+  :mod:`_zipcheck`; a zip two parsers could read differently is refused), a pure opcode
+  scan of ``data.pkl`` (:mod:`_opscan`: size and nesting bound before anything is built),
+  our allowlist unpickler that only describes tensors (:mod:`_picklecheck`), every record's
+  CRC, then the tensors are made from the verified records (:mod:`_build`).
 * **PyTorch legacy** (pre-1.6 pickle stream): refused unless ``allow_legacy=True``; then the
-  same allowlist dry run over every pickle in the stream and the storage layout, then
-  ``torch.load(weights_only=True)``.
+  same scan and dry run over every pickle in the stream, the storage layout, and the same
+  building from the storage bytes that were walked.
 
 Everything else (raw pickles whatever their name, TorchScript, 7z, tar, garbage) is refused
-with :class:`~securitynet.errors.UnsafeCheckpointError`, whose ``reason`` is a stable code.
+with :class:`~securitynet.errors.UnsafeCheckpointError`, whose ``reason`` is a stable code;
+``not-a-checkpoint`` when no container signature matches and the bytes are no pickle either.
+No file content makes :func:`read_checkpoint` raise anything else (I/O failures are a
+:class:`~securitynet.errors.LoaderError`). The caps are listed in :data:`CAPS`.
+
+The tensors of a zip or safetensors file are built over a private copy-on-write map of the
+descriptor that was checked (no copy, no second open): replacing the file afterwards (a new
+inode, as the cache publishes) leaves them as read; rewriting it in place while they are
+alive is outside what a reader can defend, as with ``torch.load(mmap=True)``.
 """
 
 from __future__ import annotations
@@ -26,24 +39,31 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
-import re
 import stat
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
 
 from securitynet.errors import LoaderError, UnsafeCheckpointError
-from securitynet.loader import _picklecheck, _sniff, _stcheck, _torchguard, _unwrap, _zipcheck
+from securitynet.loader import (
+    _build,
+    _opscan,
+    _picklecheck,
+    _sniff,
+    _stcheck,
+    _unwrap,
+    _zipcheck,
+    _zipdir,
+)
 from securitynet.loader._refusal import Refusal
+from securitynet.loader.scan import ScanVerdict, scan_file, scan_paths
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CAPS",
     "Checkpoint",
     "ScanVerdict",
     "read_checkpoint",
@@ -53,22 +73,58 @@ __all__ = [
     "sniff_format",
 ]
 
+#: Every bound the reader enforces, by name (documented in the README).
+CAPS: dict[str, int] = {
+    "data_pkl_bytes": _zipcheck.MAX_DATA_PKL,
+    "legacy_pickle_bytes": _picklecheck.MAX_PICKLE,
+    "pickle_depth": _opscan.MAX_DEPTH,
+    "tensors": _picklecheck.MAX_TENSORS,
+    "tensor_dims": _picklecheck.MAX_DIMS,
+    "zip_members": _zipdir.MAX_MEMBERS,
+    "deflate_ratio": _zipcheck.MAX_DEFLATE_RATIO,
+    "safetensors_header_bytes": _stcheck.MAX_HEADER,
+    "safetensors_tensors": _stcheck.MAX_TENSORS,
+}
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """What a checkpoint file held, reduced to data.
 
-    ``tensors`` maps flat names to dense CPU tensors, unwrapped from ``state_dict`` /
-    ``model_state_dict`` / ``model`` / ``net`` / ``module`` if the file wrapped them (name
-    prefixes such as ``module.`` are kept as found; ``notes`` says so). ``metadata`` holds
+class Checkpoint(dict[str, torch.Tensor]):
+    """What a checkpoint file held, reduced to data: a dict of names to plain CPU tensors.
+
+    The tensors were unwrapped from ``state_dict`` / ``model_state_dict`` / ``model`` /
+    ``net`` / ``module`` if the file wrapped them (name prefixes such as ``module.`` are kept
+    as found; ``notes`` says so), so ``net.load_state_dict(ckpt)`` works. ``metadata`` holds
     the plain values found beside the tensors (numbers, strings, lists and dicts of them).
+    Views are kept as the file holds them (shared storages, transposes, offsets), each inside
+    its storage.
     """
 
-    tensors: dict[str, torch.Tensor]
-    metadata: dict[str, Any]
-    format: str
-    wrapper_key: str | None
-    notes: tuple[str, ...] = field(default=())
+    __slots__ = ("format", "metadata", "notes", "wrapper_key")
+
+    def __init__(
+        self,
+        tensors: Mapping[str, torch.Tensor],
+        *,
+        metadata: dict[str, Any],
+        format: str,
+        wrapper_key: str | None,
+        notes: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(tensors)
+        self.metadata = metadata
+        self.format = format
+        self.wrapper_key = wrapper_key
+        self.notes = notes
+
+    @property
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The mapping itself (kept for code written against the earlier record)."""
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"Checkpoint({len(self)} tensors, format={self.format!r}, "
+            f"wrapper_key={self.wrapper_key!r}, metadata keys={sorted(self.metadata)!r})"
+        )
 
 
 def sniff_format(path: str | os.PathLike[str]) -> str:
@@ -91,8 +147,9 @@ def read_checkpoint(
 
     ``key`` names the entry holding the tensors when the automatic unwrapping cannot tell
     (or to pick e.g. ``"state_dict_ema"``). ``allow_legacy`` admits pre-1.6 pickle-stream
-    checkpoints, still only through the allowlist dry run and the weights-only unpickler.
-    Raises :class:`UnsafeCheckpointError` (with ``reason``, ``path``, ``format``).
+    checkpoints, still only through the opcode scan, the allowlist dry run and our builder.
+    Raises :class:`UnsafeCheckpointError` (with ``reason``, ``path``, ``format``) for any
+    file content, :class:`LoaderError` when the file cannot be read.
     """
     path = Path(path)
     fmt = _sniff.UNKNOWN
@@ -104,7 +161,7 @@ def read_checkpoint(
             fmt = _sniff.sniff_file(f, size=size)
             logger.debug("%s: sniffed %s (%d bytes)", path, fmt, size)
             if fmt == _sniff.SAFETENSORS:
-                result = _read_safetensors(f, path, size=size, key=key)
+                result = _read_safetensors(f, size=size, key=key)
             else:
                 result = _unwrap.unwrap(
                     _read_pickled(f, size=size, fmt=fmt, allow_legacy=allow_legacy), key=key
@@ -113,8 +170,17 @@ def read_checkpoint(
         raise _unsafe(path, refusal.format or fmt, refusal) from refusal
     except OSError as exc:
         raise LoaderError(f"{path}: cannot read: {exc.strerror or exc}", path=str(path)) from exc
+    except (MemoryError, RecursionError) as exc:
+        exhausted = Refusal("resource-exhausted", f"reading it ran out of {type(exc).__name__}")
+        raise _unsafe(path, fmt, exhausted) from exc
+    except LoaderError:
+        raise
+    except Exception as exc:  # a check that failed in a way we did not foresee: still a refusal
+        logger.warning("%s: unexpected %s while checking it", path, type(exc).__name__, exc_info=True)
+        failed = Refusal("check-failed", f"a check failed unexpectedly ({type(exc).__name__})")
+        raise _unsafe(path, fmt, failed) from exc
     return Checkpoint(
-        tensors=result.tensors,
+        result.tensors,
         metadata=result.metadata,
         format=fmt,
         wrapper_key=result.wrapper_key,
@@ -134,9 +200,9 @@ def _unsafe(path: Path, fmt: str, refusal: Refusal) -> UnsafeCheckpointError:
 
 
 def _read_pickled(f: BinaryIO, *, size: int, fmt: str, allow_legacy: bool) -> object:
-    """Check the torch checkpoint ``f`` and return what the weights-only unpickler built."""
+    """Check the torch checkpoint ``f`` and return what it holds, built from checked bytes."""
     if fmt == _sniff.PYTORCH_ZIP:
-        return _read_torch(f, size=size, legacy=False)
+        return _read_torch_zip(f, size=size)
     if fmt == _sniff.PYTORCH_LEGACY:
         if not allow_legacy:
             raise Refusal(
@@ -145,11 +211,26 @@ def _read_pickled(f: BinaryIO, *, size: int, fmt: str, allow_legacy: bool) -> ob
                 hint="Legacy checkpoints are read only on request: allow_legacy=True "
                 "(securitynet scan --allow-legacy); they still go through the restricted path.",
             )
-        return _read_torch(f, size=size, legacy=True)
+        return _read_torch_legacy(f, size=size)
+    if fmt in (_sniff.UNKNOWN, _sniff.PICKLE, _sniff.EMPTY):
+        if not _is_pickle(f, size=size):
+            raise Refusal(
+                "not-a-checkpoint",
+                "no checkpoint container signature matches and the bytes are no pickle",
+                format=_sniff.UNKNOWN,
+            )
+        fmt = _sniff.PICKLE
+        raise Refusal("format-pickle", _REFUSED_FORMATS[fmt], format=fmt)
     raise Refusal(
         f"format-{fmt}",
         _REFUSED_FORMATS.get(fmt, f"a {fmt} file is not a checkpoint format we read"),
     )
+
+
+def _is_pickle(f: BinaryIO, *, size: int) -> bool:
+    f.seek(0)
+    head = f.read(_picklecheck.MAX_PICKLE)
+    return _opscan.is_pickle(head, limit_reached=len(head) < size)
 
 
 _REFUSED_FORMATS = {
@@ -157,24 +238,13 @@ _REFUSED_FORMATS = {
     _sniff.PYTORCH_LEGACY_TAR: "a pre-0.4 torch tar checkpoint (or a pickle/tar polyglot)",
     _sniff.SEVEN_ZIP: "a 7z archive, not a checkpoint",
     _sniff.TAR: "a tar archive, not a checkpoint",
-    _sniff.EMPTY: "the file is empty",
-    _sniff.UNKNOWN: "not a format we recognise (neither safetensors nor a torch zip)",
 }
 
 
-def _read_safetensors(f: BinaryIO, path: Path, *, size: int, key: str | None) -> _unwrap.Unwrapped:
-    import safetensors.torch
-
+def _read_safetensors(f: BinaryIO, *, size: int, key: str | None) -> _unwrap.Unwrapped:
     header = _stcheck.check_header(f, size=size)
-    try:
-        tensors = safetensors.torch.load_file(path, device="cpu")
-    except Exception as exc:  # safetensors raises its own SafetensorError and others
-        raise Refusal("safetensors-unreadable", f"safetensors could not read it: {exc}") from exc
-    # load_file opened the path again: make sure it read the file we checked.
-    if set(tensors) != set(header.tensors) or any(
-        tuple(tensors[n].shape) != shape for n, (_, shape, _, _) in header.tensors.items()
-    ):
-        raise Refusal("safetensors-changed", "the file changed while it was being read")
+    _stcheck.check_not_polyglot(f, size=size)
+    tensors = _stcheck.read_tensors(f, header, _zipcheck.map_private(f))
     metadata: dict[str, Any] = dict(header.metadata)
     wrapper_key: str | None = None
     ours = metadata.pop(_META_KEY, None)
@@ -183,7 +253,7 @@ def _read_safetensors(f: BinaryIO, path: Path, *, size: int, key: str | None) ->
             recorded = json.loads(ours)
             metadata = {**metadata, **recorded["metadata"]}
             wrapper_key = recorded["wrapper_key"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, RecursionError) as exc:
             raise Refusal("safetensors-header-invalid", f"{_META_KEY} is malformed: {exc}") from exc
         if not isinstance(wrapper_key, (str, type(None))) or not isinstance(
             recorded["metadata"], dict
@@ -201,169 +271,31 @@ def _read_safetensors(f: BinaryIO, path: Path, *, size: int, key: str | None) ->
     )
 
 
-def _read_torch(f: BinaryIO, *, size: int, legacy: bool) -> object:
-    """Check a torch checkpoint (container, dry run of its pickle), then let torch read it."""
-    _torchguard.require_safe_torch()
-    if legacy:
-        described = _picklecheck.check_legacy_stream(f, size=size)
-        return _torch_load(f, described, crc_check=None)
+def _read_torch_zip(f: BinaryIO, *, size: int) -> object:
+    """Check a torch zip (container, records, data.pkl), then build what it holds."""
     layout = _zipcheck.check_zip(f, size=size, verify_storages=False)
-    described, _ = _picklecheck.check_zip_pickle(
+    described, refs = _picklecheck.check_zip_pickle(
         layout.data_pkl, {key: record.size for key, record in layout.storages.items()}
     )
-    # The tensor records' CRCs (plain bytes, most of the file) are checked beside torch's read
-    # rather than before it: everything torch *interprets* (the zip structure, data.pkl) is
-    # already verified, and a bad CRC still refuses the whole checkpoint.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="securitynet-crc") as pool:
-        crc_check = pool.submit(_zipcheck.verify_records, f, list(layout.storages.values()))
-        return _torch_load(f, described, crc_check=crc_check)
+    # Each record is read once, its CRC checked on the very bytes the tensors are built over
+    # (mapped copy-on-write from the descriptor we checked: no second open, no copy).
+    mapped = _zipcheck.map_private(f)
+    buffers = {key: _zipcheck.read_record(f, layout.storages[key], mapped) for key in refs}
+    storages = _build.storages_from(buffers, refs, obj=described, byteorder=layout.byteorder)
+    return _build.materialize(described, storages)
 
 
-def _torch_load(f: BinaryIO, described: object, *, crc_check: Future[None] | None) -> object:
-    f.seek(0)
-    try:
-        # weights_only=True always passed explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD only
-        # overrides calls that leave it unset. The same open file torch reads is the one we
-        # checked, so swapping the path in between changes nothing.
-        loaded = torch.load(f, map_location="cpu", weights_only=True, mmap=False)
-    except pickle.UnpicklingError as exc:
-        raise Refusal("weights-only-refused", _weights_only_detail(str(exc))) from exc
-    except (RuntimeError, ValueError, EOFError, KeyError, TypeError, OSError) as exc:
-        raise Refusal(
-            "torch-unreadable", f"torch could not read it: {_first_line(str(exc))}"
-        ) from exc
-    finally:
-        if crc_check is not None:
-            crc_check.result()  # raises the Refusal of a bad CRC, after torch is done
-    _same_tensors(described, loaded)
-    return loaded
-
-
-def _same_tensors(described: object, loaded: object) -> None:
-    """torch must have built exactly the tensors our dry run described (no parser differential)."""
-    want = [(ref.size, ref.dtype) for ref in _picklecheck.iter_tensor_refs(described)]
-    got = [(tuple(t.shape), t.dtype) for t in _iter_tensors(loaded)]
-    if want != got:
-        raise Refusal(
-            "parser-differential",
-            f"torch read {len(got)} tensors where the checked pickle describes {len(want)}, or they differ",
-        )
-
-
-def _iter_tensors(obj: object, depth: int = 0) -> Iterator[torch.Tensor]:
-    if depth > 64:
-        return
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, dict):
-        for value in obj.values():
-            yield from _iter_tensors(value, depth + 1)
-    elif isinstance(obj, (list, tuple)):
-        for value in obj:
-            yield from _iter_tensors(value, depth + 1)
-
-
-def _weights_only_detail(message: str) -> str:
-    """What torch's weights-only unpickler refused, without its advice to set weights_only=False."""
-    boilerplate = (
-        "weights only load failed",
-        "weights_only",
-        "check the documentation",
-        "please file an issue",
-    )
-    facts = [
-        re.sub(r"^.*WeightsUnpickler error:\s*", "", line).strip()
-        for line in message.splitlines()
-        if line.strip() and not any(b in line.lower() for b in boilerplate)
-    ]
-    return "torch's weights-only unpickler refused it" + (f": {facts[0]}" if facts else "")
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "(no message)"
-
-
-# --- scanning -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ScanVerdict:
-    """One file's verdict: ``safe`` (readable, with what it holds) or refused with a reason."""
-
-    path: str
-    safe: bool
-    format: str
-    reason: str | None = None  # stable code, e.g. "zip-bad-crc"
-    detail: str | None = None  # one sentence for people
-    tensors: int = 0
-    parameters: int = 0
-    wrapper_key: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "verdict": "safe" if self.safe else "refused",
-            "format": self.format,
-            "reason": self.reason,
-            "detail": self.detail,
-            "tensors": self.tensors,
-            "parameters": self.parameters,
-            "wrapper_key": self.wrapper_key,
-        }
-
-
-def scan_file(path: str | os.PathLike[str], *, allow_legacy: bool = False) -> ScanVerdict:
-    """Read ``path`` with :func:`read_checkpoint` and report, never raising for a bad file."""
-    try:
-        ckpt = read_checkpoint(path, allow_legacy=allow_legacy)
-    except UnsafeCheckpointError as exc:
-        return ScanVerdict(
-            path=str(path),
-            safe=False,
-            format=str(exc.fields.get("format", _sniff.UNKNOWN)),
-            reason=str(exc.fields.get("reason", "refused")),
-            detail=str(exc.fields.get("detail", exc.message)),
-        )
-    except LoaderError as exc:
-        return ScanVerdict(
-            path=str(path),
-            safe=False,
-            format=_sniff.UNKNOWN,
-            reason="unreadable",
-            detail=exc.message,
-        )
-    return ScanVerdict(
-        path=str(path),
-        safe=True,
-        format=ckpt.format,
-        tensors=len(ckpt.tensors),
-        parameters=sum(t.numel() for t in ckpt.tensors.values()),
-        wrapper_key=ckpt.wrapper_key,
-    )
-
-
-def iter_scan_targets(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
-    """Files named, and every regular file under folders named (recursively, sorted; links
-    inside folders are skipped, a link named on its own is followed)."""
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            # os.walk does not follow symlinked folders (no loops, no escaping the tree).
-            for folder, dirs, files in os.walk(path, followlinks=False):
-                dirs.sort()
-                for name in sorted(files):
-                    child = Path(folder) / name
-                    if child.is_file() and not child.is_symlink():
-                        yield child
-        else:
-            yield path
-
-
-def scan_paths(
-    paths: Iterable[str | os.PathLike[str]], *, allow_legacy: bool = False
-) -> list[ScanVerdict]:
-    """A verdict for every file in ``paths`` (folders are walked recursively)."""
-    return [scan_file(p, allow_legacy=allow_legacy) for p in iter_scan_targets(paths)]
+def _read_torch_legacy(f: BinaryIO, *, size: int) -> object:
+    stream = _picklecheck.check_legacy_stream(f, size=size)
+    buffers: dict[str, torch.Tensor] = {}
+    for key, ref in stream.storages.items():
+        buf = bytearray(ref.nbytes)
+        f.seek(stream.offsets[key])
+        if f.readinto(buf) != ref.nbytes:  # type: ignore[attr-defined]
+            raise Refusal("storage-exceeds-record", f"storage {key!r} is truncated")
+        buffers[key] = torch.frombuffer(buf, dtype=torch.uint8) if buf else torch.empty(0, dtype=torch.uint8)
+    storages = _build.storages_from(buffers, stream.storages, obj=stream.obj, byteorder="little")
+    return _build.materialize(stream.obj, storages)
 
 
 # --- conversion -----------------------------------------------------------------------------
@@ -380,7 +312,7 @@ def save_safetensors(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Pa
 
     out: dict[str, torch.Tensor] = {}
     seen: set[tuple[str, int]] = set()
-    for name, tensor in checkpoint.tensors.items():
+    for name, tensor in checkpoint.items():
         t = tensor.detach().to("cpu")
         storage = t.untyped_storage()
         ident = (str(t.device), storage.data_ptr())

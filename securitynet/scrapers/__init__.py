@@ -17,6 +17,7 @@ REGISTRY: dict[str, str] = {
     "imgclsmob": "securitynet.scrapers.imgclsmob:ImgclsmobScraper",
     "hf": "securitynet.scrapers.huggingface:HuggingFaceScraper",
     "zenodo": "securitynet.scrapers.zenodo:ZenodoScraper",
+    "github": "securitynet.scrapers.github:GithubScraper",
 }
 
 #: Sources ``securitynet sync`` runs when none is named: the ones that work offline.
@@ -42,9 +43,13 @@ def get_importer(name: str) -> Importer:
 
 
 def get_scraper(name: str) -> Scraper:
+    from securitynet.errors import InvalidIdError
     from securitynet.ids import normalise_source
 
-    key = normalise_source(name)
+    try:
+        key = normalise_source(name)
+    except InvalidIdError:
+        key = name  # not even an id prefix: the same answer, naming what can be synced
     if key not in REGISTRY:
         raise InvalidQueryError(
             f"no scraper for source {name!r}", hint=f"Sources that can be synced: {', '.join(REGISTRY)}."

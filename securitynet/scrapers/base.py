@@ -36,6 +36,8 @@ class SyncContext:
     state: dict[str, Any] = field(default_factory=dict)
     #: Per-source options from the CLI or API (e.g. ``timm_results``: a folder).
     options: dict[str, Any] = field(default_factory=dict)
+    #: Re-read everything: no fingerprint skip, no "unchanged since revision X" shortcut.
+    full: bool = False
 
 
 @runtime_checkable

@@ -185,6 +185,13 @@ def iter_clone_records(clone: Clone, settings: Settings) -> Iterator[tuple[Entry
             revision=clone.commit,
             upstream_url=blob_url(clone.repo, clone.commit, file.path),
             files=[ref],
-            raw={"repo": str(clone.repo), "path": file.path, "blob": file.blob, "kind": kind},
+            arch_resolution="unresolved",
+            raw={
+                "repo": str(clone.repo),
+                "path": file.path,
+                "blob": file.blob,
+                "kind": kind,
+                "architecture": {"status": "unresolved", "reason": "a bare checkpoint: not matched"},
+            },
         )
         yield record, file

@@ -3,10 +3,10 @@
 Registry facts (input size, crop, mean/std, licence, paper, hub id, weight URL) come from
 each tag's ``PretrainedCfg``; the training chain from the tag grammar
 (:mod:`securitynet.annotate.timm_tags`); accuracy claims and parameter counts from timm's
-``results-*.csv`` tables (:mod:`securitynet.annotate.timm_results`), read from a folder
-(``--timm-results DIR`` / ``SECURITYNET_TIMM_RESULTS``) or, online, fetched from
-``settings.timm_results_url``. Without tables the registry facts are still synced; the
-missing claims are logged once and recorded in ``ctx.state["timm_results"]``.
+``results-*.csv`` tables (:mod:`securitynet.annotate.timm_results`): a folder given
+(``--timm-results DIR`` / ``SECURITYNET_TIMM_RESULTS``), online the published ones, else the
+last ones read or the snapshot shipped in the package (:mod:`securitynet.scrapers.timm_tables`
+chooses, and never falls back to older tables than the catalogue holds).
 
 No net is instantiated: parameter counts of tags without a results row stay unknown here.
 """
@@ -15,33 +15,30 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import fields
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from securitynet.annotate.datasets import DATASETS, dataset_info
+from securitynet.annotate.datasets import DATASETS, dataset_info, dataset_variant, training_traits
 from securitynet.annotate.families import family_of
 from securitynet.annotate.timm_results import (
-    METADATA_FILE,
-    RESULTS_FILES,
     ResultRow,
     ResultsTable,
-    TimmResults,
     params_from_millions,
-    read_results_dir,
-    results_from_texts,
 )
 from securitynet.annotate.timm_tags import ChainStep, TagInfo, chain_links, parse_tag
-from securitynet.errors import NotFoundError, RateLimitedError, SecurityNetError, UpstreamError
-from securitynet.records import AccuracyClaim, EntryRecord, FileRef, LoadSpec, Metric, Stage
+from securitynet.records import (
+    TEST_NET_TAG,
+    AccuracyClaim,
+    EntryRecord,
+    FileRef,
+    LoadSpec,
+    Metric,
+    Stage,
+)
 from securitynet.scrapers._common import (
     code_digest,
-    files_digest,
     hash_prefix,
     jsonable,
     limit_reached,
@@ -49,7 +46,7 @@ from securitynet.scrapers._common import (
     url_filename,
 )
 from securitynet.scrapers.base import SyncContext, Unchanged
-from securitynet.settings import Settings
+from securitynet.scrapers.timm_tables import load_results, tables_fingerprint
 
 if TYPE_CHECKING:
     from timm.models import PretrainedCfg
@@ -59,6 +56,9 @@ log = logging.getLogger(__name__)
 SOURCE = "timm"
 CLAIM_SOURCE = "timm-results"
 FEATURE_TASK = "image-feature-extraction"
+#: timm registers tiny ``test_*`` nets for its own unit tests; they are tagged and left out
+#: of listings and statistics unless asked for.
+TEST_NET_PREFIX = "test_"
 
 
 class TimmScraper:
@@ -71,14 +71,10 @@ class TimmScraper:
         return None
 
     def fingerprint(self, ctx: SyncContext) -> str | None:
-        """timm's version, the results tables' digest and our code's; None when the tables
-        would be fetched (their content is only known by fetching them)."""
-        folder = _results_folder(ctx)
-        if folder is not None:
-            tables = files_digest(p for p in folder.glob("*.csv") if p.is_file()) if folder.is_dir() else "missing"
-        elif ctx.settings.offline:
-            tables = "none"
-        else:
+        """timm's version, which results tables and their digest, and our code's; None when
+        the tables would be fetched (their content is only known by fetching them)."""
+        tables = tables_fingerprint(ctx)
+        if tables is None:
             return None
         return f"timm {package_version('timm')}; results {tables}; code {code_digest()}"
 
@@ -87,8 +83,8 @@ class TimmScraper:
         from timm.models import get_pretrained_cfg, list_pretrained
 
         results = load_results(ctx)
-        by_model = results.by_model() if results is not None else {}
-        legacy = _legacy_metadata(results.pretrain) if results is not None else {}
+        by_model = results.by_model()
+        legacy = _legacy_metadata(results.pretrain)
         version = timm.__version__
         count = 0
         for name in list_pretrained():
@@ -102,80 +98,7 @@ class TimmScraper:
             count += 1
 
 
-# --- results tables -----------------------------------------------------------------------
-
-
-def _results_folder(ctx: SyncContext) -> Path | None:
-    option = ctx.options.get("timm_results")
-    return Path(option).expanduser() if option else ctx.settings.timm_results
-
-
-def load_results(ctx: SyncContext) -> TimmResults | None:
-    """The results tables for this sync, or None (after one warning) when there are none."""
-    folder = _results_folder(ctx)
-    try:
-        if folder is not None:
-            results = read_results_dir(folder)
-        elif not ctx.settings.offline:
-            results = fetch_results(ctx.settings)
-        else:
-            raise NotFoundError(
-                "offline and no timm results folder given",
-                hint="Pass --timm-results DIR or set SECURITYNET_TIMM_RESULTS.",
-            )
-    except SecurityNetError as exc:
-        log.warning("timm: no accuracy claims this sync (%s); registry facts are synced without them", exc)
-        ctx.state["timm_results"] = {"status": "missing", "reason": str(exc)}
-        return None
-    if not results.has_imagenet:
-        log.warning("timm: %s has no results-imagenet.csv; ImageNet-1k claims are missing", results.origin)
-    ctx.state["timm_results"] = {
-        "status": "ok",
-        "origin": results.origin,
-        "tables": [t.filename for t in results.tables],
-        "rows": sum(len(t.rows) for t in results.tables),
-    }
-    return results
-
-
-def fetch_results(settings: Settings) -> TimmResults:
-    """Fetch timm's published tables from ``settings.timm_results_url`` (a missing one is skipped)."""
-    base = settings.timm_results_url.rstrip("/")
-    texts: dict[str, str] = {}
-    for filename in (*RESULTS_FILES, METADATA_FILE):
-        text = _get_text(f"{base}/{filename}", settings)
-        if text is not None:
-            texts[filename] = text
-    results = results_from_texts(texts, origin=base)
-    if not results.tables:
-        raise NotFoundError(f"no timm results table could be fetched from {base}", url=base)
-    return results
-
-
-def _get_text(url: str, settings: Settings) -> str | None:
-    """GET ``url`` as text; None on 404; typed errors otherwise (retrying 5xx and timeouts)."""
-    attempts = max(1, min(settings.http_retries, 5) + 1)
-    request = urllib.request.Request(url, headers={"User-Agent": "securitynet", "Accept": "text/csv, */*"})
-    for attempt in range(attempts):
-        try:
-            with urllib.request.urlopen(request, timeout=settings.http_timeout) as response:
-                body: bytes = response.read()
-                return body.decode("utf-8")
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                log.debug("timm results: %s not found upstream", url)
-                return None
-            if exc.code == 429 or (exc.code == 403 and exc.headers.get("X-RateLimit-Remaining") == "0"):
-                raise RateLimitedError(f"{url}: HTTP {exc.code}", url=url, status=exc.code) from exc
-            if exc.code < 500 or attempt == attempts - 1:
-                raise UpstreamError(f"{url}: HTTP {exc.code}", url=url, status=exc.code) from exc
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            if attempt == attempts - 1:
-                raise UpstreamError(f"{url}: {exc}", url=url) from exc
-        except UnicodeDecodeError as exc:
-            raise UpstreamError(f"{url}: not UTF-8 text", url=url) from exc
-        time.sleep(min(0.25 * 2**attempt, 4.0))
-    raise AssertionError("unreachable")  # the loop returns or raises
+# --- results tables (chosen and read by securitynet.scrapers.timm_tables) ----------------
 
 
 def _legacy_metadata(pretrain: dict[str, str]) -> dict[str, tuple[str, str]]:
@@ -233,6 +156,15 @@ def _chain(tag: TagInfo, cfg: PretrainedCfg, evidence: dict[str, str]) -> tuple[
                 f"tag '{tag.tag}' names no data set; pretrained_cfg.num_classes={num_classes} is {inferred}'s label set"
             )
     final = steps[-1].dataset if steps else None
+    variant = dataset_variant(final, num_classes or None) if final else None
+    if final and variant and variant != final:  # miil_in21k heads: 11,221 classes, ImageNet-21K-P
+        last = steps[-1]
+        steps[-1] = ChainStep(variant, last.raw_name, last.stage, last.implied_by)
+        evidence["datasets"] = (
+            f"pretrained tag '{tag.tag}' (timm tag grammar); pretrained_cfg.num_classes={num_classes} "
+            f"is the {variant} release of {final}"
+        )
+        final = variant
     info = dataset_info(final) if final else None
     classifier = num_classes > 0 and final is not None and (info is None or info.kind != "image-text")
     return steps, classifier
@@ -288,6 +220,13 @@ def build_record(
         evidence["upstream_url"] = "pretrained_cfg.hf_hub_id" if cfg.hf_hub_id else "pretrained_cfg.origin_url"
 
     traits = list(tag.traits)
+    for trait, why in training_traits([s.dataset for s in steps]).items():
+        if trait not in traits:
+            traits.append(trait)
+            evidence["tags"] = why
+    if arch.startswith(TEST_NET_PREFIX):
+        traits.append(TEST_NET_TAG)
+        evidence["tags"] = f"'{arch}' is one of timm's test_* nets (tiny, for timm's own tests)"
     if "distilled" in parse_tag(arch).traits and "distilled" not in traits:  # deit_*_distilled_*
         traits.append("distilled")
         evidence["tags"] = f"'distilled' from the architecture name '{arch}'"

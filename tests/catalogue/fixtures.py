@@ -18,7 +18,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from securitynet.catalogue.api import Catalogue
+from securitynet.settings import get_settings
 from tests.catalogue import sample
+from tests.catalogue.pgreader import create_reader
 
 
 def backend(url: str) -> str:
@@ -40,8 +42,11 @@ def sample_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def catalogue(catalogue_url: str, request: pytest.FixtureRequest) -> Iterator[Catalogue]:
-    """The sample catalogue, at ``catalogue_url``."""
+def catalogue(
+    catalogue_url: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Catalogue]:
+    """The sample catalogue, at ``catalogue_url`` (on PostgreSQL with the README's reader
+    role for ``sql`` in ``SECURITYNET_SQL_DATABASE_URL``)."""
     if backend(catalogue_url) == "sqlite":
         database = make_url(catalogue_url).database
         assert database is not None
@@ -51,4 +56,6 @@ def catalogue(catalogue_url: str, request: pytest.FixtureRequest) -> Iterator[Ca
         return
     with Catalogue(catalogue_url) as cat:
         sample.fill(cat)
+        monkeypatch.setenv("SECURITYNET_SQL_DATABASE_URL", create_reader(catalogue_url))
+        cat.settings = get_settings()
         yield cat

@@ -156,7 +156,9 @@ def test_failing_source_is_recorded_and_keeps_what_it_wrote(cat: Catalogue) -> N
         cat.engine, ListScraper([record(i) for i in range(30)], fail_after=25), settings=settings
     )
     assert s.status == "failed" and "upstream went away" in (s.error or "")
-    assert cat.count() == 25  # what was delivered before the failure is kept; nothing marked removed
+    assert (
+        cat.count() == 25
+    )  # what was delivered before the failure is kept; nothing marked removed
     s = sync_source(cat.engine, ListScraper([record(i) for i in range(30)]), settings=settings)
     assert (s.status, s.added, s.unchanged) == ("ok", 5, 25)
 
@@ -304,7 +306,9 @@ def test_fingerprint_skip_is_not_trusted_when_the_catalogue_lost_entries(cat: Ca
     from securitynet.catalogue.models import Entry
 
     settings = get_settings()
-    sync_source(cat.engine, FingerprintedScraper([record(i) for i in range(5)], "v1"), settings=settings)
+    sync_source(
+        cat.engine, FingerprintedScraper([record(i) for i in range(5)], "v1"), settings=settings
+    )
     with cat.session() as s, s.begin():
         s.execute(delete(Entry).where(Entry.id == "timm:net0.in21k_ft_in1k"))
     again = FingerprintedScraper([record(i) for i in range(5)], "v1")
@@ -314,3 +318,25 @@ def test_fingerprint_skip_is_not_trusted_when_the_catalogue_lost_entries(cat: Ca
     forced = FingerprintedScraper([record(i) for i in range(5)], "v1")
     sync_source(cat.engine, forced, settings=settings, full=True)
     assert forced.contexts
+
+
+def test_a_sync_that_fails_part_way_marks_no_live_entry_removed(cat: Catalogue) -> None:
+    settings = get_settings(sync_batch_size=10)
+    full = sync_source(cat.engine, ListScraper([record(i) for i in range(30)]), settings=settings)
+    assert (full.status, full.added) == ("ok", 30)
+    broken = sync_source(
+        cat.engine, ListScraper([record(i) for i in range(30)], fail_after=12), settings=settings
+    )
+    assert (broken.status, broken.removed) == ("failed", 0)
+    assert cat.count() == 30
+    assert cat.count(include_removed=True) == 30
+    assert not any(cat.get(f"timm:net{i}.in21k_ft_in1k").removed_upstream for i in range(30))
+
+
+def test_full_reaches_the_scraper(cat: Catalogue) -> None:
+    settings = get_settings()
+    sync_source(cat.engine, FingerprintedScraper([record(i) for i in range(3)], "v1"), settings=settings)
+    forced = FingerprintedScraper([record(i) for i in range(3)], "v1")
+    sync_source(cat.engine, forced, settings=settings, full=True)
+    (ctx,) = forced.contexts
+    assert ctx.full and dict(ctx.known) == {}, "a full sync takes no 'unchanged' shortcut"

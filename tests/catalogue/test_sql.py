@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from securitynet.catalogue.api import Catalogue
-from securitynet.catalogue.sql import (
-    _SqliteGuard,
-    first_keyword,
+from securitynet.catalogue.sql import first_keyword
+from securitynet.catalogue.sqlite_readonly import (
+    SqliteGuard,
     open_sqlite_readonly,
     sqlite_database_path,
 )
@@ -107,7 +107,7 @@ def test_the_sqlite_connection_itself_cannot_write_or_attach(
 ) -> None:
     if backend(catalogue_url) != "sqlite":
         pytest.skip("SQLite connection guard")
-    guard = _SqliteGuard(timeout=5)
+    guard = SqliteGuard(timeout=5)
     conn = open_sqlite_readonly(sqlite_database_path(catalogue.engine), guard)
     try:
         for statement in (

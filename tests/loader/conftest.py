@@ -11,14 +11,15 @@ redirect to a CDN path with ``X-Linked-Etag`` (the sha256) / ``X-Linked-Size`` /
 from __future__ import annotations
 
 import hashlib
-import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+
+from tests.fakehub import StoppableServer
 
 
 @dataclass
@@ -49,7 +50,7 @@ class Hit:
     status: int
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(StoppableServer):
     def handle_error(self, request: object, client_address: object) -> None:
         import sys
 
@@ -67,8 +68,7 @@ class LoopbackServer:
         self.hits: list[Hit] = []
         self._lock = threading.Lock()
         handler = self._handler()
-        self.httpd = _Server(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), handler)  # stop() joins the handler threads
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -222,24 +222,7 @@ class LoopbackServer:
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture(autouse=True)
-def _sigpipe_ignored() -> Iterator[None]:
-    """Python's default: a write to a closed socket raises BrokenPipeError. securitynet's
-    ``cli.main()`` restores the Unix default (die quietly, for ``| head``), and a CLI test
-    that ran earlier in this process leaves it so: then the loopback server writing to a
-    client that hung up on purpose (a refused size) would kill the whole test run."""
-    if not hasattr(signal, "SIGPIPE"):
-        yield
-        return
-    previous = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGPIPE, previous)
+        self.httpd.stop()
 
 
 @pytest.fixture

@@ -107,3 +107,53 @@ def test_load_command_offline_with_an_empty_cache(record: EntryRecord, capsys: p
         session.commit()
     code, _, err = run(capsys, "load", record.id, "--offline")
     assert code == 1 and "not in the cache" in err and "hint: Run once without --offline" in err
+
+
+def test_load_without_a_network_is_one_line_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    from securitynet.catalogue.api import Catalogue
+    from securitynet.catalogue.ingest import write_records
+
+    record = EntryRecord(
+        id="torchvision:resnet18.OFFLINE",
+        files=[FileRef(url="https://download.unresolvable.invalid/resnet18-f37072fd.pth")],
+        load=LoadSpec(builder="torchvision", architecture="resnet18", num_classes=1000),
+    )
+    with Catalogue() as cat, cat.session() as session:
+        write_records(session, [record], origin="test")
+        session.commit()
+    started = time.perf_counter()
+    code, out, err = run(capsys, "load", record.id)
+    assert time.perf_counter() - started < 10  # no retry storm, no build before the answer
+    lines = err.strip().splitlines()
+    assert code == 1 and out == "" and len(lines) == 2, err
+    assert lines[0].startswith("error: no network") and lines[1].startswith("hint: ")
+
+
+def test_the_first_verified_download_pins_the_file_whole(http_server, capsys: pytest.CaptureFixture[str]) -> None:
+    import timm
+    from safetensors.torch import save
+
+    from securitynet.catalogue.api import Catalogue
+    from securitynet.catalogue.ingest import write_records
+
+    net = timm.create_model("test_vit", pretrained=False, num_classes=5)
+    body = save({k: v.contiguous() for k, v in net.state_dict().items()})
+    sha = hashlib.sha256(body).hexdigest()
+    url = http_server.add(f"/test_vit-{sha[:8]}.safetensors", body)
+    record = EntryRecord(
+        id="timm:test_vit.prefix_only",
+        files=[FileRef(url=url, checksum=sha[:8], checksum_algo="sha256-prefix")],
+        load=LoadSpec(builder="timm", architecture="test_vit", num_classes=5, labels=list("abcde")),
+    )
+    with Catalogue() as cat, cat.session() as session:
+        write_records(session, [record], origin="test")
+        session.commit()
+    code, _, err = run(capsys, "load", record.id)
+    assert code == 0, err
+    with Catalogue() as cat:
+        (f,) = cat.get(record.id).files
+    assert (f.sha256, f.size, f.checksum) == (sha, len(body), sha[:8])  # the source's pin stays
+    code, _, err = run(capsys, "load", record.id, "--offline")  # the whole pin holds the cache
+    assert code == 0, err

@@ -257,3 +257,34 @@ def test_hub_url_revision_conflict_is_refused(cache: Cache) -> None:
 
     with pytest.raises(UnsafeCheckpointError, match="pins"):
         fetch(FileRef(url="hf://o/r@v1/model.safetensors", revision="v2"), cache=cache, offline=True)
+
+
+def test_retries_stop_at_a_bounded_total_wait(http_server, tmp_path: Path, sleeps: Sleeps) -> None:
+    url = http_server.add("/w.bin", BODY)
+    for _ in range(20):
+        http_server.fault("/w.bin", "status", 429, **{"Retry-After": "30"})
+    patient = RetryPolicy(retries=50, timeout=5, sleep=sleeps, max_waiting=100)
+    with pytest.raises(UpstreamError, match="gave up"):
+        http_download(url, tmp_path / "w.part", policy=patient)
+    assert sum(sleeps.calls) <= 100 and len(sleeps.calls) == 3
+
+
+def test_an_archive_pinned_by_its_member_is_not_called_unpinned(
+    http_server, cache: Cache, policy: RetryPolicy, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    url = http_server.add("/resnet20-0123-abcdef01.pth.zip", BODY)
+    with caplog.at_level(logging.INFO, logger="securitynet"):
+        fetch(
+            FileRef(url=url, checksum="ab" * 20, checksum_algo="sha1", format="zip"),
+            cache=cache,
+            offline=False,
+            policy=policy,
+        )
+    assert "no size or hash pin" not in caplog.text
+    assert "pinned by the digest of the file inside it" in caplog.text
+    bare = http_server.add("/bare.bin", BODY[:1000])
+    with caplog.at_level(logging.WARNING, logger="securitynet"):
+        fetch(FileRef(url=bare), cache=cache, offline=False, policy=policy)
+    assert "no size or hash pin" in caplog.text

@@ -104,6 +104,7 @@ def test_the_clones_become_six_resolved_github_entries(catalogue: Catalogue, clo
         assert entry.load is not None and entry.load.builder == "state-dict"
         assert entry.load.output == OUTPUT[name]
         assert entry.num_classes == 10 and entry.input_size == 28
+        assert entry.arch_resolution == "declared"
         assert any(f.source == "curated:github-mnist.yaml" and f.key == "architecture" for f in entry.facts)
     fashion = catalogue.get(SHARED_IDS["Zhuzhenghao--mnist-data--mnist_cnn.pt"])
     assert fashion.dataset == "Fashion-MNIST" and fashion.top1 == pytest.approx(74.77)
@@ -175,10 +176,11 @@ def test_a_changed_file_gets_none_of_the_curated_facts(shared_dir: Path, tmp_pat
     body = bytearray((shared_dir / "checkpoints/github-mnist" / name).read_bytes())
     clone = make_clone(tmp_path / "c", "john-samurai/AttackDefenseMNIST-trainedModel", {"mnist_cnn.pt": bytes(body) + b"\0"})
     cat = Catalogue(settings=get_settings(home=tmp_path / "home"))
-    summary = sn.add_github(clone, catalogue=cat)
+    summary = sn.add_github(clone, catalogue=cat, resolve=False)
     assert summary.added == 1
     entry = cat.get(SHARED_IDS[name])
     assert entry.load is None and entry.dataset is None and entry.top1 is None
+    assert entry.arch_resolution == "unresolved"
     with pytest.raises(UnsupportedEntryError):
         sn.load(entry.id, catalogue=cat, offline=True)
 
@@ -189,3 +191,15 @@ def test_a_clone_of_another_host_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidQueryError, match=r"not a github\.com repository"):
         sn.add_github(clone, catalogue=cat)
     assert cat.count(source="github") == 0
+
+
+def test_purpose_and_training_size_are_filterable(catalogue: Catalogue) -> None:
+    rows = catalogue.sql(
+        "SELECT id, purpose, train_size FROM entry WHERE source = 'github' AND purpose = 'security' ORDER BY train_size"
+    ).rows
+    assert [(r[0].rsplit("/", 1)[-1], r[2]) for r in rows] == [
+        ("mnist_cnn_overfitted.pt", 50),
+        ("attacker_surrogate_simple_cnn_1000samples.pt", 1000),
+        ("full_MIA-defense_model.pt", 3000),
+        ("mnist_cnn.pt", 60000),
+    ]

@@ -305,8 +305,9 @@ def test_broken_pickle_raw(tmp_path: Path, marker: Path) -> None:
 
 
 def test_broken_pickle_in_zip(tmp_path: Path, marker: Path) -> None:
+    # The opcode scan refuses it before any unpickler (even ours) reaches the global.
     path = zip_with_pickle(tmp_path / "model.pt", broken_pickle(marker))
-    assert_refused(path, "global-not-allowed", marker)
+    assert_refused(path, "pickle-malformed", marker)
 
 
 def test_broken_pickle_without_payload_in_zip(tmp_path: Path, marker: Path) -> None:
@@ -347,10 +348,13 @@ def test_7z_named_pt(tmp_path: Path, marker: Path) -> None:
 
 
 def test_garbage_and_empty(tmp_path: Path, marker: Path) -> None:
+    # No container signature and no pickle: the one reason scan reports as "not a checkpoint".
     (tmp_path / "garbage.pt").write_bytes(bytes(range(256)) * 16)
-    assert_refused(tmp_path / "garbage.pt", "format-unknown", marker)
+    assert_refused(tmp_path / "garbage.pt", "not-a-checkpoint", marker)
     (tmp_path / "empty.pt").write_bytes(b"")
-    assert_refused(tmp_path / "empty.pt", "format-empty", marker)
+    assert_refused(tmp_path / "empty.pt", "not-a-checkpoint", marker)
+    (tmp_path / "notes.txt").write_bytes(b"just some notes.\n")
+    assert_refused(tmp_path / "notes.txt", "not-a-checkpoint", marker)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
@@ -479,7 +483,7 @@ def test_safetensors_huge_header(tmp_path: Path, marker: Path) -> None:
     path = safetensors_file(tmp_path / "m.safetensors", {}, b"", length=2**40)
     assert sniff_format(path) == "safetensors"
     assert_refused(path, "safetensors-header-too-large", marker)
-    path = safetensors_file(tmp_path / "n.safetensors", {}, b"", length=50_000_000)
+    path = safetensors_file(tmp_path / "n.safetensors", {}, b"", length=5_000_000)
     assert_refused(path, "safetensors-header-out-of-bounds", marker)
 
 
@@ -532,33 +536,24 @@ def test_force_no_weights_only_env_still_refuses(
     assert_refused(path, "global-not-allowed", marker)
 
 
-def test_force_no_weights_only_env_has_no_effect_on_the_torch_gate(
+def test_torch_load_never_reads_the_file(
     tmp_path: Path, marker: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Switch our dry run off: torch's weights-only unpickler alone must still refuse, with the
-    # environment variable that would turn it off for a call that did not pass weights_only.
-    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    monkeypatch.setattr(_picklecheck, "check_zip_pickle", lambda data_pkl, sizes: ({}, {}))
-    path = tmp_path / "model.pt"
-    torch.save({"epoch": ReduceToSystem(marker), "state_dict": small_state()}, path)
-    error = assert_refused(path, "weights-only-refused", marker)
-    assert "posix.system" in error.message
-    assert "weights_only" not in error.detail  # torch's advice to turn it off is not passed on
-
-
-def test_a_torch_load_that_ignores_weights_only_is_detected(
-    tmp_path: Path, marker: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    # One parser: our checks and our builder read the file; torch's unpickler and zip reader
+    # (a second parser that could see other bytes) never do. A torch.load that would run the
+    # payload changes nothing.
     def careless_load(f: object, *args: object, **kwargs: object) -> object:
-        # What torch.load would do if weights_only were silently ignored.
         with zipfile.ZipFile(f) as zf:  # type: ignore[arg-type]
             name = next(n for n in zf.namelist() if n.endswith("data.pkl"))
             return pickle.loads(zf.read(name))
 
     monkeypatch.setattr(torch, "load", careless_load)
-    monkeypatch.setattr(_picklecheck, "check_zip_pickle", lambda data_pkl, sizes: ({}, {}))
-    path = zip_with_pickle(tmp_path / "model.pt", as_checkpoint(os_system(marker)))
-    assert_refused(path, "weights-only-not-enforced", marker)
+    path = tmp_path / "model.pt"
+    torch.save({"epoch": ReduceToSystem(marker), "state_dict": small_state()}, path)
+    assert_refused(path, "global-not-allowed", marker)
+    torch.save(small_state(), tmp_path / "ok.pt")
+    assert set(read_checkpoint(tmp_path / "ok.pt")) == {"fc.weight", "fc.bias"}
+    assert not marker.exists()
 
 
 def test_globals_added_to_torchs_safe_list_are_still_refused(tmp_path: Path, marker: Path) -> None:
@@ -567,16 +562,6 @@ def test_globals_added_to_torchs_safe_list_are_still_refused(tmp_path: Path, mar
     torch.save({"epoch": ReduceToSystem(marker), "state_dict": small_state()}, path)
     with torch.serialization.safe_globals([os.system]):
         assert_refused(path, "global-not-allowed", marker)
-
-
-def test_old_torch_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "model.pt"
-    torch.save(small_state(), path)
-    monkeypatch.setattr(torch, "__version__", "2.5.1+cpu")
-    with pytest.raises(UnsafeCheckpointError) as info:
-        read_checkpoint(path)
-    assert info.value.reason == "torch-too-old"
-    assert "CVE-2026-24747" in info.value.message
 
 
 def test_missing_file_is_a_loader_error_not_a_refusal(tmp_path: Path) -> None:

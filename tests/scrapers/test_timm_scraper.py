@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import http.server
 import json
-import logging
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -14,8 +13,11 @@ from typing import Any, ClassVar
 
 import pytest
 
+from securitynet.annotate.datasets import dataset_info
+from securitynet.errors import NotFoundError
 from securitynet.records import EntryRecord, Metric, Stage
 from securitynet.scrapers.timm import TimmScraper
+from tests.fakehub import StoppableServer
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +133,10 @@ def test_legacy_metadata_agrees_with_the_tag_grammar(records: dict[str, EntryRec
     for r in matched:
         pretrain = r.raw["model_metadata"]["pretrain"]
         source = pretrain.split("-")[0]
-        if source in expected:
-            assert expected[source] in [d.dataset for d in r.datasets[:-1]], r.id
+        if source in expected:  # a release of the named corpus (ImageNet-21K-P) counts
+            named = [d.dataset for d in r.datasets[:-1]]
+            named += [info.variant_of for d in named if (info := dataset_info(d)) and info.variant_of]
+            assert expected[source] in named, r.id
         if pretrain.endswith("-dist"):
             assert "distilled" in r.tags, r.id
         if pretrain.endswith(("-adv", "-ap")):
@@ -155,22 +159,57 @@ def test_limit_is_honoured(make_ctx: Callable[..., Any], timm_dir: Path) -> None
     assert len(list(TimmScraper().iter_records(ctx))) == 7
 
 
-def test_missing_results_folder_degrades_to_registry_facts(
-    make_ctx: Callable[..., Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_a_missing_folder_given_fails_instead_of_dropping_claims(
+    make_ctx: Callable[..., Any], tmp_path: Path
 ) -> None:
-    ctx = make_ctx(limit=200, options={"timm_results": str(tmp_path / "absent")})
-    with caplog.at_level(logging.WARNING, logger="securitynet"):
-        out = list(TimmScraper().iter_records(ctx))
-    assert len(out) == 200
-    assert all(isinstance(r, EntryRecord) and r.claims == [] and r.params is None for r in out)
-    assert ctx.state["timm_results"]["status"] == "missing"
-    assert len([m for m in caplog.records if m.levelno == logging.WARNING]) == 1
+    ctx = make_ctx(limit=5, options={"timm_results": str(tmp_path / "absent")})
+    with pytest.raises(NotFoundError, match="no timm results") as info:
+        list(TimmScraper().iter_records(ctx))
+    assert "shipped with securitynet" in (info.value.hint or "")
+    assert TimmScraper().fingerprint(ctx) is None  # the sync runs, and fails with the reason
 
 
-def test_offline_without_folder_syncs_without_claims(make_ctx: Callable[..., Any]) -> None:
-    ctx = make_ctx(limit=20)
-    out = list(TimmScraper().iter_records(ctx))
-    assert len(out) == 20 and ctx.state["timm_results"]["status"] == "missing"
+def test_offline_without_folder_reads_the_packaged_snapshot(make_ctx: Callable[..., Any]) -> None:
+    ctx = make_ctx(limit=2000)
+    out = {r.id: r for r in TimmScraper().iter_records(ctx) if isinstance(r, EntryRecord)}
+    assert _top1(out["timm:resnet50.tv_in1k"], 224) == 76.156
+    state = ctx.state["timm_results"]
+    assert (state["status"], state["kind"]) == ("ok", "snapshot")
+    assert "aa4b585" in state["origin"]
+    assert "snapshot" in (TimmScraper().fingerprint(ctx) or "")
+
+
+def test_the_snapshot_is_timms_own_files(timm_dir: Path) -> None:
+    from securitynet.scrapers.timm_tables import SNAPSHOT_DIR
+
+    shipped = sorted(p.name for p in SNAPSHOT_DIR.glob("*.csv"))
+    assert shipped == sorted(p.name for p in timm_dir.glob("*.csv"))
+    for name in shipped:
+        assert (SNAPSHOT_DIR / name).read_bytes() == (timm_dir / name).read_bytes(), name
+    provenance = (SNAPSHOT_DIR / "PROVENANCE.md").read_text()
+    assert "aa4b585" in provenance and "Apache-2.0" in provenance
+
+
+def test_the_folder_of_the_last_sync_is_read_again_and_never_silently_dropped(
+    make_ctx: Callable[..., Any], timm_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    (folder / "results-imagenet.csv").write_bytes((timm_dir / "results-imagenet.csv").read_bytes())
+    first = make_ctx(limit=3, options={"timm_results": str(folder)})
+    list(TimmScraper().iter_records(first))
+    assert first.state["timm_results"]["kind"] == "folder"
+
+    again = make_ctx(limit=3)
+    again.state.update(first.state)  # what the next sync finds in its last run
+    list(TimmScraper().iter_records(again))
+    assert again.state["timm_results"]["origin"] == str(folder.resolve())
+
+    (folder / "results-imagenet.csv").unlink()
+    gone = make_ctx(limit=3)
+    gone.state.update(first.state)
+    with pytest.raises(NotFoundError, match="is gone"):
+        list(TimmScraper().iter_records(gone))
 
 
 # --- fetching the tables over HTTP (a loopback server, no network) -------------------------
@@ -198,14 +237,13 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture
 def server(timm_dir: Path) -> Iterator[tuple[str, type[_Handler]]]:
     handler = type("Handler", (_Handler,), {"fail_first": {"results-imagenet.csv"}, "seen": []})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(timm_dir)))
+    httpd = StoppableServer(("127.0.0.1", 0), partial(handler, directory=str(timm_dir)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
     finally:
-        httpd.shutdown()
-        httpd.server_close()
+        httpd.stop()
 
 
 def test_online_sync_fetches_the_tables(make_ctx: Callable[..., Any], server: tuple[str, type[_Handler]]) -> None:
@@ -219,12 +257,93 @@ def test_online_sync_fetches_the_tables(make_ctx: Callable[..., Any], server: tu
     assert "/results-sketch.csv" in handler.seen  # absent upstream (404): skipped, not fatal
 
 
-def test_online_sync_degrades_when_the_server_fails(
-    make_ctx: Callable[..., Any], server: tuple[str, type[_Handler]]
+def test_online_sync_keeps_a_copy_for_offline_and_falls_back_to_it(
+    make_ctx: Callable[..., Any], server: tuple[str, type[_Handler]], tmp_path: Path
+) -> None:
+    url, handler = server
+    home = tmp_path / "home"
+    ctx = make_ctx(offline=False, timm_results_url=url, http_retries=2, http_timeout=5, limit=2, home=home)
+    list(TimmScraper().iter_records(ctx))
+    assert (home / "timm-results" / "results-imagenet.csv").is_file()
+
+    handler.fail_first = {"results-imagenet.csv", "results-imagenet-real.csv"}
+    failing = make_ctx(offline=False, timm_results_url=url, http_retries=0, http_timeout=5, limit=2000, home=home)
+    out = {r.id: r for r in TimmScraper().iter_records(failing) if isinstance(r, EntryRecord)}
+    assert _top1(out["timm:resnet50.tv_in1k"], 224) == 76.156
+    state = failing.state["timm_results"]
+    assert (state["status"], state["kind"]) == ("ok", "fetched")
+    assert "HTTP 503" in state["note"]
+
+
+def test_online_sync_without_a_copy_falls_back_to_the_snapshot(
+    make_ctx: Callable[..., Any], server: tuple[str, type[_Handler]], tmp_path: Path
 ) -> None:
     url, _handler = server
-    ctx = make_ctx(offline=False, timm_results_url=url, http_retries=0, http_timeout=5, limit=3)
+    ctx = make_ctx(
+        offline=False, timm_results_url=url, http_retries=0, http_timeout=5, limit=3, home=tmp_path / "h"
+    )
     out = list(TimmScraper().iter_records(ctx))
     assert len(out) == 3
-    assert ctx.state["timm_results"]["status"] == "missing"
-    assert "HTTP 503" in ctx.state["timm_results"]["reason"]
+    assert ctx.state["timm_results"]["kind"] == "snapshot"
+    assert "HTTP 503" in ctx.state["timm_results"]["note"]
+
+
+def test_no_network_is_recognised_at_once(make_ctx: Callable[..., Any], tmp_path: Path) -> None:
+    import time
+
+    ctx = make_ctx(
+        offline=False,
+        timm_results_url="https://unresolvable.invalid/results",
+        http_retries=5,
+        limit=1,
+        home=tmp_path / "h",
+    )
+    started = time.perf_counter()
+    list(TimmScraper().iter_records(ctx))
+    assert time.perf_counter() - started < 5
+    assert "no network" in ctx.state["timm_results"]["note"]
+
+
+@pytest.mark.parametrize(
+    ("entry_id", "chain"),
+    [
+        ("timm:vit_base_patch16_clip_224.dfn2b", ["DFN-2B"]),
+        ("timm:vit_huge_patch14_clip_224.dfn5b", ["DFN-5B"]),
+        ("timm:mixer_b16_224.miil_in21k", ["ImageNet-21K-P"]),
+        ("timm:vit_base_patch16_224_miil.in21k", ["ImageNet-21K-P"]),
+        ("timm:mvitv2_base_cls.fb_inw21k", ["ImageNet-21k-Winter21"]),
+        ("timm:vit_base_patch16_224.augreg_in21k", ["ImageNet-21k"]),
+    ],
+)
+def test_corpora_and_imagenet_21k_releases_are_told_apart(
+    records: dict[str, EntryRecord], entry_id: str, chain: list[str]
+) -> None:
+    from securitynet.annotate.datasets import dataset_info
+
+    r = records[entry_id]
+    assert [d.dataset for d in r.datasets] == chain
+    info = dataset_info(chain[-1])
+    assert info is not None
+    if r.num_classes is not None:  # a classifier's head matches its data set's label set
+        assert r.num_classes == info.num_classes
+        assert r.load is not None and r.load.label_set == chain[-1]
+
+
+def test_contrastive_image_text_follows_the_training_data(records: dict[str, EntryRecord]) -> None:
+    from securitynet.annotate.datasets import dataset_info
+
+    def on_image_text(r: EntryRecord) -> bool:
+        return any((info := dataset_info(d.dataset)) is not None and info.kind == "image-text" for d in r.datasets)
+
+    trained = [r for r in records.values() if on_image_text(r)]
+    assert len(trained) > 150
+    assert all("contrastive-image-text" in r.tags for r in trained)
+    # not spelled 'clip' anywhere in the tag: the data set says it
+    assert "contrastive-image-text" in records["timm:vit_base_patch16_siglip_224.webli"].tags
+    assert "contrastive-image-text" not in records["timm:resnet50.a1_in1k"].tags
+
+
+def test_timm_test_nets_are_marked(records: dict[str, EntryRecord]) -> None:
+    marked = {i for i, r in records.items() if "test-net" in r.tags}
+    assert "timm:test_vit.r160_in1k" in marked
+    assert marked == {i for i in records if i.startswith("timm:test_")}
