@@ -314,6 +314,16 @@ class Catalogue:
         with self.session() as s:
             return find_evaluation(s, entry_id, attack=attack, config_digest=config_digest)
 
+    def overview(self) -> list[dict[str, Any]]:
+        """Entries per source, as ``sync`` prints them. Our own fixed query, read directly:
+        the read-only guard is for a user's SQL (on PostgreSQL it refuses a superuser)."""
+        from sqlalchemy import text
+
+        from securitynet.catalogue.stats import OVERVIEW_QUERY
+
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(text(OVERVIEW_QUERY)).mappings()]
+
     def sql(self, statement: str, *, max_rows: int | None = None, timeout: float | None = None) -> QueryResult:
         """Run one read-only SQL statement (refused if it would write), capped at ``max_rows``
         rows and ``timeout`` seconds (default: the ``sql_max_rows`` / ``sql_timeout`` settings)."""

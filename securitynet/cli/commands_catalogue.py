@@ -176,7 +176,6 @@ def sync(
     """Fill or refresh the catalogue from upstream sources, then show what it holds.
 
     Exits 1 when a source failed (the others are synced all the same)."""
-    from securitynet.catalogue.stats import OVERVIEW_QUERY
     from securitynet.progress import set_enabled
 
     overrides: dict[str, Any] = {}
@@ -189,7 +188,7 @@ def sync(
     with _catalogue(**overrides) as cat:
         options = {"timm_results": str(timm_results)} if timm_results is not None else None
         summaries = cat.sync(source or None, limit=limit, options=options, full=full)
-        overview = cat.sql(OVERVIEW_QUERY).records()  # a few rows: no pandas for a table
+        overview = cat.overview()  # a few rows: no pandas for a table
 
     if fmt is TextFormat.JSON:
         emit_json(
