@@ -1,6 +1,6 @@
 """How much of what the 120 real Hub model cards claim lands in the catalogue.
 
-    python benchmarks/bench_hf_cards.py [--url sqlite:///...]
+    python benchmarks/bench_hf_cards.py [--card auto|signalled|always] [--url sqlite:///...]
 
 Serves the real recorded ViT model info and the 120 real cards of ../shared/fixtures/hf on
 the loopback Hub (tests/fakehub.py), syncs the hf source into a fresh catalogue with
@@ -12,7 +12,12 @@ cards (tests/annotate/hf_cards_truth.yaml). Prints:
 * the share of prose claims that landed, and whether the merged view (``top1``) shows them;
 * false claims: cards labelled as stating none (or a figure that is not theirs) that got one;
 * every miss, with its reason;
-* requests per entry of the first sync, and of a second sync of the unchanged Hub.
+* requests per entry of the first sync, and of a second sync of the unchanged Hub;
+* requests per entry of the first ``show`` of every entry (what the sync left pending:
+  config.json, preprocessor_config.json, a HEAD of the weight file).
+
+``--card`` is the README policy of the manifest (``files.card``): ``auto`` reads a card's
+body where its metadata holds no claim, ``signalled`` only Trainer and AutoTrain cards.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ def main() -> None:
     )
     parser.add_argument("--url", default=None, help="database URL (default: a fresh SQLite file)")
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--card", choices=("auto", "signalled", "always"), default="auto")
     args = parser.parse_args()
 
     from securitynet.catalogue.api import Catalogue
@@ -47,16 +53,21 @@ def main() -> None:
     hub = FakeHub(page_size=50)
     for record, files in shared_models(args.shared):
         hub.add_model(record, files)
+    hub.add_lfs_weights()
     hub.start()
     tmp = Path(tempfile.mkdtemp(prefix="bench-hf-cards-"))
     settings = get_settings(home=tmp, hf_endpoint=hub.url)
     cat = Catalogue(args.url or f"sqlite:///{tmp / 'catalogue.db'}", settings=settings)
-    (summary,) = cat.sync("hf")
+    options = {"files": {"card": args.card}}
+    (summary,) = cat.sync("hf", options=options)
     listed = summary.seen
     first = {r: hub.count(r) for r in ("listing", "model-info", "file")}
     hub.reset_counts()
-    (again,) = cat.sync("hf")
+    (again,) = cat.sync("hf", options=options)
     second = {r: hub.count(r) for r in ("listing", "model-info", "file")}
+    hub.reset_counts()
+    filled = sum(cat.fill_pending(e.id) for e in cat.search(source="hf", limit=None))
+    show_requests = hub.count("file")
     hub.stop()
 
     rows: dict[str, list[tuple[str, bool, str]]] = {}
@@ -99,6 +110,7 @@ def main() -> None:
 
     mr = [row for form in MACHINE_READABLE for row in rows.get(form, [])]
     prose = rows.get("prose", [])
+    print(f"card policy: {args.card}")
     print(f"cards: 120; listed by the hf source: {listed} (of 121 models with the recorded ViT)")
     print(
         f"cards with a machine-readable result whose accuracy claim landed: "
@@ -130,6 +142,10 @@ def main() -> None:
     print(
         f"requests, second sync of the unchanged Hub: {sum(second.values())} "
         f"({second}; {again.unchanged} unchanged)"
+    )
+    print(
+        f"requests, first show of every entry: {show_requests} for {filled} entries with something "
+        f"pending ({show_requests / max(filled, 1):.2f} per entry)"
     )
 
 

@@ -8,10 +8,13 @@ taken in turn from the 120 real cards; the ViT's config.json and preprocessor_co
 1000 models a listing page as the Hub does.
 
 Measured: a first sync (every model new) and a re-sync of the unchanged Hub, each through
-``sync_source`` into a fresh catalogue, for our crawl (one listing with ``expand=``, files
-read only for new or changed models) and for the obvious alternative (list ids, then one
-``model_info`` call per model, as many in flight as our crawl reads files). Printed:
-entries/s, requests per entry by route, and the alternative/ours ratios.
+``sync_source`` into a fresh catalogue, for our crawl (one listing with ``expand=``; a
+README only where the card metadata lacks a claim; configs and file pins left for the
+first load or show) and for the obvious alternative (list ids, then one ``model_info`` call
+per model, as many in flight as our crawl reads files). Printed: entries/s, requests per
+entry by route, the alternative/ours ratios, and a projection of a first crawl of the
+whole Hub from the Hub's published per-window limits and the share of the 120 real cards
+(../shared/fixtures/hf/cards) whose body each card policy reads.
 """
 
 from __future__ import annotations
@@ -46,6 +49,12 @@ def per_model_info_client(settings: Settings) -> HubClient:
     from securitynet.scrapers.hubclient import HubClient
 
     class PerModelInfoClient(HubClient):
+        def __init__(self, settings: Settings) -> None:
+            from huggingface_hub import HfApi
+
+            super().__init__(settings)
+            self.api = HfApi(endpoint=self.endpoint, token=self.token, library_name="securitynet")
+
         def iter_models(
             self, query: HubQuery, *, limit: int | None = None, sort: str | None = "downloads"
         ) -> Iterator[ModelInfo]:
@@ -168,6 +177,60 @@ def main() -> None:
             f"{what}: model_info/ours requests {alt['requests'] / ours['requests']:.2f}x, "
             f"time {alt['seconds'] / ours['seconds']:.2f}x"
         )
+    print(
+        f"requests per new entry (ours, first sync): {results['ours', 'first']['requests'] / args.n:.3f}"
+    )
+    project(args.shared)
+
+
+#: The Hub's published limits per 5-minute window (huggingface.co/docs/hub/rate-limits).
+HUB_LIMITS = {
+    "anonymous": {"api": 500, "resolvers": 3000},
+    "free token": {"api": 1000, "resolvers": 5000},
+}
+HUB_IMAGE_CLASSIFIERS = 280_000
+
+
+def card_body_shares(shared: Path) -> dict[str, float]:
+    """Share of the real cards' listing items whose README each card policy reads."""
+    from huggingface_hub import ModelInfo
+
+    from securitynet.annotate.cards import card_body_signalled, card_needs_body, parse_card
+    from securitynet.scrapers.hubrecord import listing_metadata
+    from tests.fakehub import shared_models
+
+    auto = signalled = total = 0
+    for record, _ in shared_models(shared):
+        info = ModelInfo(**{"siblings": None, **record})
+        card = parse_card(
+            None, repo_id=info.id, metadata=listing_metadata(info), source="hf", url=""
+        )
+        total += 1
+        auto += card_needs_body(card, info.tags or ())
+        signalled += card_body_signalled(card, info.tags or ())
+    return {"auto": auto / total, "signalled": signalled / total}
+
+
+def project(shared: Path) -> None:
+    """A first crawl of the whole Hub: listing pages against the api bucket, README reads
+    against the resolvers bucket, each at its window's pace; the slower bucket decides."""
+    import logging
+
+    logging.getLogger("huggingface_hub.repocard_data").setLevel(logging.ERROR)  # model-index noise
+    shares = card_body_shares(shared)
+    pages = -(-HUB_IMAGE_CLASSIFIERS // 1000)
+    print(
+        f"projection, first crawl of ~{HUB_IMAGE_CLASSIFIERS:,} image classifiers "
+        f"({pages} listing pages; configs and pins read later, one entry at a time):"
+    )
+    for policy, share in shares.items():
+        reads = share * HUB_IMAGE_CLASSIFIERS
+        for who, limit in HUB_LIMITS.items():
+            hours = max(pages / (limit["api"] / 300), reads / (limit["resolvers"] / 300)) / 3600
+            print(
+                f"  card: {policy:<9} README for {share:5.1%} of the real cards -> "
+                f"{(pages + reads) / HUB_IMAGE_CLASSIFIERS:.2f} req/entry, {who:<10} {hours:4.1f} h"
+            )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ tests with ``-x``. A mutant is killed when the tests fail or run past ``--timeou
 
 Prints the score (killed / all, or of a ``--sample``), the survivors as diffs, and seconds
 per mutant.
-Run it on a scratch copy of the repository (it rewrites the module while it runs).
+Run it on a scratch copy of the repository (it rewrites the module while it runs), in an
+environment with ``pip install 'mutmut==2.5.1'`` (the API used here; the ``mutation`` extra
+installs mutmut 3 for ``mutmut run`` over the safe reader, configured in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from pathlib import Path
 
 
 def _mutants(path: Path) -> tuple[str, list[object]]:
-    from mutmut import ALL, Context, list_mutations
+    try:
+        from mutmut import ALL, Context, list_mutations
+    except ImportError as exc:  # mutmut 3 has another API
+        raise SystemExit("needs mutmut 2.x: pip install 'mutmut==2.5.1'") from exc
 
     source = path.read_text()
     return source, list_mutations(Context(source=source, filename=str(path), mutation_id=ALL))
@@ -123,6 +128,7 @@ def main() -> None:
                     source.splitlines(), text.splitlines(), lineterm="", n=0
                 )
                 survivors.append("\n".join(list(diff)[2:]))
+                print(f"--- survived\n{survivors[-1]}", flush=True)
             if n % 10 == 0:
                 print(f"  {n}/{len(mutants)}: {outcomes}", flush=True)
     finally:
@@ -133,8 +139,6 @@ def main() -> None:
         f"\n{args.module}: {dead}/{total} killed ({100 * dead / max(total, 1):.1f} %), {outcomes}"
     )
     print(f"{(time.monotonic() - started) / max(total, 1):.2f} s per mutant")
-    for diff in survivors:
-        print(f"--- survived\n{diff}")
 
 
 if __name__ == "__main__":

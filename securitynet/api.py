@@ -38,6 +38,8 @@ def load(
     from securitynet.loader import load_entry
 
     cat = catalogue or Catalogue()
+    if not (cat.settings.offline if offline is None else offline):
+        cat.fill_pending(entry_id)  # the Hub's config and pins, on an entry's first load
     record = cat.get(entry_id)
     if record.load is None:
         _raise_unresolved(record)

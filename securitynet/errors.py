@@ -167,3 +167,32 @@ class AttackError(SecurityNetError):
 
 class DataShapeError(AttackError, ValueError):
     """Evaluation data does not have the shape the net expects."""
+
+
+class AttackBudgetError(AttackError):
+    """An attack's estimated cost (shadow-model training) exceeds the budget it was given."""
+
+    hint = "Raise the budget (--budget-s), use fewer shadow models, or run on a GPU."
+
+
+# --- evaluation data ------------------------------------------------------------------------
+
+
+class DataError(SecurityNetError):
+    """An evaluation data set cannot be read, or a member / non-member protocol is invalid."""
+
+
+class DatasetNotFoundError(DataError, NotFoundError):
+    """A named data set is unknown, or its files are not where they were looked for."""
+
+    hint = "Set SECURITYNET_DATA_DIR (or --data-dir) to the folder holding the data set's files."
+
+
+class MalformedDataError(DataError):
+    """A data file (IDX, index list) does not parse or has the wrong shape."""
+
+
+class ProtocolError(DataError, ValueError):
+    """A member / non-member selection that cannot be parsed or does not fit the data."""
+
+    hint = "Use a split ('train', 'test'), a slice ('train[:3000]') or '@FILE' (one train index per line)."

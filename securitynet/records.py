@@ -12,7 +12,7 @@ import hashlib
 import json
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -50,6 +50,37 @@ class Purpose(StrEnum):
     BENCHMARK = "benchmark"  # a model zoo or a paper's main model
     SECURITY = "security"  # a model from security research (an attack, a defence)
     OTHER = "other"  # neither (the release's label for e.g. its MedMNIST baselines)
+
+
+#: The tag of a net a library registers for its own tests (timm's ``test_*``): such entries
+#: are left out of listings and statistics unless asked for.
+TEST_NET_TAG = "test-net"
+
+
+class Top1Figures(NamedTuple):
+    """An entry's top-1 on its data set: at the loader's input size, and the best at any size."""
+
+    top1: float | None  # best figure at the loader's input size (or stated without a size)
+    top1_size: int | None  # the size that figure was measured at (None: not stated)
+    best: float | None  # best figure at any size
+    best_size: int | None
+
+
+def top1_figures(claims: Any, input_size: int | None) -> Top1Figures:
+    """:class:`Top1Figures` of ``claims``, pairs ``(value, img_size)`` of top-1 claims on one
+    data set. A figure counts as the loader's when it was measured at ``input_size`` or
+    states no size; when no figure does, ``top1`` is None and only the best is known.
+
+    >>> top1_figures([(80.38, 224), (81.24, 288)], 224)
+    Top1Figures(top1=80.38, top1_size=224, best=81.24, best_size=288)
+    """
+    pairs = [(float(v), s) for v, s in claims]
+    if not pairs:
+        return Top1Figures(None, None, None, None)
+    best = max(pairs, key=lambda p: (p[0], -(p[1] or 0)))
+    at_size = [p for p in pairs if p[1] is None or input_size is None or p[1] == input_size]
+    mine = max(at_size, key=lambda p: (p[0], p[1] is not None)) if at_size else (None, None)
+    return Top1Figures(mine[0], mine[1], best[0], best[1])
 
 
 class _Record(BaseModel):
@@ -227,22 +258,55 @@ class EntryRecord(_Record):
         return chain[-1].dataset if chain else None
 
     def best_top1(self, dataset: str | None = None) -> float | None:
-        """The highest top-1 claim on ``dataset`` (default: the final training data set)."""
+        """The highest top-1 claim on ``dataset`` (default: the final training data set),
+        training-set figures only when no other split is stated."""
         target = dataset or self.final_dataset
-        values = [
-            c.value
+        top1 = [
+            c
+            for c in self.claims
+            if c.metric is Metric.TOP1 and (target is None or c.dataset == target)
+        ]
+        # A training-set accuracy (the SecurityNet release states one beside the test one)
+        # only counts where nothing else is stated: some cards call a held-out part "train".
+        held_out = [c.value for c in top1 if c.split != "train"]
+        values = held_out or [c.value for c in top1]
+        return max(values) if values else None
+
+    def top1_figures(self) -> Top1Figures:
+        """Top-1 on the final training data set at the loader's input size, and the best."""
+        target = self.final_dataset
+        size = self.load.input_size[-1] if self.load and self.load.input_size else self.input_size
+        pairs = [
+            (c.value, c.img_size)
             for c in self.claims
             if c.metric is Metric.TOP1
             and c.split != "train"  # accuracy on the training data says nothing of the net
             and (target is None or c.dataset == target)
         ]
-        return max(values) if values else None
+        return top1_figures(pairs, size)
 
     def content_hash(self) -> str:
         """Stable digest of everything upstream said; a re-sync compares it to skip work."""
         payload = self.model_dump(mode="json", exclude={"raw"})
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class EntryFill(_Record):
+    """What a source read on demand for an entry its sync left pending (``raw["pending"]``):
+    the Hub's config (classes, labels, preprocessing) and weight-file pins. The catalogue
+    writes it over the stored entry; ``pending`` is what is still left (a transient failure)."""
+
+    id: str
+    architecture: str | None = None
+    family: str | None = None
+    num_classes: int | None = Field(default=None, gt=0)
+    input_size: int | None = Field(default=None, gt=0)
+    load: LoadSpec | None = None
+    files: list[FileRef] = Field(default_factory=list)
+    evidence: dict[str, str] = Field(default_factory=dict)
+    errors: list[str] = Field(default_factory=list)
+    pending: list[str] = Field(default_factory=list)
 
 
 class SyncSummary(_Record):
@@ -414,7 +478,16 @@ class CatalogueEntry(EntryRecord):
     """An entry as the catalogue holds it: the merged view plus every fact with provenance."""
 
     dataset: str | None = Field(default=None, description="Final training data set (merged view).")
-    top1: float | None = Field(default=None, description="Best top-1 claim on that data set.")
+    top1: float | None = Field(
+        default=None, description="Best top-1 claim on that data set at the loader's input size."
+    )
+    top1_size: int | None = None
+    top1_best: float | None = Field(default=None, description="Best top-1 claim at any size.")
+    top1_best_size: int | None = None
+    same_weights_as: str | None = Field(
+        default=None, description="The entry whose weight file this one shares."
+    )
+    test_net: bool = False
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     removed_upstream: bool = False
@@ -437,4 +510,8 @@ class EntrySummary(_Record):
     licence: str | None = None
     dataset: str | None = None
     top1: float | None = None
+    top1_best: float | None = None
+    top1_best_size: int | None = None
+    same_weights_as: str | None = None
+    test_net: bool = False
     removed_upstream: bool = False

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     cache_dir: Path | None = Field(
         default=None, description="Weight cache; default: $SECURITYNET_HOME/cache."
     )
+    data_dir: Path | None = Field(
+        default=None,
+        description="Evaluation data sets (MNIST IDX files in mnist/, ...); default: $SECURITYNET_HOME/data.",
+    )
     offline: bool = Field(default=False, description="Never touch the network.")
     debug: bool = Field(default=False, description="Show tracebacks in the CLI.")
     timm_results: Path | None = Field(
@@ -95,6 +99,12 @@ class Settings(BaseSettings):
         "SELECT (see the README); default: the catalogue's own URL (refused on PostgreSQL for a "
         "role that could read server files or replicate).",
     )
+    hf_max_wait: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Seconds one Hub request may spend paused by the Hub's rate limit (429) "
+        "before its entry is left for the next sync to read.",
+    )
     sql_timeout: float = Field(
         default=10.0, gt=0, description="Seconds a read-only SQL query may run."
     )
@@ -103,7 +113,7 @@ class Settings(BaseSettings):
     )
     sync_batch_size: int = Field(default=500, gt=0)
 
-    @field_validator("home", "cache_dir", "timm_results", mode="after")
+    @field_validator("home", "cache_dir", "data_dir", "timm_results", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
@@ -113,6 +123,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.home / 'catalogue.db'}"
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir if self.data_dir is not None else self.home / "data"
 
     @property
     def resolved_cache_dir(self) -> Path:

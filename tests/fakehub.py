@@ -12,6 +12,13 @@ and counts every request. Faults are injected per path: a status (429 with
 ``Retry-After``, 500, ...), a body cut short inside valid HTTP (truncated JSON), a
 connection dropped mid-body, a stall.
 
+Like the Hub, it can limit clients per fixed window in separate buckets (``api`` for
+``/api/``, ``resolvers`` for ``/resolve/``; :meth:`FakeHub.limit`), announcing the state in
+``RateLimit`` / ``RateLimit-Policy`` headers and answering 429 once a window is spent. A
+weight file registered with :meth:`FakeHub.add_lfs` answers ``HEAD`` as an LFS file does:
+a redirect carrying ``X-Linked-Size`` and ``X-Linked-Etag`` (the sha256). Stopping the hub
+ends its stalled handlers and joins every handler thread.
+
 :func:`hub_from_shared` fills one with ``../shared/fixtures/hf``: the real recorded
 ``google/vit-base-patch16-224`` model info, and one listing record per real card,
 synthesised in that record's shape from the card's own front matter. Nothing from
@@ -25,9 +32,11 @@ import copy
 import hashlib
 import importlib.util
 import json
+import math
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -62,11 +71,21 @@ class Fault:
     delay: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass
+class _Window:
+    quota: int
+    window: float
+    start: float = 0.0
+    used: int = 0
+
+
+@dataclass
 class Request:
     method: str
     path: str  # with the query string
     headers: Mapping[str, str] = field(default_factory=dict, compare=False)
+    at: float = field(default=0.0, compare=False)  # time.monotonic() when it arrived
+    status: int = field(default=0, compare=False)  # the status answered (0: none yet)
 
     @property
     def route(self) -> str:
@@ -123,10 +142,12 @@ class FakeHub:
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._server: StoppableServer | None = None
+        self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        #: set by stop(): a stalled handler wakes at once and writes nothing more
         self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()  # open client connections, to end on stop
+        self.lfs: dict[tuple[str, str], tuple[int, str]] = {}  # (repo, file) -> (size, sha256)
+        self.limits: dict[str, _Window] = {}
 
     # --- content ------------------------------------------------------------------------------
 
@@ -143,6 +164,49 @@ class FakeHub:
     def set_file(self, repo: str, name: str, content: bytes | str | Mapping[str, Any]) -> None:
         with self._lock:
             self.files[(repo, name)] = _bytes(content)
+
+    def add_lfs(self, repo: str, name: str, *, size: int, sha256: str) -> None:
+        """Serve ``name`` of ``repo`` as an LFS file of ``size`` bytes with content ``sha256``."""
+        with self._lock:
+            self.lfs[(repo, name)] = (size, sha256)
+
+    def add_lfs_weights(self) -> None:
+        """Serve every listed ``*.safetensors`` / ``*.bin`` file as LFS, with a size and sha256
+        derived from its repository and name (nothing serves their bytes)."""
+        with self._lock:
+            models = list(self.models.values())
+        for record in models:
+            for sibling in record.get("siblings") or []:
+                name = sibling["rfilename"]
+                if name.endswith((".safetensors", ".bin")):
+                    digest = hashlib.sha256(f"{record['id']}/{name}".encode()).hexdigest()
+                    self.add_lfs(
+                        record["id"], name, size=1_000_000 + int(digest[:4], 16), sha256=digest
+                    )
+
+    def limit(self, bucket: str, *, quota: int, window: float) -> None:
+        """Allow ``quota`` requests to ``bucket`` (api, resolvers) per fixed ``window`` seconds."""
+        with self._lock:
+            self.limits[bucket] = _Window(quota=quota, window=window)
+
+    def _take_quota(self, path: str) -> tuple[bool, dict[str, str]]:
+        """Count one request against its bucket: (allowed, RateLimit headers)."""
+        bucket = "resolvers" if "/resolve/" in path else "api"
+        with self._lock:
+            window = self.limits.get(bucket)
+            if window is None:
+                return True, {}
+            now = time.monotonic()
+            if now >= window.start + window.window:
+                window.start, window.used = now, 0
+            allowed = window.used < window.quota
+            window.used += allowed
+            left = max(window.start + window.window - now, 0.0)
+            remaining = window.quota - window.used
+        return allowed, {
+            "RateLimit": f'"{bucket}";r={remaining};t={math.ceil(left)}',
+            "RateLimit-Policy": f'"fixed window";"{bucket}";q={window.quota};w={math.ceil(window.window)}',
+        }
 
     def remove_model(self, repo: str) -> None:
         with self._lock:
@@ -222,9 +286,9 @@ class FakeHub:
     def start(self) -> FakeHub:
         handler = type("Handler", (_Handler,), {"hub": self})
         self._stopping.clear()
-        # handler threads are joined on stop(): none outlives the hub (one that wrote to a
-        # closed socket later, while a test had SIGPIPE at its default, killed pytest)
-        self._server = StoppableServer(("127.0.0.1", 0), handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._server.block_on_close = True  # server_close() joins the handler threads
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="fakehub", daemon=True
         )
@@ -232,10 +296,17 @@ class FakeHub:
         return self
 
     def stop(self) -> None:
-        """Stop serving and wait for every handler thread (stalled ones wake at once)."""
+        """Stop serving: stalled handlers end at once (without answering), every handler
+        thread is joined, then the listening socket is closed."""
         self._stopping.set()
         if self._server is not None:
-            self._server.stop()
+            self._server.shutdown()  # no new connections
+            with self._lock:
+                connections = list(self._connections)
+            for connection in connections:  # kept-alive ones: their handlers wait to read
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+            self._server.server_close()  # joins the handler threads (block_on_close)
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -294,6 +365,13 @@ class _Handler(BaseHTTPRequestHandler):
         # headers and body go out in two writes: without this, Nagle's algorithm and the
         # client's delayed ACK cost 40 ms a response on a kept-alive connection
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.hub._lock:
+            self.hub._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.hub._lock:
+            self.hub._connections.discard(self.connection)
+        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:  # silence
         return
@@ -313,23 +391,39 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/_fakehub/"):  # control routes, for a hub in another process
             self._control()
             return
+        request = Request(
+            method,
+            self.path,
+            {k.lower(): v for k, v in self.headers.items()},
+            at=time.monotonic(),
+        )
         with hub._lock:
-            hub.requests.append(
-                Request(method, self.path, {k.lower(): v for k, v in self.headers.items()})
-            )
+            hub.requests.append(request)
         fault = hub._take_fault(method, self.path)
         if fault is not None and fault.kind == "stall":
-            if hub._stopping.wait(fault.delay):
+            if hub._stopping.wait(fault.delay):  # the hub stops: leave without answering
                 self.close_connection = True
-                return  # the hub is stopping: answer nothing
+                return
             fault = None
+        allowed, limit_headers = hub._take_quota(self.path)
         if fault is not None and fault.kind == "status":
             body = fault.body or json.dumps({"error": f"injected {fault.status}"}).encode()
+            request.status = fault.status
             self._send(
-                method, fault.status, body, {"Content-Type": "application/json", **fault.headers}
+                method,
+                fault.status,
+                body,
+                {"Content-Type": "application/json", **limit_headers, **fault.headers},
             )
             return
+        if not allowed:
+            request.status = 429
+            body = b'{"error":"You have exceeded our rate limit"}'
+            self._send(method, 429, body, {"Content-Type": "application/json", **limit_headers})
+            return
         status, body, headers = self._route(method)
+        headers = {**headers, **limit_headers}
+        request.status = status
         if fault is not None and fault.kind == "truncate":
             body = body[: max(1, len(body) // 2)]
         if fault is not None and fault.kind == "cut":
@@ -402,6 +496,20 @@ class _Handler(BaseHTTPRequestHandler):
                     {**as_json, "X-Error-Code": "RevisionNotFound"},
                 )
             commit = {"X-Repo-Commit": str(record.get("sha"))}
+            lfs = hub.lfs.get((repo, name))
+            if lfs is not None:  # LFS: the Hub redirects to storage, naming size and sha256
+                size, digest = lfs
+                return (
+                    302,
+                    b"",
+                    {
+                        **commit,
+                        "X-Linked-Size": str(size),
+                        "X-Linked-Etag": f'"{digest}"',
+                        "ETag": f'"{digest}"',
+                        "Location": f"{hub.url}/_lfs/{digest}",
+                    },
+                )
             content = hub.files.get((repo, name))
             if content is None:
                 return (
@@ -645,6 +753,7 @@ def hub_from_shared(shared: Path, *, page_size: int = 50, timm_configs: bool = F
     hub = FakeHub(page_size=page_size)
     for record, files in shared_models(shared, timm_configs=timm_configs):
         hub.add_model(record, files)
+    hub.add_lfs_weights()
     return hub
 
 

@@ -69,6 +69,15 @@ InputSize = tuple[int, int, int]
 # --- what to measure, and what was measured -----------------------------------------------
 
 
+#: Constructor arguments a library applies when it builds a net *for its released weights*,
+#: which a bare ``pretrained=False`` build would not: the net measured is the net loaded.
+#: torchvision's ``googlenet(weights=...)`` drops the two auxiliary heads unless asked
+#: (``aux_logits`` defaults to False with weights, to True without): 6.6 M parameters, not 13.0 M.
+WEIGHTED_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("torchvision", "googlenet"): {"aux_logits": False},
+}
+
+
 @dataclass(frozen=True)
 class ArchSpec:
     """One net to measure: a builder's constructor and the arguments that change its shape.
@@ -99,6 +108,9 @@ class ArchSpec:
         arch = architecture.strip()
         if get_builder(name).tagged:
             arch = arch.split(".", 1)[0]
+        defaults = WEIGHTED_DEFAULTS.get((name, arch))
+        if defaults:
+            kwargs = {**defaults, **(kwargs or {})}
         return cls(
             builder=name,
             architecture=arch,

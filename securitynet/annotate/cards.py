@@ -38,8 +38,8 @@ UNKNOWN_DATASET = "unknown"
 #: Data sets that are (almost) only ever pre-training data: when a card's ``datasets:``
 #: lists one of these beside another, this one is the pre-training step.
 PRETRAINING_SCALE = frozenset(
-    {"ImageNet-21k", "ImageNet-12k", "JFT-300M", "JFT-3B", "LAION-2B", "LAION-400M", "DataComp-1B",
-     "WebLI", "OpenAI-WIT", "Instagram-1B", "Instagram-3.5B", "YFCC100M", "Merged-38M", "Merged-30M"}
+    {"ImageNet-21k", "ImageNet-21K-P", "ImageNet-21k-Winter21", "ImageNet-12k", "JFT-300M", "JFT-3B",
+     "LAION-2B", "LAION-400M", "DataComp-1B", "DFN-2B", "DFN-5B", "WebLI", "OpenAI-WIT", "Instagram-1B", "Instagram-3.5B", "YFCC100M", "Merged-38M", "Merged-30M"}
 )  # fmt: skip
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "BaseModel",
     "CardAnnotation",
     "Rejected",
+    "card_body_signalled",
     "card_needs_body",
     "load_front_matter",
     "parse_card",
@@ -431,3 +432,20 @@ def card_needs_body(annotation: CardAnnotation, tags: Iterable[str] = ()) -> boo
     if not annotation.claims:
         return True
     return "generated_from_trainer" in set(tags) and not annotation.base_models
+
+
+#: Tags of cards whose body is written by a tool that states results in a fixed form.
+TOOL_TAGS = ("generated_from_trainer", "autotrain")
+
+
+def card_body_signalled(annotation: CardAnnotation, tags: Iterable[str] = ()) -> bool:
+    """Whether the listing shows that the body of a card holds what its metadata lacks: a
+    card written by the Trainer or AutoTrain (they state results and the base model in a
+    fixed form), with no accuracy claim or, for the Trainer, no base model in its metadata.
+    Narrower than :func:`card_needs_body`: a hand-written card's table or sentence is missed."""
+    tagset = set(tags)
+    if not tagset.intersection(TOOL_TAGS):
+        return False
+    if not annotation.claims:
+        return True
+    return "generated_from_trainer" in tagset and not annotation.base_models

@@ -17,6 +17,9 @@ class DatasetInfo:
     kind: str = "images"  # images | image-text | eval (an evaluation-only variant)
     url: str | None = None
     aliases: tuple[str, ...] = field(default=())
+    #: The corpus this is a release or subset of (ImageNet-21K-P -> ImageNet-21k): a source
+    #: that names the parent while its head has this label count means this variant.
+    variant_of: str | None = None
 
 
 DATASETS: tuple[DatasetInfo, ...] = (
@@ -48,13 +51,26 @@ DATASETS: tuple[DatasetInfo, ...] = (
             "imagenet21k",
             "imagenet22k",
             "imagenet-22k",
-            "imagenet21kp",
-            "in21kp",
-            "imagenet21k_winter",
             "fall11",
-            "in21kwinter",
-            "inw21k",
         ),
+    ),
+    # ImageNet-21K-P (Ridnik et al., arXiv:2104.10972): the winter-2021 release cleaned to
+    # 11,221 classes; timm's ``miil_in21k`` heads.
+    DatasetInfo(
+        "ImageNet-21K-P",
+        11221,
+        url="https://github.com/Alibaba-MIIL/ImageNet21K",
+        aliases=("imagenet21kp", "in21kp", "miilin21k", "imagenet21kmiil"),
+        variant_of="ImageNet-21k",
+    ),
+    # The winter-2021 ImageNet-21k release (19,167 synsets; timm's ``fb_inw21k`` heads have
+    # 19,168 outputs).
+    DatasetInfo(
+        "ImageNet-21k-Winter21",
+        19168,
+        url="https://image-net.org/",
+        aliases=("inw21k", "imagenet21kwinter", "imagenet21k_winter", "in21kwinter", "winter21"),
+        variant_of="ImageNet-21k",
     ),
     DatasetInfo(
         "ImageNet-12k",
@@ -105,9 +121,11 @@ DATASETS: tuple[DatasetInfo, ...] = (
     DatasetInfo("Caltech-101", 101, aliases=("caltech101",)),
     DatasetInfo("LAION-2B", None, kind="image-text", aliases=("laion2b", "laion2ben", "laion")),
     DatasetInfo("LAION-400M", None, kind="image-text", aliases=("laion400m",)),
-    DatasetInfo(
-        "DataComp-1B", None, kind="image-text", aliases=("datacomp1b", "datacomp", "dfn2b", "dfn5b")
-    ),
+    DatasetInfo("DataComp-1B", None, kind="image-text", aliases=("datacomp1b", "datacomp")),
+    # Apple's Data Filtering Networks corpora (Fang et al., arXiv:2309.17425): pools of
+    # their own, filtered from DataComp-12.8B (DFN-2B) and a larger crawl (DFN-5B).
+    DatasetInfo("DFN-2B", None, kind="image-text", aliases=("dfn2b",)),
+    DatasetInfo("DFN-5B", None, kind="image-text", aliases=("dfn5b",)),
     DatasetInfo("WebLI", None, kind="image-text", aliases=("webli",)),
     DatasetInfo("OpenAI-WIT", None, kind="image-text", aliases=("openai", "wit400m", "openaiwit")),
     DatasetInfo("JFT-300M", 18291, aliases=("jft300m", "jft")),
@@ -174,3 +192,34 @@ def dataset_name(raw: str) -> str:
 
 def dataset_info(name: str) -> DatasetInfo | None:
     return _BY_NAME.get(name)
+
+
+def training_traits(chain: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Traits that follow from the data sets of a training chain, each with its reason:
+    a step on an image-text corpus means contrastive image-text (CLIP-style) training,
+    whatever the model's name or tag says.
+
+    >>> training_traits(["LAION-2B", "ImageNet-1k"])
+    {'contrastive-image-text': 'trained on LAION-2B, an image-text corpus'}
+    """
+    out: dict[str, str] = {}
+    for name in chain:
+        info = _BY_NAME.get(name)
+        if info is not None and info.kind == "image-text":
+            out.setdefault("contrastive-image-text", f"trained on {name}, an image-text corpus")
+    return out
+
+
+def dataset_variant(name: str, num_classes: int | None) -> str:
+    """The release of ``name`` whose label set has ``num_classes`` classes, else ``name``.
+
+    >>> dataset_variant("ImageNet-21k", 11221), dataset_variant("ImageNet-21k", 21843)
+    ('ImageNet-21K-P', 'ImageNet-21k')
+    """
+    info = _BY_NAME.get(name)
+    if info is None or num_classes is None or info.num_classes == num_classes:
+        return name
+    for other in DATASETS:
+        if other.variant_of == name and other.num_classes == num_classes:
+            return other.name
+    return name

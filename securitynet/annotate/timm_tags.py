@@ -91,7 +91,7 @@ def _dataset_at(tokens: tuple[str, ...], i: int) -> tuple[str, str, int] | None:
     """(canonical name, raw name, tokens consumed) of a data set starting at ``tokens[i]``."""
     if i + 1 < len(tokens):
         pair = canonical_dataset(tokens[i] + tokens[i + 1])
-        if pair is not None and canonical_dataset(tokens[i]) is None:
+        if pair is not None and pair != canonical_dataset(tokens[i]):  # datacomp_xl: DataComp-XL
             return pair, f"{tokens[i]}_{tokens[i + 1]}", 2
     single = canonical_dataset(tokens[i])
     if single is not None:

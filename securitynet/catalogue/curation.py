@@ -4,9 +4,10 @@ Runs after every sync: curated rows are replaced wholesale, entry columns they s
 overwritten (the scraper's own value stays as a ``fact`` row), and the merged view
 (``entry.dataset``, ``entry.top1``) is recomputed for the entries they touch.
 
-A sync that changed no entry does not re-apply files that did not change: each application
+A sync does not re-apply files that did not change when no entry changed: each application
 is recorded as a ``sync_run`` of the source ``curated`` whose state holds the digest of the
-files (and of this code), and a run with the same digest after an unchanged sync is a no-op.
+files (and of this code); the same digest, with no sync run since that wrote an entry, is a
+no-op.
 The application itself is set-based: one UPDATE per annotation item, one INSERT per table,
 and the merged view recomputed by two UPDATE statements per chunk of entries.
 """
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine, delete, exists, insert, or_, select, update
+from sqlalchemy import Engine, bindparam, delete, exists, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from securitynet.annotate.licences import spdx_licence
 from securitynet.annotate.overrides import CuratedAnnotations, load_annotations
 from securitynet.catalogue.models import (
     AccuracyClaimRow,
@@ -32,7 +35,10 @@ from securitynet.catalogue.models import (
     WeightFile,
     utcnow,
 )
-from securitynet.records import LoadSpec, Metric, Stage
+from securitynet.records import LoadSpec, Metric, Stage, top1_figures
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
 
 log = logging.getLogger(__name__)
 ORIGIN = "curated"
@@ -40,8 +46,10 @@ _CHUNK = 500
 
 
 def refresh_merged_view(session: Session, entry_ids: list[str]) -> None:
-    """Recompute ``entry.dataset`` (end of the training chain, curated chain first) and
-    ``entry.top1`` (best top-1 claim on it) from the child rows, set-based."""
+    """Recompute ``entry.dataset`` (end of the training chain, curated chain first) and the
+    top-1 figures on it (at the loader's input size, and the best at any size) from the
+    child rows: per chunk of entries one UPDATE for the data set, one read of the claims and
+    one executemany UPDATE for the figures."""
     link = aliased(EntryDataset)
     curated = aliased(EntryDataset)
     chain_end = (
@@ -61,28 +69,73 @@ def refresh_merged_view(session: Session, entry_ids: list[str]) -> None:
         .correlate(Entry)
         .scalar_subquery()
     )
-    best = (
-        select(AccuracyClaimRow.value)
-        .where(
-            AccuracyClaimRow.entry_id == Entry.id,
-            AccuracyClaimRow.metric == Metric.TOP1,
-            AccuracyClaimRow.dataset == Entry.dataset,
-        )
-        .order_by(AccuracyClaimRow.value.desc())
-        .limit(1)
-        .correlate(Entry)
-        .scalar_subquery()
-    )
     for start in range(0, len(entry_ids), _CHUNK):
         chunk = entry_ids[start : start + _CHUNK]
         session.execute(
             update(Entry).where(Entry.id.in_(chunk)).values(dataset=chain_end),
             execution_options={"synchronize_session": False},
         )
-        session.execute(
-            update(Entry).where(Entry.id.in_(chunk)).values(top1=best),
-            execution_options={"synchronize_session": False},
+        _refresh_top1(session, chunk)
+
+
+_ENTRY_TABLE = cast("Table", Entry.__table__)
+_TOP1_UPDATE = (
+    update(_ENTRY_TABLE)
+    .where(_ENTRY_TABLE.c.id == bindparam("b_id"))
+    .values(
+        top1=bindparam("b_top1"),
+        top1_size=bindparam("b_top1_size"),
+        top1_best=bindparam("b_best"),
+        top1_best_size=bindparam("b_best_size"),
+    )
+)
+
+
+def _refresh_top1(session: Session, chunk: list[str]) -> None:
+    entries = session.execute(
+        select(Entry.id, Entry.load_spec, Entry.input_size).where(Entry.id.in_(chunk))
+    ).all()
+    claims = session.execute(
+        select(AccuracyClaimRow.entry_id, AccuracyClaimRow.value, AccuracyClaimRow.img_size)
+        .join(Entry, Entry.id == AccuracyClaimRow.entry_id)
+        .where(
+            AccuracyClaimRow.entry_id.in_(chunk),
+            AccuracyClaimRow.metric == Metric.TOP1,
+            AccuracyClaimRow.split != "train",  # accuracy on the training data is no figure
+            AccuracyClaimRow.dataset == Entry.dataset,
         )
+    ).all()
+    pairs: dict[str, list[tuple[float, int | None]]] = defaultdict(list)
+    for claim in claims:
+        pairs[claim.entry_id].append((claim.value, claim.img_size))
+    params = []
+    for row in entries:
+        figures = top1_figures(pairs.get(row.id, []), _loader_size(row.load_spec, row.input_size))
+        params.append(
+            {
+                "b_id": row.id,
+                "b_top1": figures.top1,
+                "b_top1_size": figures.top1_size,
+                "b_best": figures.best,
+                "b_best_size": figures.best_size,
+            }
+        )
+    if params:
+        session.execute(_TOP1_UPDATE, params)
+
+
+def _loader_size(load_spec: dict[str, Any] | None, input_size: int | None) -> int | None:
+    """The input size the loader uses: its load spec's, else the entry's column."""
+    size = (load_spec or {}).get("input_size")
+    return int(size[-1]) if size else input_size
+
+
+def _with_input_size(session: Session, eid: str, size: int) -> dict[str, Any] | None:
+    spec = session.scalar(select(Entry.load_spec).where(Entry.id == eid))
+    if not spec:
+        return spec
+    channels = (spec.get("input_size") or [3])[0]
+    return {**spec, "input_size": [channels, int(size), int(size)]}
 
 
 def _default_files_digest(folder: Path | None) -> tuple[str, Path]:
@@ -104,15 +157,28 @@ def _parsed_files_digest(files: list[CuratedAnnotations]) -> str:
     return digest.hexdigest()[:32]
 
 
-def _last_digest(session: Session) -> str | None:
-    state = session.scalar(
-        select(SyncRun.state)
+def _up_to_date(session: Session, digest: str) -> bool:
+    """Whether the last application used the files of ``digest`` and no sync since then
+    wrote an entry (a sync killed before its curation step counts: its run row has the
+    counts of every batch it committed)."""
+    last = session.execute(
+        select(SyncRun.id, SyncRun.state)
         .where(SyncRun.source == ORIGIN, SyncRun.status == "ok")
         .order_by(SyncRun.id.desc())
         .limit(1)
+    ).first()
+    if last is None or (last.state or {}).get("digest") != digest:
+        return False
+    wrote = session.scalar(
+        select(SyncRun.id)
+        .where(
+            SyncRun.id > last.id,
+            SyncRun.source != ORIGIN,
+            or_(SyncRun.added > 0, SyncRun.updated > 0, SyncRun.removed > 0),
+        )
+        .limit(1)
     )
-    value = (state or {}).get("digest")
-    return str(value) if value else None
+    return wrote is None
 
 
 def apply_curated_annotations(
@@ -120,20 +186,20 @@ def apply_curated_annotations(
     files: list[CuratedAnnotations] | None = None,
     folder: Path | None = None,
     *,
-    entries_changed: bool = True,
+    force: bool = True,
 ) -> int:
     """Apply every curated file; returns how many entries they touched (0 when skipped).
 
-    ``entries_changed=False`` (the sync before this changed no entry) lets an application
-    whose files are those of the last one be skipped: nothing it would write can differ.
+    ``force=False`` skips the application when its files are those of the last one and no
+    sync wrote an entry since (recorded in ``sync_run``): nothing it would write can differ.
     """
     if files is None:
         digest, folder = _default_files_digest(folder)
     else:
         digest = _parsed_files_digest(files)
-    if not entries_changed:
+    if not force:
         with Session(engine) as session:
-            if _last_digest(session) == digest:
+            if _up_to_date(session, digest):
                 log.info("curated annotations unchanged, and no entry changed: not re-applied")
                 return 0
     if files is None:
@@ -211,13 +277,24 @@ def _apply(session: Session, files: list[CuratedAnnotations]) -> set[str]:
                 for eid in targets:
                     _merge_load_spec(session, by_id[eid], load_fields, ann.source)
             if item.set:
+                set_values = dict(item.set)
+                if "licence" in set_values:
+                    set_values["licence"] = spdx_licence(set_values["licence"])
                 for start in range(0, len(targets), _CHUNK):
                     session.execute(
                         update(Entry)
                         .where(Entry.id.in_(targets[start : start + _CHUNK]))
-                        .values(**item.set),
+                        .values(**set_values),
                         execution_options={"synchronize_session": False},
                     )
+                if "input_size" in set_values:  # the loader follows a curated size
+                    for eid in targets:
+                        session.execute(
+                            update(Entry)
+                            .where(Entry.id == eid)
+                            .values(load_spec=_with_input_size(session, eid, set_values["input_size"])),
+                            execution_options={"synchronize_session": False},
+                        )
             claim_rows = [c.model_dump() for c in claims]
             for eid in targets:
                 children[Fact].extend(

@@ -114,13 +114,43 @@ def current_revision(engine: Engine) -> str | None:
 
 def migrate(engine: Engine, revision: str = "head") -> str:
     """Upgrade the database to ``revision`` (default: head); return the revision reached."""
+    return _run_migrations(engine, "upgrade", revision)
+
+
+def downgrade(engine: Engine, revision: str) -> str:
+    """Downgrade the database to ``revision``; return the revision reached."""
+    return _run_migrations(engine, "downgrade", revision)
+
+
+def _run_migrations(engine: Engine, direction: str, revision: str) -> str:
     from alembic import command
 
     cfg = _alembic_config(engine)
+    step = command.upgrade if direction == "upgrade" else command.downgrade
+    sqlite = engine.dialect.name == "sqlite"
     try:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+        with engine.connect() as conn:
+            if sqlite:
+                # A migration that rebuilds a table on SQLite (batch mode: copy, DROP, rename)
+                # would otherwise cascade the DROP into every child row (claims, facts, files,
+                # results). The pragma is a no-op inside a transaction, so it comes first.
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                conn.commit()
+            try:
+                with conn.begin():
+                    cfg.attributes["connection"] = conn
+                    step(cfg, revision)
+                    if sqlite and (
+                        broken := conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+                    ):
+                        raise CatalogueError(
+                            f"migrating the catalogue at {engine.url!r} broke a reference "
+                            f"({broken[0]} -> {broken[2]}); nothing was changed"
+                        )
+            finally:
+                if sqlite:
+                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    conn.commit()
     except OperationalError as exc:
         raise CatalogueError(f"cannot migrate the catalogue at {engine.url!r}: {exc.orig}") from exc
     reached = current_revision(engine)

@@ -21,15 +21,15 @@ import csv
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from securitynet.catalogue import queries
 from securitynet.catalogue.api import make_filter
@@ -79,7 +79,14 @@ class ExportRow(BaseModel):
         description="Upstream revision or checksum the entry is pinned to."
     )
     dataset: str | None = Field(description="Final training data set.")
-    top1: float | None = Field(description="Best top-1 claim on that data set, percent.")
+    top1: float | None = Field(
+        description="Best top-1 claim on that data set at the input size the loader uses, percent."
+    )
+    top1_best: float | None = Field(description="Best top-1 claim on that data set at any size.")
+    top1_best_size: int | None = Field(description="The image size of that best figure.")
+    same_weights_as: str | None = Field(
+        description="The entry whose weight file this one also loads (one checkpoint, two names)."
+    )
     training_chain: str | None = Field(
         description=f"Training data sets in order, joined by {CHAIN_SEPARATOR!r}; a curated chain wins over a scraped one."
     )
@@ -123,13 +130,6 @@ def export_format(path: str | Path, format: str | None = None, *, full: bool = F
     return chosen
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
-
-
 def _matching_ids(filters: dict[str, Any]) -> Any:
     listing = queries.search_statement(make_filter(**filters), sort=None).subquery()
     return select(listing.c.id)
@@ -148,57 +148,88 @@ def _chains(rows: Iterable[Any]) -> dict[str, str]:
     return out
 
 
+#: Entries per batch of a flat export: memory stays bounded by one batch, whatever the size
+#: of the catalogue (and under SQLite's limit on bound parameters).
+BATCH_SIZE = 5000
+
+
+def iter_export_batches(
+    catalogue: Catalogue, *, batch_size: int = BATCH_SIZE, **filters: Any
+) -> Iterator[list[dict[str, Any]]]:
+    """The flat rows (dicts keyed by :data:`EXPORT_COLUMNS`) of the entries matching
+    ``filters``, in id order, ``batch_size`` entries at a time (keyset pagination: each batch
+    is one indexed range read, whatever its offset)."""
+    where = queries.conditions(make_filter(**filters))
+    entry_columns = [c for c in EXPORT_COLUMNS if c in Entry.__table__.columns]
+    last: str | None = None
+    with catalogue.engine.connect() as s:  # Core rows: no ORM loading per row
+        while True:
+            stmt = select(*(getattr(Entry, c) for c in entry_columns)).where(*where)
+            if last is not None:
+                stmt = stmt.where(Entry.id > last)
+            entries = s.execute(stmt.order_by(Entry.id).limit(batch_size)).all()
+            if not entries:
+                return
+            ids = [e.id for e in entries]
+            last = ids[-1]
+            yield _flat_rows(s, entries, ids)
+            if len(entries) < batch_size:
+                return
+
+
+def _flat_rows(s: Any, entries: Sequence[Any], ids: list[str]) -> list[dict[str, Any]]:
+    # the batch's children by id range (one indexed range scan, no 5,000 bound parameters);
+    # rows of entries between those ids that the filters left out are looked up by no one
+    in_batch = {"low": ids[0], "high": ids[-1]}
+
+    def between(column: Any) -> Any:
+        return column.between(bindparam("low"), bindparam("high"))
+
+    chains = _chains(
+        s.execute(
+            select(
+                EntryDataset.entry_id,
+                EntryDataset.dataset,
+                EntryDataset.stage,
+                EntryDataset.origin,
+            )
+            .where(between(EntryDataset.entry_id))
+            .order_by(EntryDataset.entry_id, EntryDataset.position, EntryDataset.id),
+            in_batch,
+        )
+    )
+    claims = dict(
+        s.execute(
+            select(AccuracyClaimRow.entry_id, func.count())
+            .where(between(AccuracyClaimRow.entry_id))
+            .group_by(AccuracyClaimRow.entry_id),
+            in_batch,
+        ).all()
+    )
+    weights: dict[str, tuple[str | None, str | None]] = {}
+    for entry_id, file_url, file_sha256 in s.execute(
+        select(WeightFile.entry_id, WeightFile.url, WeightFile.sha256)
+        .where(between(WeightFile.entry_id), WeightFile.role == "weights")
+        .order_by(WeightFile.entry_id, WeightFile.id),
+        in_batch,
+    ):
+        weights.setdefault(entry_id, (file_url, file_sha256))
+    rows = []
+    names = list(entries[0]._fields) if entries else []
+    for entry in entries:
+        row = dict(zip(names, entry, strict=True))
+        eid = row["id"]
+        row["training_chain"] = chains.get(eid)
+        row["claims"] = claims.get(eid, 0)
+        row["weights_url"], row["weights_sha256"] = weights.get(eid, (None, None))
+        row["removed_upstream"] = bool(row["removed_upstream"])  # UTCDateTime gives aware times
+        rows.append({c: row[c] for c in EXPORT_COLUMNS})
+    return rows
+
+
 def export_rows(catalogue: Catalogue, **filters: Any) -> list[dict[str, Any]]:
     """The flat rows (dicts keyed by :data:`EXPORT_COLUMNS`) of the entries matching ``filters``."""
-    ids = _matching_ids(filters)
-    entry_columns = [c for c in EXPORT_COLUMNS if c in Entry.__table__.columns]
-    with catalogue.session() as s:
-        entries = s.execute(
-            select(*(getattr(Entry, c) for c in entry_columns))
-            .where(Entry.id.in_(ids))
-            .order_by(Entry.id)
-        )
-        chains = _chains(
-            s.execute(
-                select(
-                    EntryDataset.entry_id,
-                    EntryDataset.dataset,
-                    EntryDataset.stage,
-                    EntryDataset.origin,
-                )
-                .where(EntryDataset.entry_id.in_(ids))
-                .order_by(EntryDataset.entry_id, EntryDataset.position, EntryDataset.id)
-            )
-        )
-        claims = dict(
-            s.execute(
-                select(AccuracyClaimRow.entry_id, func.count())
-                .where(AccuracyClaimRow.entry_id.in_(ids))
-                .group_by(AccuracyClaimRow.entry_id)
-            ).all()
-        )
-        weights: dict[str, tuple[str | None, str | None]] = {}
-        for entry_id, file_url, file_sha256 in s.execute(
-            select(WeightFile.entry_id, WeightFile.url, WeightFile.sha256)
-            .where(WeightFile.entry_id.in_(ids), WeightFile.role == "weights")
-            .order_by(WeightFile.entry_id, WeightFile.id)
-        ):
-            weights.setdefault(entry_id, (file_url, file_sha256))
-        rows = []
-        for entry in entries:
-            row = dict(entry._mapping)
-            url, sha256 = weights.get(row["id"], (None, None))
-            row.update(
-                training_chain=chains.get(row["id"]),
-                claims=claims.get(row["id"], 0),
-                weights_url=url,
-                weights_sha256=sha256,
-                first_seen=_utc(row["first_seen"]),
-                last_seen=_utc(row["last_seen"]),
-                removed_upstream=bool(row["removed_upstream"]),
-            )
-            rows.append({c: row[c] for c in EXPORT_COLUMNS})
-    return rows
+    return [row for batch in iter_export_batches(catalogue, **filters) for row in batch]
 
 
 def iter_full_entries(catalogue: Catalogue, **filters: Any) -> Iterator[dict[str, Any]]:
@@ -229,10 +260,14 @@ def _atomic(path: Path, mode: str) -> Iterator[IO[Any]]:
         raise
 
 
-def _write_csv(rows: list[dict[str, Any]], fh: IO[str]) -> None:
+def _write_csv(batches: Iterable[list[dict[str, Any]]], fh: IO[str]) -> int:
     writer = csv.DictWriter(fh, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({k: _json_value(v) for k, v in row.items()} for row in rows)
+    n = 0
+    for rows in batches:
+        writer.writerows({k: _json_value(v) for k, v in row.items()} for row in rows)
+        n += len(rows)
+    return n
 
 
 def _write_json_lines(items: Iterable[dict[str, Any]], fh: IO[str], *, array: bool) -> int:
@@ -252,6 +287,9 @@ def _write_json_lines(items: Iterable[dict[str, Any]], fh: IO[str], *, array: bo
 
 
 def _arrow_schema() -> Any:
+    """The Arrow schema of a flat row, with the pandas metadata that reads nullable integer
+    columns back as ``Int64`` (not float64) and times as UTC timestamps."""
+    import pandas as pd
     import pyarrow as pa
 
     types = {
@@ -261,20 +299,32 @@ def _arrow_schema() -> Any:
         bool: pa.bool_(),
         datetime: pa.timestamp("us", tz="UTC"),
     }
+    dtypes = {str: "object", int: "Int64", float: "float64", bool: "bool", datetime: "datetime64[us, UTC]"}
     fields = []
+    frame = {}
     for name, info in ExportRow.model_fields.items():
         base = next(
             t for t in types if t in (info.annotation, *getattr(info.annotation, "__args__", ()))
         )
         fields.append(pa.field(name, types[base], nullable=info.annotation is not base))
-    return pa.schema(fields)
+        frame[name] = pd.Series([], dtype=dtypes[base])
+    schema = pa.schema(fields)
+    pandas_meta = pa.Schema.from_pandas(pd.DataFrame(frame), preserve_index=False).metadata
+    return schema.with_metadata(pandas_meta)
 
 
-def _write_parquet(rows: list[dict[str, Any]], fh: IO[bytes]) -> None:
+def _write_parquet(batches: Iterable[list[dict[str, Any]]], fh: IO[bytes]) -> int:
+    """Write each batch as it comes (one row group per batch); returns the rows written."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.Table.from_pylist(rows, schema=_arrow_schema()), fh)
+    schema = _arrow_schema()
+    n = 0
+    with pq.ParquetWriter(fh, schema) as writer:
+        for rows in batches:
+            writer.write_batch(pa.RecordBatch.from_pylist(rows, schema=schema))
+            n += len(rows)
+    return n
 
 
 def export_catalogue(
@@ -295,16 +345,17 @@ def export_catalogue(
                     iter_full_entries(catalogue, **filters), fh, array=chosen == "json"
                 )
             return ExportResult(out, chosen, n, full)
-        rows = export_rows(catalogue, **filters)
+        batches = iter_export_batches(catalogue, **filters)
         if chosen == "parquet":
             with _atomic(out, "wb") as fh:
-                _write_parquet(rows, fh)
+                n = _write_parquet(batches, fh)
         else:
             with _atomic(out, "w") as fh:
                 if chosen == "csv":
-                    _write_csv(rows, fh)
+                    n = _write_csv(batches, fh)
                 else:
-                    _write_json_lines(rows, fh, array=chosen == "json")
+                    rows = (row for batch in batches for row in batch)
+                    n = _write_json_lines(rows, fh, array=chosen == "json")
     except OSError as exc:
         raise SecurityNetError(f"cannot write {out}: {exc.strerror or exc}", path=str(out)) from exc
-    return ExportResult(out, chosen, len(rows), full)
+    return ExportResult(out, chosen, n, full)

@@ -72,14 +72,15 @@ def check_facets(session: Session, flt: EntryFilter) -> None:
     from sqlalchemy import func, select
 
     from securitynet.catalogue.models import Entry
-    from securitynet.catalogue.queries import resolve_dataset
+    from securitynet.catalogue.queries import resolve_dataset, resolve_licence
 
     for facet in TEXT_FACETS:
         column: Any = getattr(Entry, facet)
         wanted = getattr(flt, facet)
         if not wanted:
             continue
-        value = resolve_dataset(wanted) if facet == "dataset" else wanted.strip()
+        resolve = {"dataset": resolve_dataset, "licence": resolve_licence}.get(facet, str.strip)
+        value = resolve(wanted)
         if (
             session.scalar(select(Entry.id).where(func.lower(column) == value.lower()).limit(1))
             is not None

@@ -8,6 +8,10 @@ the ``imgclsmob:`` entries). Everything is written in one transaction with the i
 name as ``origin``, replacing only that importer's earlier rows, so importing again is
 idempotent and never counts a figure twice. An attachment to an entry that is not
 catalogued is reported (``missing``), not invented.
+
+Entry columns an attachment fills (``purpose``, ``venue``, ...; only where empty) are the
+merged view: a later sync that rewrites the entry from its own source empties them again
+until the next import (their ``fact`` rows stay), as a curated value would be re-applied.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ its run and does not stop the others.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -20,7 +22,8 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from securitynet import __version__
-from securitynet.annotate.datasets import DATASETS
+from securitynet.annotate.datasets import DATASETS, training_traits
+from securitynet.annotate.licences import spdx_licence
 from securitynet.catalogue.models import (
     AccuracyClaimRow,
     AnnotationError,
@@ -28,13 +31,20 @@ from securitynet.catalogue.models import (
     Entry,
     EntryDataset,
     Fact,
+    LabelSet,
     SyncRun,
     WeightFile,
     utcnow,
 )
 from securitynet.errors import SecurityNetError
 from securitynet.progress import track
-from securitynet.records import ANNOTATED_FIELDS, UPSTREAM_FIELDS, EntryRecord, SyncSummary
+from securitynet.records import (
+    ANNOTATED_FIELDS,
+    TEST_NET_TAG,
+    UPSTREAM_FIELDS,
+    EntryRecord,
+    SyncSummary,
+)
 from securitynet.scrapers import DEFAULT_SOURCES, get_scraper
 from securitynet.scrapers.base import Fingerprinted, Scraper, SyncContext, Unchanged
 from securitynet.settings import Settings
@@ -45,6 +55,15 @@ log = logging.getLogger(__name__)
 SCALAR_FIELDS: tuple[str, ...] = (*ANNOTATED_FIELDS, *UPSTREAM_FIELDS)
 _FACT_FIELDS = tuple(f for f in SCALAR_FIELDS if f not in ("task", "upstream_url", "revision"))
 _CHILD_TABLES = (WeightFile, EntryDataset, AccuracyClaimRow, Fact, AnnotationError)
+#: Bumped when what an entry row derives from its record changes (SPDX licences, top-1 at
+#: the loader's size, ...): part of each stored content hash, so the next sync rewrites
+#: every row once instead of skipping records whose upstream text did not change.
+DERIVATION = "2"
+
+
+def stored_hash(record: EntryRecord) -> str:
+    """The content hash stored for ``record``: its own, under this ingest's derivation."""
+    return hashlib.sha256(f"{DERIVATION}:{record.content_hash()}".encode()).hexdigest()
 
 
 # --- writing records ------------------------------------------------------------------------
@@ -81,17 +100,59 @@ def _ensure_datasets(session: Session, names: Iterable[str], known: set[str]) ->
         known.update(missing)
 
 
-def _entry_row(record: EntryRecord, now: datetime, content_hash: str) -> dict[str, Any]:
+def label_digest(labels: Sequence[str]) -> str:
+    """The ``label_set`` key of a list of class names: sha256 of its compact JSON."""
+    text = json.dumps(list(labels), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _load_spec_row(record: EntryRecord, label_sets: dict[str, list[str]]) -> tuple[dict[str, Any] | None, str | None]:
+    """The stored load spec, its class names moved to ``label_sets`` (digest -> names)."""
+    if record.load is None:
+        return None, None
+    spec = record.load.model_dump(mode="json")
+    labels = spec.get("labels")
+    if not labels:
+        return spec, None
+    digest = label_digest(labels)
+    label_sets.setdefault(digest, labels)
+    spec["labels"] = None  # stored once in label_set, put back when the entry is read
+    return spec, digest
+
+
+def _store_label_sets(session: Session, label_sets: dict[str, list[str]]) -> None:
+    if not label_sets:
+        return
+    digests = list(label_sets)
+    present = set(session.scalars(select(LabelSet.digest).where(LabelSet.digest.in_(digests))))
+    new = [{"digest": d, "size": len(label_sets[d]), "labels": label_sets[d]} for d in digests if d not in present]
+    if new:
+        session.execute(insert(LabelSet), new)
+
+
+def _entry_row(
+    record: EntryRecord, now: datetime, content_hash: str, label_sets: dict[str, list[str]]
+) -> dict[str, Any]:
     row: dict[str, Any] = {f: getattr(record, f) for f in SCALAR_FIELDS}
+    load_spec, digest = _load_spec_row(record, label_sets)
+    tags = list(record.tags)
+    tags += [t for t in training_traits([d.dataset for d in record.datasets]) if t not in tags]
+    figures = record.top1_figures()
     row.update(
+        licence=spdx_licence(record.licence),  # the spelling as received stays a fact row
         id=record.id,
         source=record.source,
         name=record.name,
         upstream_modified=record.upstream_modified,
         dataset=record.final_dataset,
-        top1=record.best_top1(),
-        tags=list(record.tags),
-        load_spec=record.load.model_dump(mode="json") if record.load else None,
+        top1=figures.top1,
+        top1_size=figures.top1_size,
+        top1_best=figures.best,
+        top1_best_size=figures.best_size,
+        test_net=TEST_NET_TAG in tags,
+        tags=tags,
+        load_spec=load_spec,
+        label_set_digest=digest,
         raw=record.raw or None,
         content_hash=content_hash,
         last_seen=now,
@@ -173,6 +234,7 @@ def write_records(
     changed_rows: list[dict[str, Any]] = []
     children: dict[type, list[dict[str, Any]]] = {t: [] for t in _CHILD_TABLES}
     seen_in_batch: set[str] = set()
+    label_sets: dict[str, list[str]] = {}
     for item in records:
         if item.id in seen_in_batch:
             log.warning("%s yielded %s twice in one batch; keeping the first", origin, item.id)
@@ -182,13 +244,13 @@ def write_records(
             touched.append(item.id)
             counts["unchanged"] += 1
             continue
-        digest = item.content_hash()
+        digest = stored_hash(item)
         stored = hashes.get(item.id, False)
         if stored == digest:
             touched.append(item.id)
             counts["unchanged"] += 1
             continue
-        row = _entry_row(item, now, digest)
+        row = _entry_row(item, now, digest, label_sets)
         if stored is False:
             row["first_seen"] = now
             new_rows.append(row)
@@ -207,6 +269,7 @@ def write_records(
         + [r["dataset"] for r in children[AccuracyClaimRow]],
         known_datasets,
     )
+    _store_label_sets(session, label_sets)
     if changed_rows:
         changed_ids = [r["id"] for r in changed_rows]
         for table in _CHILD_TABLES:

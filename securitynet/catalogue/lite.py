@@ -44,6 +44,10 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "licence",
     "dataset",
     "top1",
+    "top1_best",
+    "top1_best_size",
+    "same_weights_as",
+    "test_net",
     "removed_upstream",
 )
 #: Sort keys (as :data:`securitynet.catalogue.queries.SORT_KEYS`) and whether NULLs may occur.
@@ -183,10 +187,16 @@ class LiteCatalogue:
             else:
                 cond.append("lower(dataset) = ?")
                 args.append(wanted.strip().lower())
-        for facet in ("family", "architecture", "licence"):
+        for facet in ("family", "architecture"):
             if filters.get(facet):
                 cond.append(f"lower({facet}) = ?")
                 args.append(str(filters[facet]).strip().lower())
+        if filters.get("licence"):
+            from securitynet.annotate.licences import spdx_licence
+
+            wanted = str(filters["licence"])
+            cond.append("lower(licence) = ?")
+            args.append((spdx_licence(wanted) or wanted.strip()).lower())
         for key, sql in (
             ("num_classes", "num_classes = ?"),
             ("min_params", "params >= ?"),
@@ -203,6 +213,10 @@ class LiteCatalogue:
             args += [pattern, pattern]
         if not filters.get("include_removed"):
             cond.append("removed_upstream = 0")
+        if not filters.get("include_shared_weights"):  # each checkpoint once, as the ORM path
+            cond.append("same_weights_as IS NULL")
+        if not filters.get("include_test_nets"):
+            cond.append("test_net = 0")
         return (" WHERE " + " AND ".join(cond)) if cond else "", args
 
     def search(
@@ -226,7 +240,11 @@ class LiteCatalogue:
             args = [*args, limit]
         rows = self._query(sql, args)
         return [
-            {**dict(zip(SUMMARY_COLUMNS, row, strict=True)), "removed_upstream": bool(row[-1])}
+            {
+                **dict(zip(SUMMARY_COLUMNS, row, strict=True)),
+                "test_net": bool(row[-2]),
+                "removed_upstream": bool(row[-1]),
+            }
             for row in rows
         ]
 
@@ -244,6 +262,8 @@ class LiteCatalogue:
         names, row = cur[0]
         scalars = dict(zip(names, row, strict=True))
         scalars["tags"] = _json(scalars.get("tags")) or []
+        for key in ("raw", "load_spec"):
+            scalars[key] = _json(scalars.get(key))
         scalars["removed_upstream"] = bool(scalars.get("removed_upstream"))
         for key in ("first_seen", "last_seen", "removed_at", "upstream_modified"):
             if key in scalars:
@@ -333,12 +353,12 @@ def open_lite(url: str | None = None) -> Iterator[LiteCatalogue | None]:
     when the full path must answer: not a SQLite file, not made yet, or at another revision.
 
     Raises what the full path would for a damaged file or a folder that does not exist."""
-    given, _default = (url, False) if url is not None else env_database_url()
+    given, default = (url, False) if url is not None else env_database_url()
     path = sqlite_file(given)
     if path is None or given.split("://", 1)[0] not in ("sqlite", "sqlite+pysqlite"):
         yield None
         return
-    check_sqlite_file(path, create=_default)
+    check_sqlite_file(path, create=default)
     if not path.is_file() or path.stat().st_size == 0:
         yield None  # a new catalogue: the full path creates and migrates it
         return

@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 from securitynet.records import ClaimKind, Metric, Purpose, Stage
@@ -115,6 +116,8 @@ class Entry(Base):
     upstream_modified: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # merged view, denormalised for fast faceted queries
     dataset: Mapped[str | None] = mapped_column(String(128), index=True)
+    #: best top-1 on ``dataset`` at the input size the loader uses (``input_size``), or stated
+    #: without a size; ``top1_best`` is the best at any size, measured at ``top1_best_size``
     top1: Mapped[float | None] = mapped_column(Float, index=True)
     # curated / release annotations users filter on
     purpose: Mapped[Purpose | None] = mapped_column(_str_enum(Purpose), index=True)
@@ -126,6 +129,20 @@ class Entry(Base):
     country: Mapped[str | None] = mapped_column(String(255), index=True)
     # how a bare checkpoint's architecture was found (resolved | ambiguous | unresolved | declared)
     arch_resolution: Mapped[str | None] = mapped_column(String(16), index=True)
+    top1_size: Mapped[int | None] = mapped_column(Integer)
+    top1_best: Mapped[float | None] = mapped_column(Float)
+    top1_best_size: Mapped[int | None] = mapped_column(Integer)
+    #: the entry whose weight file this one shares (same URL or sha256); NULL for the first
+    #: of such a group and for every entry with weights of its own
+    same_weights_as: Mapped[str | None] = mapped_column(String(512), index=True)
+    #: a net a library registers for its own tests (timm's ``test_*``), not a model
+    test_net: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), index=True
+    )
+    label_set_digest: Mapped[str | None] = mapped_column(
+        ForeignKey("label_set.digest"), index=True
+    )
+    label_set: Mapped[LabelSet | None] = relationship()
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     load_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -192,6 +209,17 @@ class Dataset(Base):
     kind: Mapped[str | None] = mapped_column(String(32))
     url: Mapped[str | None] = mapped_column(Text)
     aliases: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class LabelSet(Base):
+    """A list of class names, stored once however many entries use it (keyed by the sha256 of
+    its JSON text); an entry's ``load_spec.labels`` is read back from here."""
+
+    __tablename__ = "label_set"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    labels: Mapped[list[Any]] = mapped_column(JSON)
 
 
 class _ChildMixin:

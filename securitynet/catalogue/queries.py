@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from securitynet.annotate.datasets import canonical_dataset
+from securitynet.annotate.licences import spdx_licence
 from securitynet.catalogue.models import Entry, Evaluation
 from securitynet.errors import EntryNotFoundError, InvalidQueryError
 from securitynet.ids import normalise_source, parse_id
@@ -60,6 +61,10 @@ class EntryFilter:
     max_top1: float | None = None
     text: str | None = None
     include_removed: bool = False
+    #: every entry that loads a weight file another entry also loads (default: one per file)
+    include_shared_weights: bool = False
+    #: nets a library registers for its own tests (timm's ``test_*``)
+    include_test_nets: bool = False
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -69,6 +74,16 @@ class EntryFilter:
 def resolve_dataset(name: str) -> str:
     """The stored data-set name for what a user typed (canonical when we know it)."""
     return canonical_dataset(name) or name.strip()
+
+
+def resolve_licence(name: str) -> str:
+    """The stored licence for what a user typed (``mit`` -> ``MIT``; see :mod:`~securitynet.annotate.licences`)."""
+    return spdx_licence(name) or name.strip()
+
+
+def conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of ``flt`` on ``entry``."""
+    return _conditions(flt)
 
 
 def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
@@ -86,7 +101,7 @@ def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
     if flt.architecture:
         cond.append(func.lower(Entry.architecture) == flt.architecture.strip().lower())
     if flt.licence:
-        cond.append(func.lower(Entry.licence) == flt.licence.strip().lower())
+        cond.append(func.lower(Entry.licence) == resolve_licence(flt.licence).lower())
     if flt.num_classes is not None:
         cond.append(Entry.num_classes == flt.num_classes)
     if flt.min_params is not None:
@@ -104,6 +119,10 @@ def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
         )
     if not flt.include_removed:
         cond.append(Entry.removed_upstream.is_(False))
+    if not flt.include_shared_weights:
+        cond.append(Entry.same_weights_as.is_(None))
+    if not flt.include_test_nets:
+        cond.append(Entry.test_net.is_(False))
     return cond
 
 
@@ -124,8 +143,9 @@ def search_statement(
     descending: bool = True,
     limit: int | None = None,
     offset: int = 0,
+    columns: Sequence[str] = SUMMARY_COLUMNS,
 ) -> Select[Any]:
-    stmt = select(*(getattr(Entry, c) for c in SUMMARY_COLUMNS)).where(*_conditions(flt))
+    stmt = select(*(getattr(Entry, c) for c in columns)).where(*_conditions(flt))
     if sort:
         key = sort.lstrip("-")
         if key not in SORT_KEYS:
@@ -172,6 +192,16 @@ def count(session: Session, flt: EntryFilter) -> int:
     )
 
 
+def _load_spec(e: Entry) -> LoadSpec | None:
+    """The entry's load spec with its class names put back from ``label_set``."""
+    if not e.load_spec:
+        return None
+    spec = LoadSpec.model_validate(e.load_spec)
+    if e.label_set is not None and not spec.labels:
+        spec.labels = [str(n) for n in e.label_set.labels]
+    return spec
+
+
 def _to_record(e: Entry) -> CatalogueEntry:
     return CatalogueEntry(
         id=e.id,
@@ -182,11 +212,16 @@ def _to_record(e: Entry) -> CatalogueEntry:
         datasets=[DatasetLink.model_validate(d, from_attributes=True) for d in e.datasets],
         claims=[AccuracyClaim.model_validate(c, from_attributes=True) for c in e.claims],
         files=[FileRef.model_validate(f, from_attributes=True) for f in e.files],
-        load=LoadSpec.model_validate(e.load_spec) if e.load_spec else None,
+        load=_load_spec(e),
         errors=[a.message for a in e.errors],
         raw=dict(e.raw or {}),
         dataset=e.dataset,
         top1=e.top1,
+        top1_size=e.top1_size,
+        top1_best=e.top1_best,
+        top1_best_size=e.top1_best_size,
+        same_weights_as=e.same_weights_as,
+        test_net=e.test_net,
         first_seen=e.first_seen,
         last_seen=e.last_seen,
         removed_upstream=e.removed_upstream,
@@ -202,6 +237,7 @@ _FULL = (
     selectinload(Entry.facts),
     selectinload(Entry.errors),
     selectinload(Entry.evaluations).selectinload(Evaluation.metrics),
+    selectinload(Entry.label_set),
 )
 
 

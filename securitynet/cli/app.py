@@ -51,6 +51,7 @@ def _register_commands() -> None:
     from securitynet.cli import commands_catalogue  # noqa: F401
     from securitynet.cli.commands_annotate import register as register_annotate
     from securitynet.cli.commands_annotations import register as register_annotations
+    from securitynet.cli.commands_eval import register as register_eval
     from securitynet.cli.commands_github import register as register_github
     from securitynet.cli.commands_import import register as register_import
     from securitynet.cli.commands_loader import register as register_loader
@@ -61,6 +62,7 @@ def _register_commands() -> None:
     register_annotate(app)
     register_import(app)
     register_annotations(app)
+    register_eval(app)
     register_github(app)
 
 

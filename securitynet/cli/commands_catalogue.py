@@ -70,6 +70,16 @@ IncludeRemovedOpt = Annotated[
         "--include-removed", help="Also entries that vanished upstream (kept, never deleted)."
     ),
 ]
+SharedWeightsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--shared-weights",
+        help="Every name of a weight file several entries load (default: each file once).",
+    ),
+]
+TestNetsOpt = Annotated[
+    bool, typer.Option("--test-nets", help="Also the nets libraries register for their own tests.")
+]
 TableFormatOpt = Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")]
 TextFormatOpt = Annotated[TextFormat, typer.Option("--format", "-f", help="Output format.")]
 
@@ -86,6 +96,8 @@ def _filters(
     min_top1: float | None = None,
     search: str | None = None,
     include_removed: bool = False,
+    shared_weights: bool = False,
+    test_nets: bool = False,
 ) -> dict[str, Any]:
     """Keyword arguments for ``Catalogue.search`` from the options given."""
     from securitynet.catalogue.filters import parse_count
@@ -101,7 +113,11 @@ def _filters(
         "min_top1": min_top1,
         "text": search,
     }
-    return {k: v for k, v in given.items() if v is not None} | {"include_removed": include_removed}
+    return {k: v for k, v in given.items() if v is not None} | {
+        "include_removed": include_removed,
+        "include_shared_weights": shared_weights,
+        "include_test_nets": test_nets,
+    }
 
 
 EMPTY_HINT = "Fill it with 'securitynet sync' (torchvision, timm and imgclsmob work offline)."
@@ -145,7 +161,7 @@ def sync(
         typer.Option(
             file_okay=False,
             exists=True,
-            help="Folder of timm's results-imagenet*.csv (offline accuracy).",
+            help="Folder of timm's results-*.csv; wins over the fetched and the shipped tables.",
         ),
     ] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,
@@ -214,6 +230,8 @@ def list_entries(
     min_top1: MinTop1Opt = None,
     search: SearchOpt = None,
     include_removed: IncludeRemovedOpt = False,
+    shared_weights: SharedWeightsOpt = False,
+    test_nets: TestNetsOpt = False,
     sort: Annotated[
         str,
         typer.Option(
@@ -238,6 +256,8 @@ def list_entries(
         min_top1=min_top1,
         search=search,
         include_removed=include_removed,
+        shared_weights=shared_weights,
+        test_nets=test_nets,
     )
     key, descending = parse_sort(sort)
     from securitynet.catalogue.lite import open_lite
@@ -306,6 +326,30 @@ def _result_rows(evaluations: list[Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _top1_text(entry: Any) -> str | None:
+    """``80.38 at 224 px (best 81.24 at 288 px)``: the figure at the loader's size first."""
+    def at(value: float | None, size: int | None) -> str:
+        return f"{cell(value)}" + (f" at {size} px" if size else "")
+
+    if entry.top1 is None and entry.top1_best is None:
+        return None
+    text = at(entry.top1, entry.top1_size) if entry.top1 is not None else "none at the input size"
+    if entry.top1_best is not None and (entry.top1_best, entry.top1_best_size) != (
+        entry.top1,
+        entry.top1_size,
+    ):
+        text += f" (best {at(entry.top1_best, entry.top1_best_size)})"
+    return text
+
+
+def _pending_note(entry: Any) -> str | None:
+    """What a sync left unread for the entry (the Hub's configs and pins), in words."""
+    pending = (entry.raw or {}).get("pending") if isinstance(entry.raw, dict) else None
+    if not pending:
+        return None
+    return f"{', '.join(pending)} (read on the first show or load with the network)"
+
+
 def _print_entry(entry: Any) -> None:
     params = f"{human_count(entry.params)} ({entry.params:,})" if entry.params is not None else None
     fields = [
@@ -313,7 +357,7 @@ def _print_entry(entry: Any) -> None:
         ("architecture", entry.architecture),
         ("family", entry.family),
         ("data set", entry.dataset),
-        ("top-1", cell(entry.top1)),
+        ("top-1", _top1_text(entry)),
         ("params", params),
         ("GFLOPs", cell(entry.gflops)),
         ("input size", entry.input_size),
@@ -327,6 +371,9 @@ def _print_entry(entry: Any) -> None:
         ("first seen", cell(entry.first_seen)),
         ("last seen", cell(entry.last_seen)),
         ("removed upstream", "yes" if entry.removed_upstream else None),
+        ("same weights as", entry.same_weights_as),
+        ("test net", "yes (left out of list and stats unless --test-nets)" if entry.test_net else None),
+        ("pending", _pending_note(entry)),
     ]
     shown = [(k, v) for k, v in fields if v not in (None, "")]
     width = max(len(k) for k, _ in shown)
@@ -380,7 +427,9 @@ def show(
     ],
     fmt: TextFormatOpt = TextFormat.TEXT,
 ) -> None:
-    """Show one entry with every claim, data set, file and fact, and who said each."""
+    """Show one entry with every claim, data set, file and fact, and who said each.
+
+    A Hub entry's classes, labels, preprocessing and file pins are read on its first show."""
     from securitynet.errors import EntryNotFoundError
 
     if fmt is TextFormat.TEXT:
@@ -390,11 +439,12 @@ def show(
         eid = str(parse_id(entry_id))
         with open_lite() as lite:
             view = lite.find(eid) if lite is not None else None
-        if view is not None:
+        if view is not None and _pending_note(view) is None:
             _print_entry(view)
             return
     with _catalogue() as cat:
         try:
+            cat.fill_pending(entry_id)
             entry = cat.get(entry_id)
         except EntryNotFoundError as exc:
             if cat.count(include_removed=True) == 0:
@@ -416,17 +466,33 @@ def stats(
     ] = "dataset",
     plot: Annotated[
         Path | None,
-        typer.Option(help="Also draw top-1 per group to this file (.png, .svg or .pdf)."),
+        typer.Option(
+            help="Also draw top-1 per group to this file (.png, or vector .svg / .pdf); "
+            "grouped by anything but the data set, one panel per data set."
+        ),
+    ] = None,
+    order: Annotated[
+        str,
+        typer.Option(help="Order the plot's groups by median, mean, max, count or name."),
+    ] = "median",
+    max_groups: Annotated[
+        int, typer.Option(min=1, help="Draw at most N groups per panel (the best by --order).")
+    ] = 25,
+    title: Annotated[
+        str | None, typer.Option(help="A title drawn into the figure (default: none).")
     ] = None,
     source: SourceOpt = None,
     dataset: DatasetOpt = None,
     family: FamilyOpt = None,
     licence: LicenceOpt = None,
     include_removed: IncludeRemovedOpt = False,
+    shared_weights: SharedWeightsOpt = False,
+    test_nets: TestNetsOpt = False,
     fmt: TableFormatOpt = TableFormat.TABLE,
 ) -> None:
     """Entries and top-1 spread (min, quartiles, max, mean) per group."""
-    from securitynet.catalogue.stats import STAT_COLUMNS, UNKNOWN_GROUP, plot_frame, summarise
+    from securitynet.catalogue.plots import plot_frame
+    from securitynet.catalogue.stats import STAT_COLUMNS, UNKNOWN_GROUP, summarise
 
     filters = _filters(
         source=source,
@@ -434,17 +500,24 @@ def stats(
         family=family,
         licence=licence,
         include_removed=include_removed,
+        shared_weights=shared_weights,
+        test_nets=test_nets,
     )
-    with _catalogue() as cat:
-        frame = cat.to_dataframe(**filters)
+    from securitynet.catalogue.stats import check_by
+
+    key = check_by(by)
+    with _catalogue() as cat:  # only the columns the table and the figure use
+        columns = list(dict.fromkeys((key, "dataset", "top1")))
+        frame = cat.to_dataframe(columns=columns, ordered=False, **filters)
         empty = frame.empty and cat.count(include_removed=True) == 0
     if empty:
         note(empty_note(cat.url))
-    table = summarise(frame, by)
-    key = table.columns[0]
+    table = summarise(frame, key)
     if plot is not None:  # before printing: a reader that closes the pipe early still gets the file
-        written = plot_frame(frame, plot, by=key)
-        note(f"wrote {written}")
+        drawn = plot_frame(frame, plot, by=key, order=order, max_groups=max_groups, title=title)
+        note(f"wrote {drawn.path}")
+        for line in drawn.notes():
+            note(line)
     emit_rows(
         table.to_dict("records"),
         fmt,
@@ -537,6 +610,8 @@ def export(
     family: FamilyOpt = None,
     licence: LicenceOpt = None,
     include_removed: IncludeRemovedOpt = False,
+    shared_weights: SharedWeightsOpt = False,
+    test_nets: TestNetsOpt = False,
 ) -> None:
     """Write the catalogue to a file: one flat row per entry, or --full entries."""
     from securitynet.catalogue.export import export_catalogue
@@ -547,6 +622,8 @@ def export(
         family=family,
         licence=licence,
         include_removed=include_removed,
+        shared_weights=shared_weights,
+        test_nets=test_nets,
     )
     with _catalogue() as cat:
         result = export_catalogue(cat, path, format=fmt, full=full, **filters)

@@ -110,6 +110,8 @@ def register(app: typer.Typer) -> None:
         from securitynet.catalogue.api import Catalogue
 
         with Catalogue() as cat:
+            if not (cat.settings.offline if offline is None else offline):
+                cat.fill_pending(entry_id)  # a Hub entry's config and pins, on its first load
             record = cat.get(entry_id)
             pin_downloads(cat, load_cmd(record, offline=offline, device=device, fmt=fmt))
 

@@ -47,7 +47,7 @@ def scan(
         typer.Option(
             "--time-limit",
             min=0.001,
-            help="Seconds per file [default: 60 plus 1 per 10 MiB].",
+            help="Seconds per file (default: 60 plus 1 per 10 MiB).",
             show_default=False,
         ),
     ] = None,
@@ -56,22 +56,20 @@ def scan(
         typer.Option(
             "--memory-limit",
             min=1,
-            help="MiB per file [default: 1024 plus 3x the file's size].",
+            help="MiB per file (default: 1024 plus 3x the file's size).",
             show_default=False,
         ),
     ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
-            "--workers", min=1, help="Files read at once [default: up to 2].", show_default=False
+            "--workers", min=1, help="Files read at once (default: up to 2).", show_default=False
         ),
     ] = None,
 ) -> None:
     """Check files without running anything in them: safe, refused and why, or not a checkpoint.
 
-    Exit status: 0 when no file is refused (safe files and files that are no checkpoint at
-    all), 1 when any file is refused, including one that crashed the reader or ran past
-    its time or memory limit.
+    Exit status 0: no file refused. Exit status 1: a file refused (crashes and limits too).
     """
     from securitynet import progress
     from securitynet.loader.scan import iter_scan, iter_scan_targets

@@ -26,19 +26,16 @@ from securitynet.loader._refusal import Refusal
 
 
 def storages_from(
-    buffers: Mapping[str, bytearray], refs: Mapping[str, StorageRef], *, obj: object, byteorder: str
+    buffers: Mapping[str, torch.Tensor],
+    refs: Mapping[str, StorageRef],
+    *,
+    obj: object,
+    byteorder: str,
 ) -> dict[str, torch.UntypedStorage]:
-    """One untyped storage per key, over its verified bytes (in place, no copy)."""
+    """One untyped storage per key, over its verified bytes (a uint8 tensor each; no copy)."""
     from securitynet.loader._picklecheck import iter_tensor_refs
 
-    storages: dict[str, torch.UntypedStorage] = {}
-    for key in refs:
-        buf = buffers[key]
-        if len(buf):
-            storage = torch.frombuffer(buf, dtype=torch.uint8).untyped_storage()
-        else:
-            storage = torch.UntypedStorage(0)
-        storages[key] = storage
+    storages = {key: buffers[key].untyped_storage() for key in refs}
     if byteorder != sys.byteorder:
         itemsizes: dict[str, set[int]] = {}
         for tensor in iter_tensor_refs(obj):

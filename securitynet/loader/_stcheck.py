@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import re
 import struct
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ from securitynet.loader._refusal import Refusal
 MAX_HEADER = 8 * 2**20
 #: Most dimensions a tensor may have (the pickle path's cap too).
 MAX_DIMS = 64
-#: Largest single dimension (a zero-element tensor could otherwise claim any shape).
+#: Largest product of a shape's non-zero dimensions (a zero-element tensor could otherwise
+#: claim a shape whose strides overflow).
 MAX_DIM = 2**48
 #: How far into the file we look for a pickle reading of the bytes (polyglot check); a run
 #: of valid opcodes this long is refused even without its STOP.
@@ -149,10 +151,11 @@ def check_header(f: BinaryIO, *, size: int) -> SafetensorsHeader:
             raise Refusal("safetensors-bad-dtype", f"tensor {name!r} has unknown dtype {dtype!r}")
         if not isinstance(shape, list) or not all(_is_nonneg_int(d) for d in shape):
             raise Refusal("safetensors-header-invalid", f"tensor {name!r} has a malformed shape")
-        if len(shape) > MAX_DIMS or any(d > MAX_DIM for d in shape):
+        if len(shape) > MAX_DIMS or math.prod(max(d, 1) for d in shape) > MAX_DIM:
             raise Refusal(
                 "safetensors-too-many-dims",
-                f"tensor {name!r} has {len(shape)} dimensions (limit {MAX_DIMS}) or one above {MAX_DIM}",
+                f"tensor {name!r} has {len(shape)} dimensions (limit {MAX_DIMS}) or spans more "
+                f"than {MAX_DIM} elements",
             )
         if not (
             isinstance(offsets, list)
@@ -230,9 +233,7 @@ def check_not_polyglot(f: BinaryIO, *, size: int) -> None:
     except Refusal as exc:  # too deep: still a pickle
         raise Refusal("polyglot", "the bytes also parse as a pickle") from exc
     else:
-        raise Refusal(
-            "polyglot", "the bytes also parse as a pickle (pickle.load would run it)"
-        )
+        raise Refusal("polyglot", "the bytes also parse as a pickle (pickle.load would run it)")
     if len(head) >= 262 and head[257:262] == b"ustar":
         raise Refusal("polyglot", "the bytes also carry a tar header")
     tail_at = max(0, size - _ZIP_TAIL)
@@ -241,15 +242,25 @@ def check_not_polyglot(f: BinaryIO, *, size: int) -> None:
         raise Refusal("polyglot", "the bytes also end in a zip end-of-central-directory record")
 
 
-def read_tensors(f: BinaryIO, header: SafetensorsHeader) -> dict[str, torch.Tensor]:
-    """Each tensor of ``header`` read from ``f`` (the file whose header it is), each into its
-    own buffer."""
+def read_tensors(
+    f: BinaryIO, header: SafetensorsHeader, mapped: mmap.mmap | None = None
+) -> dict[str, torch.Tensor]:
+    """Each tensor of ``header`` from ``f`` (the file whose header it is): over the pages of
+    ``mapped`` (a copy-on-write map of ``f``) when given, else read into its own buffer."""
     base = 8 + header.header_length
     out: dict[str, torch.Tensor] = {}
     for name, (dtype_name, shape, begin, end) in header.tensors.items():
         dtype = TORCH_DTYPES[dtype_name]
         if end == begin:
             out[name] = torch.empty(shape, dtype=dtype)
+            continue
+        if mapped is not None:
+            if base + end > len(mapped):
+                raise Refusal("safetensors-truncated", f"tensor {name!r} is cut short")
+            count = (end - begin) // DTYPE_SIZES[dtype_name]
+            out[name] = torch.frombuffer(
+                mapped, dtype=dtype, count=count, offset=base + begin
+            ).reshape(shape)
             continue
         buf = bytearray(end - begin)
         f.seek(base + begin)

@@ -29,6 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import torch
+
 from securitynet.loader import _sniff, _zipdir
 from securitynet.loader._refusal import Refusal
 
@@ -137,6 +139,8 @@ def check_zip(f: BinaryIO, *, size: int, verify_storages: bool = True) -> ZipLay
         raise Refusal(
             "zip-not-torch", "a zip without data.pkl is not a torch checkpoint", format=_sniff.ZIP
         )
+    if "version" not in relative:  # torch's reader requires it: a file it would not read
+        raise Refusal("zip-missing-record", "the zip has no version record")
 
     records = {
         info.name: ZipRecord.of(info, span[2]) for info, span in zip(infos, spans, strict=True)
@@ -186,19 +190,52 @@ def verify_records(f: BinaryIO, records: Iterable[ZipRecord]) -> None:
         verify_record(f, record, keep=False)
 
 
-def read_record(f: BinaryIO, record: ZipRecord) -> bytearray:
-    """The content of ``record`` in a fresh buffer, its CRC checked on that very buffer."""
+def read_record(f: BinaryIO, record: ZipRecord, mapped: mmap.mmap | None = None) -> torch.Tensor:
+    """The content of ``record`` as a uint8 tensor, its CRC checked on those very bytes.
+
+    With ``mapped`` (a private, copy-on-write map of ``f``) a stored record is not copied:
+    the CRC reads the mapped pages and the tensor is built over them.
+    """
     if record.deflated:
-        return bytearray(verify_record(f, record, keep=True))
+        return _tensor_of(bytearray(verify_record(f, record, keep=True)))
+    if mapped is not None:
+        end = record.data_offset + record.size
+        if end > len(mapped):
+            raise Refusal("zip-out-of-bounds", f"member {record.name!r} is truncated")
+        with memoryview(mapped) as view, view[record.data_offset : end] as window:
+            crc = zlib.crc32(window)
+        _check_crc(record, crc)
+        if not record.size:
+            return torch.empty(0, dtype=torch.uint8)
+        return torch.frombuffer(
+            mapped, dtype=torch.uint8, count=record.size, offset=record.data_offset
+        )
     buf = bytearray(record.size)
     f.seek(record.data_offset)
     if f.readinto(buf) != record.size:  # type: ignore[attr-defined]
         raise Refusal("zip-out-of-bounds", f"member {record.name!r} is truncated")
-    if zlib.crc32(buf) != record.crc:
+    _check_crc(record, zlib.crc32(buf))
+    return _tensor_of(buf)
+
+
+def map_private(f: BinaryIO) -> mmap.mmap | None:
+    """A copy-on-write map of ``f`` (its pages are the file's until written), or None where
+    the file cannot be mapped (no descriptor, or a limit on private mappings)."""
+    try:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    except (OSError, ValueError):
+        return None
+
+
+def _tensor_of(buf: bytearray) -> torch.Tensor:
+    return torch.frombuffer(buf, dtype=torch.uint8) if buf else torch.empty(0, dtype=torch.uint8)
+
+
+def _check_crc(record: ZipRecord, crc: int) -> None:
+    if crc != record.crc:
         raise Refusal(
             "zip-bad-crc", f"member {record.name!r} fails its CRC check (corrupted or altered)"
         )
-    return buf
 
 
 def _check_names(names: list[str]) -> None:
@@ -225,9 +262,7 @@ def _check_member(f: BinaryIO, info: _zipdir.CentralEntry, limit: int) -> tuple[
     if info.flags & _FLAG_ENCRYPTED:
         raise Refusal("zip-encrypted", f"member {name!r} is encrypted")
     if info.method not in (_STORED, _DEFLATED):
-        raise Refusal(
-            "zip-compression", f"member {name!r} uses compression method {info.method}"
-        )
+        raise Refusal("zip-compression", f"member {name!r} uses compression method {info.method}")
     if info.method == _STORED and info.compressed_size != info.size:
         raise Refusal("zip-size-mismatch", f"stored member {name!r} has two different sizes")
     if info.header_offset + _LOCAL_HEADER.size > limit:

@@ -28,6 +28,7 @@ _EOCD64_SIGNATURE = b"PK\x06\x06"
 _CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")  # 46 bytes
 _CENTRAL_SIGNATURE = b"PK\x01\x02"
 _ZIP64_EXTRA = 0x0001
+_DOS_DIRECTORY = 0x10
 _U16, _U32 = 0xFFFF, 0xFFFFFFFF
 
 #: Most members a checkpoint zip may have (a state dict has one record per storage).
@@ -142,7 +143,7 @@ def _entries(raw: bytes, count: int) -> list[CentralEntry]:
             raise Refusal("zip-malformed", "the central directory is shorter than its count")
         (
             sig, _made, _need, flags, method, _time, _date, crc, csize, usize,
-            name_len, extra_len, comment_len, disk, _internal, _external, offset,
+            name_len, extra_len, comment_len, disk, _internal, external, offset,
         ) = _CENTRAL.unpack_from(raw, pos)  # fmt: skip
         if sig != _CENTRAL_SIGNATURE:
             raise Refusal("zip-malformed", f"no central header at directory offset {pos}")
@@ -156,6 +157,12 @@ def _entries(raw: bytes, count: int) -> list[CentralEntry]:
             raise Refusal("zip-hidden-data", f"member {raw_name[:80]!r} carries a comment")
         if disk not in (0, _U16):
             raise Refusal("zip-malformed", "a multi-disk zip")
+        if external & _DOS_DIRECTORY or (external >> 16) & 0o170000 not in (0, 0o100000):
+            # miniz reads an entry with the directory attribute as a directory, not as its
+            # bytes (found by the fuzz test): a file is a plain file in both readers or refused.
+            raise Refusal(
+                "zip-unexpected-record", f"member {raw_name[:80]!r} is marked as a directory or link"
+            )
         usize, csize, offset = _zip64_extra(extra, raw_name, usize, csize, offset)
         try:
             name = raw_name.decode("utf-8")

@@ -2,8 +2,9 @@
 
 URLs are built with :func:`huggingface_hub.hf_hub_url` against the endpoint in
 ``HF_ENDPOINT`` (read when called, not when huggingface_hub was imported), and file
-metadata comes from :func:`huggingface_hub.get_hf_file_metadata`: for an LFS file its
-``etag`` is the sha256 of the content, which becomes a pin when the catalogue has none.
+metadata comes from :func:`huggingface_hub.get_hf_file_metadata` (its retries off, ours on):
+for an LFS file its ``etag`` is the sha256 of the content, which becomes a pin when the
+catalogue has none (``securitynet show`` / ``load`` of a Hub entry records it first).
 The body itself is fetched by :mod:`securitynet.loader.download` (resumable, verified,
 into our own cache), not by ``hf_hub_download``: one code path for every source, and no
 second cache to keep consistent.
@@ -14,6 +15,8 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -113,33 +116,71 @@ def request_headers() -> dict[str, str]:
     return build_hf_headers(library_name="securitynet")
 
 
-def file_metadata(file: HubFile, *, timeout: float) -> HubMetadata:
-    """HEAD the file: commit it resolves to, LFS sha256 and size. 404 -> :class:`NotFoundError`."""
+def file_metadata(
+    file: HubFile,
+    *,
+    timeout: float,
+    retries: int = 3,
+    backoff: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> HubMetadata:
+    """HEAD the file: commit it resolves to, LFS sha256 and size. 404 -> :class:`NotFoundError`.
+
+    One retry layer (huggingface_hub's own is off): a 429, 5xx or timeout is tried again up
+    to ``retries`` times (``backoff`` seconds, doubling; a 429's ``Retry-After`` when it
+    names one); a Hub that cannot be reached at all (no name resolution, connection
+    refused) is an :class:`UpstreamError` at once."""
+    import httpx2
     from huggingface_hub import get_hf_file_metadata
     from huggingface_hub.errors import HfHubHTTPError
 
     url = resolve_url(file)
-    try:
-        meta = get_hf_file_metadata(
-            url, timeout=timeout, endpoint=endpoint(), headers=request_headers(), retry_on_errors=True
-        )
-    except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else None
-        if status == 404:
-            raise NotFoundError(f"{file.uri} does not exist on the Hub", url=file.uri, status=404) from exc
-        raise UpstreamError(f"Hub metadata request for {file.uri} failed: {exc}", url=file.uri, status=status) from exc
-    except Exception as exc:  # httpx's transport errors are not OSError
-        from securitynet.network import is_offline_error, no_network
+    failures = 0
+    while True:
+        try:
+            meta = get_hf_file_metadata(
+                url, timeout=timeout, endpoint=endpoint(), headers=request_headers(), retry_on_errors=False
+            )
+            break
+        except HfHubHTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            if status == 404:
+                raise NotFoundError(f"{file.uri} does not exist on the Hub", url=file.uri, status=404) from exc
+            error = UpstreamError(f"Hub metadata request for {file.uri} failed: {exc}", url=file.uri, status=status)
+            wait_for = _retry_after(exc.response) if status == 429 else None
+            if status not in (408, 429) and (status is None or status < 500):
+                raise error from exc
+        except httpx2.ConnectError as exc:
+            from securitynet.network import is_offline_error, no_network
 
-        if is_offline_error(exc, url):
-            raise no_network(exc, url) from exc
-        raise UpstreamError(f"could not reach the Hub for {file.uri}: {exc}", url=file.uri) from exc
+            if is_offline_error(exc, url):
+                raise no_network(exc, url) from exc
+            raise UpstreamError(
+                f"could not reach the Hub ({endpoint()}) for {file.uri}: {exc}",
+                url=file.uri,
+                hint="Check the network, or load with --offline from the cache.",
+            ) from exc
+        except (httpx2.TransportError, OSError) as exc:
+            error, wait_for = UpstreamError(f"could not reach the Hub for {file.uri}: {exc}", url=file.uri), None
+            error.__cause__ = exc
+        failures += 1
+        if failures > retries:
+            raise error
+        sleep(wait_for if wait_for is not None else min(backoff * 2 ** (failures - 1), 8.0))
     etag = (meta.etag or "").lower()
     return HubMetadata(
         commit=meta.commit_hash,
         sha256=etag if _SHA256_RE.match(etag) else None,
         size=meta.size,
     )
+
+
+def _retry_after(response: object) -> float | None:
+    value = getattr(response, "headers", {}).get("Retry-After")
+    try:
+        return min(max(float(value), 0.0), 120.0) if value is not None else None
+    except ValueError:
+        return None
 
 
 def fallback_ref(ref: FileRef) -> FileRef | None:

@@ -173,6 +173,7 @@ class _Worker:
     ready: bool = False
     baseline: int = 0
     task: tuple[int, float, Limits] | None = None  # (index, started, limits)
+    dead: bool = False  # as of the last look
 
     def kill(self) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -228,7 +229,7 @@ class IsolatedPool:
                     outcome = self._check(worker)
                     if outcome is not None:
                         yield outcome
-                    if not worker.process.is_alive() or (outcome is not None and not outcome.ok):
+                    if worker.dead or (outcome is not None and not outcome.ok):
                         worker.kill()
                         alive.remove(worker)
         finally:
@@ -254,6 +255,9 @@ class IsolatedPool:
     def _check(self, worker: _Worker) -> Outcome | None:
         """Read what ``worker`` said, or judge its silence; an Outcome when its task ended."""
         now = time.monotonic()
+        # Alive or not is decided once, before the pipe is read: a worker that died after
+        # this look is judged on the next one, never dropped with its task unreported.
+        worker.dead = not worker.process.is_alive()
         message: tuple[Any, ...] | None = None
         with contextlib.suppress(EOFError, OSError):
             if worker.conn.poll():
@@ -264,9 +268,7 @@ class IsolatedPool:
             log.debug("worker %s ready in %.2f s", worker.process.pid, now - worker.started)
             return None
         if worker.task is None:
-            if not worker.ready and (
-                not worker.process.is_alive() or now - worker.started > START_TIMEOUT
-            ):
+            if not worker.ready and (worker.dead or now - worker.started > START_TIMEOUT):
                 worker.kill()
                 raise LoaderError(
                     f"an isolated worker for {self.task} could not start "
@@ -284,7 +286,7 @@ class IsolatedPool:
             if kind == "memory":
                 return Outcome(index, failure=MEMORY_LIMIT, detail=payload, seconds=elapsed)
             return Outcome(index, failure=ERROR, detail=payload, seconds=elapsed)
-        if not worker.process.is_alive():
+        if worker.dead:
             worker.task = None
             return Outcome(
                 index, failure=CRASHED, detail=_death(worker.process.exitcode), seconds=elapsed

@@ -27,6 +27,11 @@ with :class:`~securitynet.errors.UnsafeCheckpointError`, whose ``reason`` is a s
 ``not-a-checkpoint`` when no container signature matches and the bytes are no pickle either.
 No file content makes :func:`read_checkpoint` raise anything else (I/O failures are a
 :class:`~securitynet.errors.LoaderError`). The caps are listed in :data:`CAPS`.
+
+The tensors of a zip or safetensors file are built over a private copy-on-write map of the
+descriptor that was checked (no copy, no second open): replacing the file afterwards (a new
+inode, as the cache publishes) leaves them as read; rewriting it in place while they are
+alive is outside what a reader can defend, as with ``torch.load(mmap=True)``.
 """
 
 from __future__ import annotations
@@ -239,7 +244,7 @@ _REFUSED_FORMATS = {
 def _read_safetensors(f: BinaryIO, *, size: int, key: str | None) -> _unwrap.Unwrapped:
     header = _stcheck.check_header(f, size=size)
     _stcheck.check_not_polyglot(f, size=size)
-    tensors = _stcheck.read_tensors(f, header)
+    tensors = _stcheck.read_tensors(f, header, _zipcheck.map_private(f))
     metadata: dict[str, Any] = dict(header.metadata)
     wrapper_key: str | None = None
     ours = metadata.pop(_META_KEY, None)
@@ -272,21 +277,23 @@ def _read_torch_zip(f: BinaryIO, *, size: int) -> object:
     described, refs = _picklecheck.check_zip_pickle(
         layout.data_pkl, {key: record.size for key, record in layout.storages.items()}
     )
-    # Each record is read once, its CRC checked on the very buffer the tensors will use.
-    buffers = {key: _zipcheck.read_record(f, layout.storages[key]) for key in refs}
+    # Each record is read once, its CRC checked on the very bytes the tensors are built over
+    # (mapped copy-on-write from the descriptor we checked: no second open, no copy).
+    mapped = _zipcheck.map_private(f)
+    buffers = {key: _zipcheck.read_record(f, layout.storages[key], mapped) for key in refs}
     storages = _build.storages_from(buffers, refs, obj=described, byteorder=layout.byteorder)
     return _build.materialize(described, storages)
 
 
 def _read_torch_legacy(f: BinaryIO, *, size: int) -> object:
     stream = _picklecheck.check_legacy_stream(f, size=size)
-    buffers: dict[str, bytearray] = {}
+    buffers: dict[str, torch.Tensor] = {}
     for key, ref in stream.storages.items():
         buf = bytearray(ref.nbytes)
         f.seek(stream.offsets[key])
         if f.readinto(buf) != ref.nbytes:  # type: ignore[attr-defined]
             raise Refusal("storage-exceeds-record", f"storage {key!r} is truncated")
-        buffers[key] = buf
+        buffers[key] = torch.frombuffer(buf, dtype=torch.uint8) if buf else torch.empty(0, dtype=torch.uint8)
     storages = _build.storages_from(buffers, stream.storages, obj=stream.obj, byteorder="little")
     return _build.materialize(stream.obj, storages)
 

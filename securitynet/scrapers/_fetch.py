@@ -85,7 +85,9 @@ def fetch_bytes(url: str, settings: Settings, *, what: str) -> bytes:
                 ) from exc
             log.info("%s: HTTP %s from %s, retrying", what, exc.code, url)
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            if attempt == attempts - 1:
+            from securitynet.network import is_offline_error
+
+            if attempt == attempts - 1 or is_offline_error(exc, url):  # no network: no retry
                 reason = getattr(exc, "reason", exc)
                 raise SourceUnavailableError(
                     f"{what}: cannot reach {url}: {reason}",

@@ -208,6 +208,10 @@ class GithubClient:
                 )
                 body = resp.content
             except (requests.ConnectionError, requests.Timeout) as exc:
+                from securitynet.network import is_offline_error, no_network
+
+                if is_offline_error(exc, url):  # no network: nothing to wait for
+                    raise no_network(exc, url) from exc
                 failures += 1
                 self._retry_or_raise(url, failures, f"{type(exc).__name__}", None)
                 continue

@@ -1,11 +1,13 @@
-"""Talking to the Hugging Face Hub, through huggingface_hub only.
+"""Talking to the Hugging Face Hub: the listing, small files, file metadata.
 
-:class:`HubClient` lists models with :meth:`HfApi.list_models` (``expand=`` asks for every
-field the annotators read, so no request per model is needed for them) and reads single
-small files (README.md, config.json) with huggingface_hub's own URL builder, headers
-(token, user agent), retrying HTTP helper and error mapping. huggingface_hub's errors are
-translated into securitynet's (``raise ... from``), each saying whether a later try may
-succeed (``transient``).
+:class:`HubClient` pages through ``/api/models`` (``expand=`` asks for every field the
+annotators read, so a new model costs no request of its own), reads single small files
+(README.md, config.json) and ``HEAD``s weight files for their LFS size and sha256. It uses
+huggingface_hub's HTTP session, URL builder, headers (token, user agent) and
+``ModelInfo`` record, and its own one retry layer with pacing by the Hub's rate-limit
+headers (:mod:`securitynet.scrapers.hubpace`): no request is retried by two layers.
+Errors come out as securitynet's, each saying whether a later try may succeed
+(``transient``).
 
 Where the Hub is, and who we are to it, follow huggingface_hub's rules, read when the
 client is made (not at import): ``SECURITYNET_HF_ENDPOINT``, else ``HF_ENDPOINT``, else
@@ -18,8 +20,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +36,7 @@ from securitynet.errors import (
     SourceUnavailableError,
     UpstreamError,
 )
+from securitynet.scrapers.hubpace import HubPacer, bucket_of, parse_rate_limit, retry_after
 from securitynet.settings import Settings
 
 if TYPE_CHECKING:
@@ -63,6 +68,8 @@ LISTING_FIELDS: tuple[str, ...] = (
 
 #: The most a small file (card, config) may weigh; a bigger one is not read.
 MAX_FILE_BYTES = 4 * 1024 * 1024
+#: Models a listing page asks for (the most the Hub gives per page).
+PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,18 +111,43 @@ def offline_reason(settings: Settings) -> str | None:
     return None
 
 
-def _transport_errors() -> tuple[type[Exception], ...]:
-    import httpx2  # huggingface_hub's HTTP client
+@dataclass(frozen=True, slots=True)
+class FileMetadata:
+    """What a ``HEAD`` of a repository file says: the commit it resolves to, its size, and
+    its sha256 when it is stored in LFS (the LFS object id)."""
 
-    return (httpx2.TransportError,)
+    commit: str | None
+    size: int | None
+    sha256: str | None
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class HubClient:
-    """Listing and small-file reads against one Hub endpoint. Safe to share between threads."""
+    """Listing and small-file reads against one Hub endpoint. Safe to share between threads.
 
-    def __init__(self, settings: Settings) -> None:
-        from huggingface_hub import HfApi
+    One retry layer, ours: requests go through huggingface_hub's HTTP session (its headers,
+    token, user agent) but never through its retrying helpers. Each request
 
+    * waits for its Hub bucket (:class:`~securitynet.scrapers.hubpace.HubPacer`);
+    * on a 429, pauses that bucket for as long as the Hub says and asks again, for up to
+      ``hf_max_wait`` seconds of pauses in all (then :class:`RateLimitedError`);
+    * on a 5xx, a timeout or a broken connection, tries again after ``http_backoff``
+      seconds (doubling, at most 8 s), at most ``http_retries`` times and within
+      ``2 * http_timeout`` seconds in all (rate-limit pauses apart);
+    * when the Hub cannot be reached at all (no name resolution, no route, connection
+      refused) before it ever answered, or after a whole retry sequence, raises
+      :class:`SourceUnavailableError` at once, and so does every later request.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pacer: HubPacer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if (reason := offline_reason(settings)) is not None:
             raise SourceUnavailableError(f"the Hugging Face Hub cannot be used: {reason}")
         self.endpoint = resolve_endpoint(settings)
@@ -123,15 +155,15 @@ class HubClient:
         self.timeout = settings.http_timeout
         self.retries = settings.http_retries
         self.backoff = settings.http_backoff
-        self.api = HfApi(
-            endpoint=self.endpoint,
-            token=self.token,
-            library_name="securitynet",
-            library_version=__version__,
-        )
+        self.max_wait = settings.hf_max_wait
+        self.pacer = pacer or HubPacer(sleep=sleep)
+        self._sleep = sleep
         self._headers: dict[str, str] | None = None  # built once: it resolves the token
+        self._answered = False  # the Hub answered once: a connect error is no longer "no network"
+        self._down: SourceUnavailableError | None = None
+        self.requests = 0
 
-    def _file_headers(self) -> dict[str, str]:
+    def _request_headers(self) -> dict[str, str]:
         from huggingface_hub.utils import build_hf_headers
 
         if self._headers is None:
@@ -140,6 +172,102 @@ class HubClient:
             )
         return dict(self._headers)
 
+    # --- the one retry layer -----------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        params: Mapping[str, Any] | None = None,
+        follow_redirects: bool = True,
+        accept: Callable[[Any], bool] | None = None,
+    ) -> Any:
+        """One Hub request (an ``httpx2.Response``), paced and retried as the class says.
+
+        ``accept(response)`` may refuse an answer that arrived whole in HTTP terms but is
+        unusable (a JSON page cut short): it is then retried like a broken connection.
+        """
+        import httpx2
+
+        if self._down is not None:
+            raise self._down
+        bucket = bucket_of(url)
+        started = time.monotonic()
+        deadline = started + 2 * self.timeout
+        paused = 0.0
+        failures = 0
+        while True:
+            error: SecurityNetError
+            try:
+                response = self._send(
+                    bucket,
+                    method,
+                    url,
+                    params=dict(params) if params is not None else None,
+                    follow_redirects=follow_redirects,
+                )
+            except httpx2.ConnectError as exc:
+                if not self._answered:
+                    raise self._unreachable(exc) from exc
+                error = UpstreamError(f"{what}: {_reason(exc)}", transient=True)
+                error.__cause__ = exc
+            except httpx2.TransportError as exc:  # timeouts, resets, a body cut short
+                error = UpstreamError(f"{what}: {_reason(exc)}", transient=True)
+                error.__cause__ = exc
+            else:
+                self._answered = True
+                self.pacer.observe(bucket, response.headers)
+                if response.status_code == 429:
+                    pause = self.pacer.throttled(bucket, response.headers)
+                    paused += pause
+                    if paused > self.max_wait:
+                        raise translate_status(response, what=what)
+                    if pause >= self.backoff:
+                        continue  # a real pause: acquire() waits it out; no try is spent
+                    error = translate_status(response, what=what)  # "now": an ordinary retry
+                elif response.status_code < 400 and (accept is None or accept(response)):
+                    return response
+                elif response.status_code < 400:
+                    error = MalformedUpstreamError(
+                        f"{what}: the answer was cut short", transient=True
+                    )
+                else:
+                    error = translate_status(response, what=what)
+                    if not getattr(error, "transient", False):
+                        raise error
+            failures += 1
+            wait = min(self.backoff * 2 ** (failures - 1), 8.0)
+            if failures > self.retries or time.monotonic() + wait > deadline + paused:
+                if isinstance(error.__cause__, httpx2.ConnectError):
+                    self._down = self._unreachable(error.__cause__)
+                    raise self._down from error.__cause__
+                raise error
+            log.debug("%s failed (%s); trying again in %.2f s", what, error, wait)
+            self._sleep(wait)
+
+    def _send(self, bucket: str, method: str, url: str, **kwargs: Any) -> Any:
+        """One HTTP exchange through huggingface_hub's session, paced by ``bucket``."""
+        from huggingface_hub.utils import get_session
+
+        self.pacer.acquire(bucket)
+        self.requests += 1
+        try:
+            return get_session().request(
+                method, url, headers=self._request_headers(), timeout=self.timeout, **kwargs
+            )
+        finally:
+            self.pacer.release(bucket)
+
+    def _unreachable(self, exc: Exception) -> SourceUnavailableError:
+        return SourceUnavailableError(
+            f"the Hugging Face Hub ({self.endpoint}) cannot be reached: {_reason(exc)}",
+            hint="Check the network (or SECURITYNET_HF_ENDPOINT); "
+            "SECURITYNET_OFFLINE=1 skips the sources that need it.",
+            transient=True,
+        )
+
     # --- listing -----------------------------------------------------------------------------
 
     def iter_models(
@@ -147,110 +275,58 @@ class HubClient:
     ) -> Iterator[ModelInfo]:
         """Every model ``query`` lists, each once, following the ``Link`` pagination.
 
-        huggingface_hub retries a page on 429 (honouring ``Retry-After``), 5xx and broken
-        connections. A page that still fails, or arrives cut short (invalid JSON), ends
-        huggingface_hub's iterator; the listing is then started again, up to
-        ``http_retries`` times, skipping models already given.
+        A page that fails, or arrives cut short (invalid JSON), is asked for again (the
+        retry layer above); the pages already read are not.
         """
-        from huggingface_hub.errors import HfHubHTTPError
+        from huggingface_hub import ModelInfo
 
+        first: dict[str, Any] = {"expand": list(LISTING_FIELDS)}
+        if query.pipeline_tag:
+            first["pipeline_tag"] = query.pipeline_tag
+        if query.filter:
+            first["filter"] = query.filter
+        if sort:
+            first["sort"] = _SORT_KEYS.get(sort, sort)
+        if limit is not None:
+            first["limit"] = min(limit, PAGE_SIZE)
+        params: dict[str, Any] | None = first
+        url: str | None = f"{self.endpoint}/api/models"
         given: set[str] = set()
-        transport = _transport_errors()
-        last: Exception | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                wait = min(self.backoff * 2 ** (attempt - 1), 30.0)
-                log.warning(
-                    "listing %s broke (%s); starting again in %.1f s (%d given so far)",
-                    query,
-                    last,
-                    wait,
-                    len(given),
-                )
-                time.sleep(wait)
-            remaining = None if limit is None else max(limit - len(given), 0)
-            if remaining == 0:
-                return
-            pages = self.api.list_models(
-                pipeline_tag=query.pipeline_tag,
-                filter=query.filter,
-                sort=sort,  # type: ignore[arg-type]
-                expand=list(LISTING_FIELDS),  # type: ignore[arg-type]
-                limit=limit if attempt == 0 else None,  # a restart skips what it gave, so no cap
+        what = f"listing {query}"
+        while url is not None:
+            response = self.request(
+                "GET", url, what=what, params=params, accept=_parses_as_json_list
             )
-            iterator = iter(pages)
-            while True:
+            params = None  # the next link carries them
+            url = response.links.get("next", {}).get("url")
+            for item in response.json():
                 try:
-                    info = next(iterator)
-                except StopIteration:
-                    return
-                except HfHubHTTPError as exc:
-                    error = translate_http_error(exc, what=f"listing {query}")
-                    # a 429 outlasted huggingface_hub's waits: starting the listing again
-                    # would only ask more of a Hub that asked us to stop
-                    transient = getattr(error, "transient", False)
-                    if isinstance(error, RateLimitedError) or not transient:
-                        raise error from exc
-                    last = exc
-                    break
-                except transport as exc:
-                    last = exc
-                    break
-                except (
-                    ValueError,
-                    KeyError,
-                    TypeError,
-                ) as exc:  # a page cut mid-stream, a malformed item
-                    last = exc
-                    break
+                    item.setdefault("siblings", None)
+                    info = ModelInfo(**item)
+                except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                    log.warning("%s: skipping a listed model that does not parse: %s", what, exc)
+                    continue
                 if info.id in given:
                     continue
                 given.add(info.id)
                 yield info
                 if limit is not None and len(given) >= limit:
                     return
-        if isinstance(last, HfHubHTTPError):
-            raise translate_http_error(last, what=f"listing {query}") from last
-        if isinstance(last, transport):
-            raise UpstreamError(
-                f"the Hub's listing ({query}) kept failing: {last}", transient=True
-            ) from last
-        raise MalformedUpstreamError(
-            f"the Hub's listing ({query}) kept breaking: {last}", transient=True
-        ) from last
 
     # --- files -------------------------------------------------------------------------------
 
     def read_file(self, repo_id: str, filename: str, *, revision: str | None) -> bytes:
         """The bytes of one small file of a model repository at ``revision``.
 
-        Raises NotFoundError (404), RateLimitedError (429 after the retries),
+        Raises NotFoundError (404), RateLimitedError (429 past ``hf_max_wait``),
         UpstreamError (other HTTP errors, timeouts, broken connections; ``transient`` says
-        whether trying later may help).
+        whether trying later may help), SourceUnavailableError (the Hub is unreachable).
         """
         from huggingface_hub import hf_hub_url
-        from huggingface_hub.errors import HfHubHTTPError
-        from huggingface_hub.utils import hf_raise_for_status, http_backoff
 
         url = hf_hub_url(repo_id, filename, revision=revision, endpoint=self.endpoint)
-        headers = self._file_headers()
         what = f"{repo_id}/{filename}"
-        try:
-            response = http_backoff(
-                "GET",
-                url,
-                headers=headers,
-                timeout=self.timeout,
-                max_retries=self.retries,
-                base_wait_time=self.backoff,
-                max_wait_time=max(self.backoff, 8.0),
-            )
-            hf_raise_for_status(response)
-        except HfHubHTTPError as exc:
-            raise translate_http_error(exc, what=what) from exc
-        except _transport_errors() as exc:
-            raise UpstreamError(f"{what}: {type(exc).__name__}: {exc}", transient=True) from exc
-        body = response.content
+        body: bytes = self.request("GET", url, what=what).content
         if len(body) > MAX_FILE_BYTES:
             raise MalformedUpstreamError(
                 f"{what} is {len(body)} bytes, more than {MAX_FILE_BYTES} allowed"
@@ -269,32 +345,69 @@ class HubClient:
             )
         return data
 
+    def file_metadata(self, repo_id: str, filename: str, *, revision: str | None) -> FileMetadata:
+        """``HEAD`` one file: the commit, the size and (LFS files) the sha256, from the
+        ``X-Linked-Size`` / ``X-Linked-Etag`` headers of the first answer (an LFS file's
+        answer redirects to storage; the redirect is not followed)."""
+        from huggingface_hub import hf_hub_url
 
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
+        url = hf_hub_url(repo_id, filename, revision=revision, endpoint=self.endpoint)
+        response = self.request("HEAD", url, what=f"{repo_id}/{filename}", follow_redirects=False)
+        headers = response.headers
+        etag = (headers.get("X-Linked-Etag") or headers.get("ETag") or "").strip('W/"').lower()
+        size = headers.get("X-Linked-Size") or (
+            None if response.is_redirect else headers.get("Content-Length")
+        )
+        return FileMetadata(
+            commit=headers.get("X-Repo-Commit"),
+            size=int(size) if size and size.isdigit() else None,
+            sha256=etag if _SHA256.match(etag) else None,
+        )
+
+
+_SORT_KEYS = {
+    "last_modified": "lastModified",
+    "created_at": "createdAt",
+    "trending_score": "trendingScore",
+}
+
+
+def _parses_as_json_list(response: Any) -> bool:
     try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+        return isinstance(response.json(), list)
+    except ValueError:
+        return False
 
 
-def translate_http_error(exc: Exception, *, what: str) -> SecurityNetError:
-    """huggingface_hub's HTTP error -> ours, with ``status`` and ``transient``."""
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    headers = getattr(response, "headers", None)
+def _reason(exc: BaseException) -> str:
+    """A connection failure in words: the innermost cause, not the layers around it."""
+    inner: BaseException = exc
+    while inner.__cause__ is not None or inner.__context__ is not None:
+        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
+    if isinstance(inner, socket.gaierror):
+        return f"no network (the name does not resolve: {inner.strerror or inner})"
+    if isinstance(inner, ConnectionRefusedError):
+        return "connection refused"
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+def translate_status(response: Any, *, what: str) -> SecurityNetError:
+    """An HTTP error answer -> ours, with ``status`` and ``transient``."""
+    status = response.status_code
     if status == 404:
         return NotFoundError(f"{what}: not found (404)", status=404, transient=False)
     if status == 429:
+        info = parse_rate_limit(response.headers)
         return RateLimitedError(
             f"{what}: the Hub is rate-limiting us (429)",
             status=429,
             transient=True,
-            retry_after=_retry_after(headers),
+            retry_after=info.reset if info is not None else retry_after(response.headers),
         )
     if status in (401, 403):
         return UpstreamError(
             f"{what}: access denied ({status}; gated or private)", status=status, transient=False
         )
-    transient = status is None or status == 408 or status >= 500
+    transient = status == 408 or status >= 500
     return UpstreamError(f"{what}: HTTP {status}", status=status, transient=transient)

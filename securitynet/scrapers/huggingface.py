@@ -3,28 +3,32 @@
 What is crawled is in the manifest ``scrapers/huggingface.yaml`` (queries, order, which
 files to read). The crawl:
 
-1. lists each query with :meth:`HfApi.list_models`, ``expand=`` asking for sha, tags,
-   library, card metadata, trimmed config, file names and safetensors parameter counts;
+1. lists each query (``/api/models`` with ``expand=``: sha, tags, library, card metadata,
+   raw model-index, trimmed config, file names, safetensors parameter counts), a thousand
+   models a page;
 2. yields :class:`Unchanged` for a model whose commit sha is the one the catalogue pinned
    (no request at all), so a re-sync of an unchanged Hub costs the listing pages only;
-3. for a new or changed model, reads the few small files the listing lacks
-   (README.md only when the card metadata is not enough, config.json,
-   preprocessor_config.json), several models at a time, and annotates it
-   (:mod:`securitynet.annotate.cards`, :mod:`securitynet.annotate.hfconfig`).
+3. builds a new or changed model's record from its listing item
+   (:mod:`securitynet.scrapers.hubrecord`), reading its README.md only where the listing
+   shows an accuracy claim may sit in the body and nowhere else
+   (:func:`securitynet.annotate.cards.card_needs_body`), several models at a time;
+4. leaves what only config.json, preprocessor_config.json and a weight file's LFS
+   metadata say pending (``raw["pending"]``), for :meth:`HuggingFaceScraper.fill_pending`
+   on the entry's first ``load`` or ``show``.
 
-A failed read is an annotation error of that entry, never the end of the crawl; if it may
-pass (429, 5xx, timeout) the entry is listed in the resume state and read again by the
-next sync even though its sha did not change. After a 429 that outlasted the retries the
-crawl stops reading files for the rest of the run and keeps cataloguing from the listing.
+Requests are paced by the Hub's rate-limit headers, and a 429 pauses the crawl until the
+window resets, then it resumes (:mod:`securitynet.scrapers.hubclient`). A failed read is an
+annotation error of that entry, never the end of the crawl; if it may pass (429 past
+``hf_max_wait``, 5xx, timeout) the entry is listed in the resume state and read again by
+the next sync even though its sha did not change. A Hub that cannot be reached ends the
+crawl at once with one error.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,36 +36,39 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from securitynet.annotate.cards import CardAnnotation, card_needs_body, parse_card
-from securitynet.annotate.hfconfig import (
-    ConfigFacts,
-    config_is_complete,
-    is_timm_config,
-    read_timm_config,
-    read_transformers_config,
-)
+from securitynet.annotate.cards import card_body_signalled, card_needs_body, parse_card
+from securitynet.annotate.hfconfig import config_is_complete, is_timm_config
 from securitynet.errors import (
     ConfigurationError,
     InvalidIdError,
     NotFoundError,
-    RateLimitedError,
     SecurityNetError,
+    SourceUnavailableError,
 )
 from securitynet.ids import format_id
-from securitynet.records import EntryRecord, FileRef, LoadSpec
+from securitynet.records import EntryFill, EntryRecord
 from securitynet.resources import resource_dir
 from securitynet.scrapers.base import SyncContext, Unchanged
 from securitynet.scrapers.hubclient import HubClient, HubQuery, offline_reason
+from securitynet.scrapers.hubrecord import (
+    CONFIG,
+    PREPROCESSOR,
+    README,
+    SOURCE,
+    build_record,
+    fill_pending,
+    is_timm_model,
+    listing_metadata,
+    weight_files,
+)
 from securitynet.settings import Settings
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelInfo
-    from huggingface_hub.hf_api import RepoSibling
+
+__all__ = ["HubManifest", "HuggingFaceScraper", "build_record", "load_manifest", "weight_files"]
 
 log = logging.getLogger(__name__)
-
-SOURCE = "hf"
-README, CONFIG, PREPROCESSOR = "README.md", "config.json", "preprocessor_config.json"
 
 
 # --- the manifest ------------------------------------------------------------------------------
@@ -74,12 +81,12 @@ class _Query(BaseModel):
 
 
 class FilePolicy(BaseModel):
-    """Which files a new or changed model costs."""
+    """Which files a new or changed model costs at sync (the rest is read on demand)."""
 
     model_config = ConfigDict(extra="forbid")
-    card: Literal["auto", "always", "never"] = "auto"
-    config: bool = True
-    preprocessor: bool = True
+    card: Literal["auto", "signalled", "always", "never"] = "auto"
+    config: bool = False
+    preprocessor: bool = False
 
 
 class HubManifest(BaseModel):
@@ -106,193 +113,6 @@ def load_manifest(options: Mapping[str, Any] | None = None) -> HubManifest:
         raise ConfigurationError(f"bad hf source manifest or options ({path}): {exc}") from exc
 
 
-# --- files and load specs -----------------------------------------------------------------------
-
-
-def _file_ref(
-    repo_id: str, revision: str | None, sibling: RepoSibling, *, fmt: str, role: str
-) -> FileRef:
-    lfs = sibling.lfs
-    sha256 = lfs.sha256 if lfs is not None and lfs.sha256 else None
-    return FileRef(
-        url=f"hf://{repo_id}/{sibling.rfilename}",
-        filename=sibling.rfilename,
-        revision=revision,
-        size=lfs.size if lfs is not None else sibling.size,
-        sha256=sha256,
-        checksum=sha256,
-        checksum_algo="sha256" if sha256 else None,
-        format=fmt,
-        role=role,
-    )
-
-
-def weight_files(
-    repo_id: str, revision: str | None, siblings: Iterable[RepoSibling] | None
-) -> list[FileRef]:
-    """The files a net's weights load from: safetensors before pickled PyTorch, a single file
-    before a sharded set (its index first); sizes and sha256 where the listing gave LFS info."""
-    by_name = {s.rfilename: s for s in siblings or ()}
-    for stem, ext, fmt in (
-        ("model", "safetensors", "safetensors"),
-        ("pytorch_model", "bin", "pytorch"),
-    ):
-        single, index = f"{stem}.{ext}", f"{stem}.{ext}.index.json"
-        if single in by_name:
-            return [_file_ref(repo_id, revision, by_name[single], fmt=fmt, role="weights")]
-        if index in by_name:
-            shard = re.compile(rf"{re.escape(stem)}-\d{{5}}-of-\d{{5}}\.{ext}")
-            shards = sorted(n for n in by_name if shard.fullmatch(n))
-            return [_file_ref(repo_id, revision, by_name[index], fmt="json", role="index")] + [
-                _file_ref(repo_id, revision, by_name[n], fmt=fmt, role="weights") for n in shards
-            ]
-    lone = [n for n in by_name if "/" not in n and n.endswith(".safetensors")]
-    if len(lone) == 1:
-        return [_file_ref(repo_id, revision, by_name[lone[0]], fmt="safetensors", role="weights")]
-    return []
-
-
-def _load_spec(repo_id: str, facts: ConfigFacts, *, timm: bool) -> LoadSpec | None:
-    if not timm and facts.architecture is None:
-        return None
-    return LoadSpec(
-        builder="timm" if timm else "transformers",
-        architecture=f"hf-hub:{repo_id}" if timm else facts.architecture,
-        input_size=facts.input_size,
-        mean=facts.mean,
-        std=facts.std,
-        interpolation=facts.interpolation,
-        crop_pct=facts.crop_pct,
-        crop_mode=facts.crop_mode,
-        num_classes=facts.num_classes,
-        labels=facts.labels,
-        output="logits",
-    )
-
-
-# --- one model -> one record ---------------------------------------------------------------------
-
-
-def listing_metadata(info: ModelInfo) -> dict[str, Any]:
-    """The card metadata the listing carried: huggingface_hub's ``card_data`` with the raw
-    ``model-index`` put back (huggingface_hub drops one it cannot parse)."""
-    meta: dict[str, Any] = info.card_data.to_dict() if info.card_data is not None else {}
-    raw_index = getattr(info, "model_index", None)
-    if raw_index:
-        meta["model-index"] = raw_index
-    return meta
-
-
-def is_timm_model(info: ModelInfo, config: Mapping[str, Any] | None = None) -> bool:
-    if config:
-        return is_timm_config(config)
-    return info.library_name == "timm" or (
-        info.library_name is None and "timm" in (info.tags or ())
-    )
-
-
-def build_record(
-    info: ModelInfo,
-    *,
-    endpoint: str,
-    card: CardAnnotation,
-    config: Mapping[str, Any] | None,
-    preprocessor: Mapping[str, Any] | None = None,
-    errors: Iterable[str] = (),
-) -> EntryRecord:
-    """Everything the listing, the card and the configs say about one model (no I/O)."""
-    repo, sha = info.id, info.sha
-    tags = list(info.tags or [])
-    timm = is_timm_model(info, config)
-    facts = read_timm_config(config) if timm else read_transformers_config(config, preprocessor)
-    listed_config = info.config if isinstance(info.config, Mapping) else {}
-    evidence: dict[str, str] = {**card.evidence, **facts.evidence}
-    if facts.architecture is None and not timm:
-        trimmed = read_transformers_config(listed_config)
-        facts.architecture, facts.family = trimmed.architecture, facts.family or trimmed.family
-        evidence.update(
-            {
-                k: f"Hub listing {v}"
-                for k, v in trimmed.evidence.items()
-                if k in ("architecture", "family")
-            }
-        )
-    if facts.family is None and isinstance(listed_config.get("model_type"), str):
-        facts.family = listed_config["model_type"]
-        evidence["family"] = "Hub listing config.json: model_type"
-
-    params = info.safetensors.total if info.safetensors is not None else None
-    if params is not None:
-        evidence["params"] = "Hub listing: safetensors.total"
-    licence = card.licence
-    if licence is None:
-        licence = next((t.split(":", 1)[1] for t in tags if t.startswith("license:")), None)
-        if licence:
-            evidence["licence"] = f"Hub tag license:{licence}"
-    arxiv = [t.split(":", 1)[1] for t in tags if t.startswith("arxiv:")]
-    paper = None
-    if arxiv:
-        paper, evidence["paper"] = f"arXiv:{arxiv[0]}", f"Hub tag arxiv:{arxiv[0]}"
-    elif card.arxiv:
-        paper, evidence["paper"] = (
-            f"arXiv:{card.arxiv[0]}",
-            f"card links arxiv.org/abs/{card.arxiv[0]}",
-        )
-    for base in card.base_models:
-        tag = f"base_model:{base.id}"
-        if tag not in tags:
-            tags.append(tag)
-        evidence.setdefault("base_model", base.evidence)
-    if info.gated:
-        tags.append(f"gated:{info.gated}")
-    if info.disabled:
-        tags.append("disabled")
-    if sha:
-        evidence["revision"] = "Hub listing: sha"
-
-    return EntryRecord(
-        id=format_id(SOURCE, repo),
-        task=info.pipeline_tag or "image-classification",
-        architecture=facts.architecture,
-        family=facts.family,
-        num_classes=facts.num_classes,
-        input_size=facts.input_size[1] if facts.input_size else None,
-        params=params,
-        licence=licence,
-        paper=paper,
-        library=info.library_name or ("timm" if timm else None),
-        upstream_url=f"{endpoint}/{repo}",
-        revision=sha,
-        upstream_modified=info.last_modified,
-        tags=tags,
-        datasets=card.datasets,
-        claims=card.claims,
-        files=weight_files(repo, sha, info.siblings),
-        load=_load_spec(repo, facts, timm=timm),
-        evidence=evidence,
-        errors=[*errors, *card.errors, *facts.errors],
-        raw=_raw(info),
-    )
-
-
-def _raw(info: ModelInfo) -> dict[str, Any]:
-    """The listing's own words, compact (no card text, no widget data)."""
-    return {
-        "sha": info.sha,
-        "lastModified": info.last_modified.isoformat() if info.last_modified else None,
-        "downloads": info.downloads,
-        "likes": info.likes,
-        "library_name": info.library_name,
-        "pipeline_tag": info.pipeline_tag,
-        "gated": info.gated,
-        "config": info.config,
-        "safetensors": {"parameters": info.safetensors.parameters, "total": info.safetensors.total}
-        if info.safetensors is not None
-        else None,
-        "siblings": [s.rfilename for s in info.siblings] if info.siblings is not None else None,
-    }
-
-
 # --- the crawl -----------------------------------------------------------------------------------
 
 
@@ -310,7 +130,6 @@ class _Crawl:
     manifest: HubManifest
     client: HubClient
     stats: Counter[str] = field(default_factory=Counter)
-    throttled: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.retry: set[str] = set(self.ctx.state.get("retry") or [])
@@ -335,6 +154,8 @@ class _Crawl:
     def annotate(self, info: ModelInfo) -> _Annotated:
         try:
             return self._annotate(info)
+        except SourceUnavailableError:  # the Hub is gone: the crawl ends, not just this entry
+            raise
         except Exception as exc:  # one model's surprise must not end the crawl
             log.exception("annotating %s failed", info.id)
             record = EntryRecord(
@@ -356,12 +177,6 @@ class _Crawl:
             nonlocal retry, reads
             if names is not None and filename not in names:
                 return None
-            if self.throttled.is_set():
-                errors.append(
-                    f"{filename} not read: the Hub rate-limited this sync; the next sync reads it"
-                )
-                retry = True
-                return None
             reads += 1
             try:
                 if as_json:
@@ -373,16 +188,9 @@ class _Crawl:
                 if names is not None:  # listed but absent: worth saying
                     errors.append(str(exc))
                 return None
-            except RateLimitedError as exc:
-                self.throttled.set()
-                log.warning(
-                    "the Hub rate-limited us; files are not read for the rest of this sync (%s)",
-                    exc,
-                )
-                errors.append(str(exc))
-                retry = True
-                return None
-            except SecurityNetError as exc:
+            except SourceUnavailableError:
+                raise
+            except SecurityNetError as exc:  # a 429 past hf_max_wait, a 5xx, a timeout
                 errors.append(str(exc))
                 retry = retry or bool(getattr(exc, "transient", False))
                 return None
@@ -395,8 +203,11 @@ class _Crawl:
         meta = listing_metadata(info)
         card = parse_card(None, repo_id=repo, metadata=meta, source=SOURCE, url=url)
         text: str | None = None
-        if policy.card == "always" or (
-            policy.card == "auto" and card_needs_body(card, info.tags or ())
+        tags = info.tags or ()
+        if (
+            policy.card == "always"
+            or (policy.card == "auto" and card_needs_body(card, tags))
+            or (policy.card == "signalled" and card_body_signalled(card, tags))
         ):
             text = read(README, as_json=False)
             if text is not None:
@@ -478,10 +289,13 @@ class _Crawl:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             card_data_log.removeFilter(quiet)
+            pacer = self.client.pacer
             log.info(
-                "hf: %d listed, %d unchanged, %d annotated (%d with errors), %d cards and %d files read",
+                "hf: %d listed, %d unchanged, %d annotated (%d with errors), %d cards and %d files "
+                "read, %d requests, %.1f s paced (%d rate-limit pauses)",
                 len(self.listed), self.stats["unchanged"], self.stats["annotated"], self.stats["with errors"],
-                self.stats["cards read"], self.stats["files read"],
+                self.stats["cards read"], self.stats["files read"], self.client.requests,
+                pacer.waited, pacer.pauses,
             )  # fmt: skip
 
 
@@ -522,3 +336,9 @@ class HuggingFaceScraper:
         manifest = load_manifest(ctx.options)
         crawl = _Crawl(ctx=ctx, manifest=manifest, client=self.client_factory(ctx.settings))
         yield from crawl.run()
+
+    def fill_pending(self, entry: EntryRecord, settings: Settings) -> EntryFill:
+        """Read what the sync left pending for ``entry`` (its ``raw["pending"]``): classes,
+        labels and preprocessing from config.json (and preprocessor_config.json), the weight
+        files' LFS size and sha256. Raises SourceUnavailableError when offline or unreachable."""
+        return fill_pending(self.client_factory(settings), entry)

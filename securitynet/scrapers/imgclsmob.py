@@ -184,9 +184,12 @@ def build_record(row: dict[str, str], *, version: str | None = None) -> EntryRec
     info = dataset_info(dataset)
     num_classes = info.num_classes if info else None
 
+    base, _, suffix = name.rpartition("_")
+    architecture = base if base and canonical_dataset(suffix) == dataset else name
     evidence: dict[str, str] = {
-        "architecture": "model_metainfos.csv model_name (pytorchcv builder name)",
-        "family": f"family rules on '{name}'",
+        "architecture": "model_metainfos.csv model_name (pytorchcv builder name)"
+        + (f" without its data-set suffix '_{suffix}'" if architecture != name else ""),
+        "family": f"family rules on '{architecture}'",
         "params": "model_metainfos.csv net_weights",
         "licence": "osmr/imgclsmob repository licence (MIT); no separate weight licence",
         "upstream_url": "model_metainfos.csv repo_release_tag",
@@ -197,7 +200,10 @@ def build_record(row: dict[str, str], *, version: str | None = None) -> EntryRec
     if num_classes:
         evidence["num_classes"] = f"{dataset} label set (imgclsmob builds the net for it)"
 
-    img_size = int(row["img_size"]) if (row.get("img_size") or "").isdigit() else test.input_size
+    stated_size = int(row["img_size"]) if (row.get("img_size") or "").isdigit() else None
+    # the data set's default where the metainfo states none; a net whose own default differs
+    # (ntsnet_cub: 448) is corrected by a curated annotation (annotations/imgclsmob-input-size.yaml)
+    img_size = stated_size or test.input_size
     scale = _value(row, "img_scale")
     crop_pct = float(scale) if scale else test.crop_pct
     evidence["input_size"] = "model_metainfos.csv img_size" if _value(row, "img_size") else f"imgclsmob's {dataset} default"
@@ -210,7 +216,7 @@ def build_record(row: dict[str, str], *, version: str | None = None) -> EntryRec
             split=test.split,
             metric=test.metric,
             value=round(100.0 - err, 2),
-            img_size=img_size,
+            img_size=stated_size,
             crop_pct=crop_pct,
             source=SOURCE,
             evidence=f"model_metainfos.csv error_value={error} ({dataset} {what}, 1/100 %)",
@@ -234,8 +240,8 @@ def build_record(row: dict[str, str], *, version: str | None = None) -> EntryRec
     filename = f"{name}-{error}-{sha1[:8]}.pth"
     return EntryRecord(
         id=f"{SOURCE}:{name}",
-        architecture=name,
-        family=family_of(name),
+        architecture=architecture,
+        family=family_of(architecture),
         num_classes=num_classes,
         input_size=img_size,
         params=int(row["net_weights"]) if row.get("net_weights", "").isdigit() else None,

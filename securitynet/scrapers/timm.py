@@ -20,7 +20,7 @@ from dataclasses import fields
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from securitynet.annotate.datasets import DATASETS, dataset_info
+from securitynet.annotate.datasets import DATASETS, dataset_info, dataset_variant, training_traits
 from securitynet.annotate.families import family_of
 from securitynet.annotate.timm_results import (
     ResultRow,
@@ -28,7 +28,15 @@ from securitynet.annotate.timm_results import (
     params_from_millions,
 )
 from securitynet.annotate.timm_tags import ChainStep, TagInfo, chain_links, parse_tag
-from securitynet.records import AccuracyClaim, EntryRecord, FileRef, LoadSpec, Metric, Stage
+from securitynet.records import (
+    TEST_NET_TAG,
+    AccuracyClaim,
+    EntryRecord,
+    FileRef,
+    LoadSpec,
+    Metric,
+    Stage,
+)
 from securitynet.scrapers._common import (
     code_digest,
     hash_prefix,
@@ -48,6 +56,9 @@ log = logging.getLogger(__name__)
 SOURCE = "timm"
 CLAIM_SOURCE = "timm-results"
 FEATURE_TASK = "image-feature-extraction"
+#: timm registers tiny ``test_*`` nets for its own unit tests; they are tagged and left out
+#: of listings and statistics unless asked for.
+TEST_NET_PREFIX = "test_"
 
 
 class TimmScraper:
@@ -145,6 +156,15 @@ def _chain(tag: TagInfo, cfg: PretrainedCfg, evidence: dict[str, str]) -> tuple[
                 f"tag '{tag.tag}' names no data set; pretrained_cfg.num_classes={num_classes} is {inferred}'s label set"
             )
     final = steps[-1].dataset if steps else None
+    variant = dataset_variant(final, num_classes or None) if final else None
+    if final and variant and variant != final:  # miil_in21k heads: 11,221 classes, ImageNet-21K-P
+        last = steps[-1]
+        steps[-1] = ChainStep(variant, last.raw_name, last.stage, last.implied_by)
+        evidence["datasets"] = (
+            f"pretrained tag '{tag.tag}' (timm tag grammar); pretrained_cfg.num_classes={num_classes} "
+            f"is the {variant} release of {final}"
+        )
+        final = variant
     info = dataset_info(final) if final else None
     classifier = num_classes > 0 and final is not None and (info is None or info.kind != "image-text")
     return steps, classifier
@@ -200,6 +220,13 @@ def build_record(
         evidence["upstream_url"] = "pretrained_cfg.hf_hub_id" if cfg.hf_hub_id else "pretrained_cfg.origin_url"
 
     traits = list(tag.traits)
+    for trait, why in training_traits([s.dataset for s in steps]).items():
+        if trait not in traits:
+            traits.append(trait)
+            evidence["tags"] = why
+    if arch.startswith(TEST_NET_PREFIX):
+        traits.append(TEST_NET_TAG)
+        evidence["tags"] = f"'{arch}' is one of timm's test_* nets (tiny, for timm's own tests)"
     if "distilled" in parse_tag(arch).traits and "distilled" not in traits:  # deit_*_distilled_*
         traits.append("distilled")
         evidence["tags"] = f"'distilled' from the architecture name '{arch}'"

@@ -218,3 +218,15 @@ def test_a_process_pool_gives_the_same_facts_as_one_process(tmp_path: Path) -> N
     assert {s: (f.params, f.gflops, f.error is None) for s, f in pooled.facts.items()} == {
         s: (f.params, f.gflops, f.error is None) for s, f in serial.facts.items()
     }
+
+
+def test_googlenet_is_measured_as_torchvision_loads_it() -> None:
+    """torchvision's googlenet(weights=...) has no auxiliary heads: 6,624,904 parameters
+    (its weights' num_params), not the 13.0 M of a bare build with aux_logits=True."""
+    from torchvision.models import GoogLeNet_Weights
+
+    facts = compute_arch_facts("torchvision", "googlenet")
+    assert facts.params == GoogLeNet_Weights.IMAGENET1K_V1.meta["num_params"] == 6_624_904
+    assert ArchSpec.of("torchvision", "googlenet").kwargs == {"aux_logits": False}
+    # asked for explicitly, the heads are measured
+    assert compute_arch_facts("torchvision", "googlenet", kwargs={"aux_logits": True}).params > 13_000_000

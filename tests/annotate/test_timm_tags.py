@@ -26,7 +26,11 @@ P, T = Stage.PRETRAIN, Stage.TRAIN
         ("tv_in1k", [("ImageNet-1k", T)]),
         ("augreg_in21k", [("ImageNet-21k", T)]),
         ("webli", [("WebLI", T)]),
-        ("fb_inw21k", [("ImageNet-21k", T)]),
+        ("fb_inw21k", [("ImageNet-21k-Winter21", T)]),
+        ("miil_in21k_ft_in1k", [("ImageNet-21K-P", P), ("ImageNet-1k", T)]),
+        ("dfn2b", [("DFN-2B", T)]),
+        ("dfn5b", [("DFN-5B", T)]),
+        ("datacomp_xl_s13b_b90k", [("DataComp-XL", T)]),
         ("metaclip_2pt5b", [("MetaCLIP-2.5B", T)]),  # two tokens spell one data set
         ("fb", []),
         ("a1h_in1k", [("ImageNet-1k", T)]),
@@ -88,3 +92,4 @@ def test_chain_links_cite_the_tag() -> None:
     ]
     assert all(link.source == "timm" and "swag_ft_in1k" in (link.evidence or "") for link in links)
     assert "'swag' implies Instagram-3.6B" in (links[0].evidence or "")
+

@@ -27,7 +27,12 @@ from securitynet.records import (
     Stage,
 )
 
-SHA = "0123456789abcdef" * 4
+
+def sha_of(url: str) -> str:
+    """A distinct sha256 per file (entries sharing one would be linked as one checkpoint)."""
+    import hashlib
+
+    return hashlib.sha256(url.encode()).hexdigest()
 
 
 def _record(
@@ -64,8 +69,9 @@ def _record(
             for d, v in top5
         ],
         files=[
-            FileRef(url=f"https://example.org/{entry_id.replace(':', '/')}/{i}.pth", sha256=SHA)
+            FileRef(url=url, sha256=sha_of(url))
             for i in range(files)
+            if (url := f"https://example.org/{entry_id.replace(':', '/')}/{i}.pth")
         ],
         evidence={"params": "registry"},
     )
@@ -118,7 +124,7 @@ RECORDS: list[EntryRecord] = [
         architecture="resnet20",
         family="resnet",
         params=272_474,
-        licence="mit",
+        licence="MIT",
         chain=C10,
         top1=[("CIFAR-10", 94.00)],
     ),

@@ -52,3 +52,15 @@ def test_imagenet_entries_get_the_published_top1_beside_the_registry_top5(tmp_pa
         # A CIFAR entry keeps its own (registry) top-1; the file touches ImageNet-1k only.
         cifar = cat.get("imgclsmob:resnet20_cifar10")
         assert [c.source for c in cifar.claims] == ["imgclsmob"]
+
+        # the net's own input size, recorded once in annotations/imgclsmob-input-size.yaml
+        nts = cat.get("imgclsmob:ntsnet_cub")
+        assert nts.input_size == 448 and nts.load is not None and nts.load.input_size == (3, 448, 448)
+        assert nts.top1 == 87.23 and nts.architecture == "ntsnet"
+        assert [f.value for f in nts.facts if f.key == "input_size"] == [224, 448]  # scraper, curated
+
+        # GFLOPs from imgclsmob's README (FLOPs/2 column, doubled: one unit with timm and arch facts)
+        assert cat.get("imgclsmob:resnet50").gflops == 7.7559  # "FLOPs/2 3,877.95M"
+        assert cat.get("imgclsmob:resnet20_cifar10").gflops == 0.0826  # "FLOPs/2 41.29M"
+        everything = cat.search(source="imgclsmob", limit=None)
+        assert sum(e.gflops is not None for e in everything) >= len(everything) - 1

@@ -71,12 +71,22 @@ def test_curated_chain_and_claims_win_and_go_when_the_file_drops_them(catalogue:
 def test_no_change_and_the_same_files_is_a_noop(catalogue: Catalogue) -> None:
     apply_curated_annotations(catalogue.engine, [RETRAINED])
     assert _runs(catalogue) == 1
-    assert apply_curated_annotations(catalogue.engine, [RETRAINED], entries_changed=False) == 0
+    assert apply_curated_annotations(catalogue.engine, [RETRAINED], force=False) == 0
     assert _runs(catalogue) == 1
-    assert apply_curated_annotations(catalogue.engine, [RETRAINED], entries_changed=True) > 0
+    assert apply_curated_annotations(catalogue.engine, [RETRAINED], force=True) > 0
     other = _file([{"id": R50, "set": {"gflops": 5.0}, "evidence": "another"}])
-    assert apply_curated_annotations(catalogue.engine, [other], entries_changed=False) == 1
+    assert apply_curated_annotations(catalogue.engine, [other], force=False) == 1
     assert catalogue.get(R50).gflops == 5.0
+
+
+def test_a_sync_that_wrote_entries_since_makes_it_apply_again(catalogue: Catalogue) -> None:
+    from securitynet.catalogue.models import SyncRun
+
+    apply_curated_annotations(catalogue.engine, [RETRAINED])
+    with catalogue.session() as s, s.begin():  # a sync killed after a batch, before curation
+        s.add(SyncRun(source="timm", status="interrupted", seen=10, updated=3))
+    assert apply_curated_annotations(catalogue.engine, [RETRAINED], force=False) > 0
+    assert apply_curated_annotations(catalogue.engine, [RETRAINED], force=False) == 0
 
 
 def test_the_shipped_files_load_with_the_c_loader_when_there(tmp_path: Path) -> None:

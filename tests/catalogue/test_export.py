@@ -43,7 +43,7 @@ def test_flat_rows_carry_entry_fields_chain_claims_and_weights(catalogue: Catalo
         86_567_656,
         1,
     )
-    assert vit["weights_sha256"] == sample.SHA and vit["weights_url"].endswith("/0.pth")
+    assert vit["weights_sha256"] == sample.sha_of(vit["weights_url"]) and vit["weights_url"].endswith("/0.pth")
     assert rows["timm:resnet50.a1_in1k"]["claims"] == 2
     assert rows["hf:someone/mystery-net"]["weights_url"] is None
     assert all(r["first_seen"].tzinfo is not None for r in rows.values())
@@ -84,6 +84,26 @@ def test_parquet_round_trips_with_types(catalogue: Catalogue, tmp_path: Path) ->
     assert str(table.schema.field("params").type) == "int64"
     assert str(table.schema.field("first_seen").type) == "timestamp[us, tz=UTC]"
     assert table.to_pylist() == export_rows(catalogue)
+
+
+def test_parquet_reads_back_as_nullable_integers(catalogue: Catalogue, tmp_path: Path) -> None:
+    import pandas as pd
+
+    export_catalogue(catalogue, tmp_path / "c.parquet")
+    frame = pd.read_parquet(tmp_path / "c.parquet")
+    assert frame["params"].isna().any()  # hf:someone/mystery-net has no count
+    assert {str(frame[c].dtype) for c in ("params", "num_classes", "input_size", "claims")} == {"Int64"}
+    assert frame.set_index("id").loc["torchvision:resnet50.IMAGENET1K_V1", "params"] == 25_557_032
+
+
+def test_batches_stream_every_row_once(catalogue: Catalogue, tmp_path: Path) -> None:
+    from securitynet.catalogue.export import iter_export_batches
+
+    batches = list(iter_export_batches(catalogue, batch_size=3, include_removed=True))
+    assert [len(b) for b in batches][:-1] == [3] * (len(batches) - 1)
+    ids = [r["id"] for b in batches for r in b]
+    assert ids == sorted(ids) and len(ids) == len(set(ids)) == len(sample.RECORDS)
+    assert [r for b in batches for r in b] == export_rows(catalogue, include_removed=True)
 
 
 def test_format_option_wins_over_the_extension(catalogue: Catalogue, tmp_path: Path) -> None:

@@ -38,6 +38,8 @@ def test_offline_first_sync_gives_timm_accuracies(cat: Catalogue) -> None:
     assert summary.status == "ok"
     assert _timm_accuracies(cat) > 1000
     assert cat.get("timm:resnet50.tv_in1k").top1 == 76.156
+    # a sync that changed rows leaves the planner statistics behind (ANALYZE)
+    assert cat.sql("select count(*) from sqlite_stat1 where tbl = 'accuracy_claim'").rows[0][0] > 0
 
 
 def test_plain_sync_after_a_folder_sync_keeps_the_claims(

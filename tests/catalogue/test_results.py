@@ -7,12 +7,11 @@ from pydantic import ValidationError
 from sqlalchemy import func, select, text
 
 from securitynet.catalogue.api import Catalogue
-from securitynet.catalogue.engine import current_revision, head_revision, migrate
+from securitynet.catalogue.engine import current_revision, downgrade, head_revision, migrate
 from securitynet.catalogue.models import Dataset, Evaluation, EvaluationMetric, Fact
 from securitynet.catalogue.results import replace_evaluations
 from securitynet.errors import EntryNotFoundError, InvalidQueryError
 from securitynet.records import EvaluationRecord, MetricResult, Purpose
-from securitynet.resources import resource_dir
 
 WRN = "imgclsmob:wrn16_10_cifar10"
 
@@ -175,15 +174,8 @@ def test_entry_annotations_are_columns_and_facts(catalogue: Catalogue) -> None:
 
 
 def test_migration_0003_moves_metrics_json_into_rows_and_back(empty_catalogue: Catalogue) -> None:
-    from alembic import command
-    from alembic.config import Config
-
     engine = empty_catalogue.engine
-    config = Config()
-    config.set_main_option("script_location", str(resource_dir("migrations")))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0002")
+    downgrade(engine, "0002")
     assert current_revision(engine) == "0002"
     with engine.begin() as conn:
         conn.execute(
@@ -215,9 +207,7 @@ def test_migration_0003_moves_metrics_json_into_rows_and_back(empty_catalogue: C
         evaluation = s.scalars(select(Evaluation)).one()
         assert (evaluation.source, evaluation.protocol) == ("evaluate", {"members": "train"})
     assert moved == [("auc", 0.61, None), ("tpr", 0.02, 0.03)]
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0002")
+    downgrade(engine, "0002")
     with engine.connect() as conn:
         back = conn.execute(text("SELECT metrics FROM evaluation")).scalar_one()
     import json

@@ -354,3 +354,54 @@ def test_pg_a_reader_url_with_any_forbidden_power_is_refused(
         conn.commit()
     with pytest.raises(ConfigurationError, match=words):
         sql.run_sql(cat.engine, "SELECT 1", max_rows=1, timeout=5, reader_url=reader)
+
+
+# --- what each refusal says (mutation-sample survivors) ---------------------------------------
+
+
+def test_every_layer_is_on_by_default() -> None:
+    assert all(getattr(SqliteLayers(), name) is True for name in SqliteLayers.__dataclass_fields__)
+    assert sql.Layers() == sql._LAYERS and sql.Layers().sqlite == SqliteLayers()
+    assert all(
+        getattr(sql.Layers(), name) is True for name in ("keyword", "pg_role_check", "pg_read_only")
+    )
+
+
+@pytest.mark.parametrize("layer", ["uri_readonly", "query_only"])
+def test_a_refusal_by_the_database_itself_says_writing(
+    sqlite_cat: Catalogue, layers: SetLayers, layer: str
+) -> None:
+    layers(only(**{layer: True}))
+    with pytest.raises(ReadOnlyViolationError, match="refused: writing is not allowed"):
+        sqlite_cat.sql("DELETE FROM entry")
+
+
+def test_an_oversized_value_is_named_as_such(sqlite_cat: Catalogue) -> None:
+    with pytest.raises(InvalidQueryError, match="larger than read-only SQL allows"):
+        sqlite_cat.sql(f"SELECT length(zeroblob({MAX_LENGTH + 1}))")
+
+
+def test_two_statements_are_named_as_such(sqlite_cat: Catalogue) -> None:
+    with pytest.raises(InvalidQueryError, match="only one statement may run at a time"):
+        sqlite_cat.sql("SELECT 1; SELECT 2")
+
+
+def test_an_sql_error_is_reported_as_one(sqlite_cat: Catalogue) -> None:
+    with pytest.raises(InvalidQueryError, match=r"^SQL error: no such table: nowhere$"):
+        sqlite_cat.sql("SELECT * FROM nowhere")
+
+
+def test_a_catalogue_in_memory_or_missing_is_a_configuration_error(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    from securitynet.catalogue.sqlite_readonly import sqlite_database_path
+
+    with pytest.raises(ConfigurationError, match="in a database file, not in memory"):
+        sqlite_database_path(create_engine("sqlite://"))
+    with pytest.raises(ConfigurationError, match="no catalogue database at"):
+        sql.run_sql(
+            create_engine(f"sqlite:///{tmp_path / 'absent.db'}"),
+            "SELECT 1",
+            max_rows=1,
+            timeout=1,
+        )

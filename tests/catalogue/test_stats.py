@@ -53,7 +53,7 @@ def test_stats_take_filters_and_removed_entries(catalogue: Catalogue) -> None:
     ("by", "key", "entries"),
     [
         ("source", "imgclsmob", 5),
-        ("licence", "mit", 5),
+        ("licence", "MIT", 5),  # upstream wrote "mit" four times and "MIT" once
         ("family", "resnet", 5),
         ("architecture", "resnet20", 2),
     ],
@@ -91,3 +91,15 @@ def test_plot_of_nothing_is_an_error(catalogue: Catalogue, tmp_path: Path) -> No
     with pytest.raises(InvalidQueryError, match="no entry here has a top-1"):
         plot_accuracy(catalogue, tmp_path / "none.png", source="hf")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_licences_are_one_spdx_group_with_the_raw_spelling_kept(catalogue: Catalogue) -> None:
+    groups = accuracy_stats(catalogue, by="licence")["licence"].tolist()
+    assert "mit" not in groups and "apache-2.0" not in groups
+    assert {"MIT", "Apache-2.0", "BSD-3-Clause"} <= set(groups)
+    # the spelling upstream used stays as the source's fact row
+    entry = catalogue.get("timm:resnet18.gone_in1k")
+    assert entry.licence == "Apache-2.0"
+    assert [f.value for f in entry.facts if f.key == "licence"] == ["apache-2.0"]
+    # what a user types is read the same way
+    assert len(catalogue.search(licence="mit")) == len(catalogue.search(licence="MIT")) == 5

@@ -62,7 +62,7 @@ def test_add_github_owner_repo_reads_the_api(cli: Invoke, shared_dir: Path, monk
     assert run.code == 0, run.stderr
     assert run.stdout.startswith("github: 1 seen, 1 added")
     shown = json.loads(cli("show", "github:carol/nets/w/net.pth", "--format", "json").stdout)
-    assert shown["licence"] == "mit" and shown["files"][0]["size"] == 2000
+    assert shown["licence"] == "MIT" and shown["files"][0]["size"] == 2000
 
 
 def test_add_github_offline_is_one_line(cli: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:

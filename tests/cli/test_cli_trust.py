@@ -112,7 +112,7 @@ def test_an_empty_catalogue_says_so_and_how_to_fill_it(tmp_path: Path, monkeypat
 def test_sync_of_an_unknown_source_offers_only_real_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from securitynet.scrapers import REGISTRY
 
-    for name in ("nonsense", "local"):  # github has a scraper now
+    for name in ("nonsense", "gitlab"):
         run = _run(f"sqlite:///{tmp_path / 'c.db'}", monkeypatch, "sync", "--source", name)
         _one_line_error(run, "no scraper")
         hint = run.stderr.strip().splitlines()[1]

@@ -108,6 +108,7 @@ class Member:
     local_name: bytes | None = None
     local_flags: int | None = None
     raw_name: bytes | None = None
+    external: int = 0  # external attributes (DOS attributes, Unix mode << 16)
 
 
 @dataclass
@@ -177,7 +178,7 @@ def write_zip(members: list[Member], knobs: ZipKnobs | None = None) -> bytes:
             0,
             0,
             0,
-            0,
+            m.external,
             offset,
         )
         central += name

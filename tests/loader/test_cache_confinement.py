@@ -68,7 +68,7 @@ def test_a_sha256_that_is_a_path_deletes_nothing(cache: Cache, outside: Path, wh
 
 
 def test_discard_refuses_a_digest_that_is_a_path(cache: Cache, outside: Path) -> None:
-    with pytest.raises(IntegrityError, match="not a sha256"):
+    with pytest.raises(IntegrityError, match=r"^not a sha256 digest: '/"):
         cache.discard(str(outside / "victim.txt"))
     with pytest.raises(IntegrityError):
         cache.blob_path("../" * 6 + "etc/passwd")
@@ -235,6 +235,14 @@ def test_valid_records_round_trip() -> None:
     assert is_sha256(SHA) and not is_sha256(SHA.upper()) and not is_sha256(None)
     with pytest.raises(ValueError):
         CacheRecord.from_json([SHA])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^not a sha256 digest: '/etc/passwd'$"):
+        CacheRecord("k", "/etc/passwd", 1)
+    with pytest.raises(ValueError, match=r"^parent is not a sha256 digest: '\.\./x'$"):
+        CacheRecord("k", SHA, 1, parent="../x")
+    with pytest.raises(ValueError, match=r"^size is not a byte count: -1$"):
+        CacheRecord("k", SHA, -1)
+    with pytest.raises(ValueError, match=r"^digests is not a mapping$"):
+        CacheRecord("k", SHA, 1, digests=["sha1"])  # type: ignore[arg-type]
 
 
 def test_the_cli_prunes_and_verifies_without_leaving_the_cache(
@@ -373,3 +381,30 @@ def test_lock_serialises_holders(cache: Cache) -> None:
         assert (cache.root / "locks").is_dir()
     with cache.lock("k"):  # released, so it can be taken again
         pass
+
+
+def test_discard_counts_every_index_entry_of_the_blob(cache: Cache) -> None:
+    cache.alias(CacheRecord("https://example.org/w.bin@", SHA, len(BODY)), "mirror@")
+    assert cache.discard(SHA) == 2
+
+
+def test_a_link_among_partial_downloads_frees_no_bytes(cache: Cache, outside: Path) -> None:
+    link = cache.partial_dir / "link.part"
+    cache.partial_dir.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(outside / "victim.txt")
+    report = cache.prune(everything=True, dry_run=True)
+    assert report.partials == 1 and report.bytes == len(BODY)  # the blob's bytes, not the link's
+    cache.prune(everything=True)
+    assert not link.is_symlink() and _untouched(outside)
+
+
+def test_an_altered_blob_is_named_in_the_error(cache: Cache) -> None:
+    record = cache.find("https://example.org/w.bin@")
+    assert record is not None
+    blob = cache.blob_path(SHA)
+    os.chmod(blob, 0o644)
+    blob.write_bytes(b"x" * len(BODY))
+    with pytest.raises(
+        IntegrityError, match=rf"w\.bin@ was altered .*no longer {SHA[:16]}\.\.\.\)"
+    ):
+        cache.open_verified(record)

@@ -569,6 +569,7 @@ def test_torchvision_builder_matches_torchvision_with_weights(arch: str, monkeyp
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # builds every torchvision net twice: minutes on a loaded machine
 def test_every_torchvision_entry_matches_torchvision_with_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     records = _torchvision_records()
     assert len(records) > 100

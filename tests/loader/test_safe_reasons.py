@@ -173,6 +173,25 @@ def test_zip_member_lies(tmp_path: Path, changes: dict[str, object], reason: str
     refused(put(tmp_path, "m.pt", write_zip(_members(**changes))), reason)
 
 
+@pytest.mark.parametrize(
+    ("external", "ok"),
+    [
+        (0, True),
+        (0o100644 << 16, True),
+        (0x10, False),
+        (0o120777 << 16, False),
+        (0o040755 << 16, False),
+    ],
+)
+def test_zip_member_marked_as_directory_or_link(tmp_path: Path, external: int, ok: bool) -> None:
+    # miniz reads a member with the DOS directory attribute as a directory, not as its bytes.
+    path = put(tmp_path, "m.pt", write_zip(_members(external=external)))
+    if ok:
+        assert read_checkpoint(path)["w"].tolist() == [1, 2, 3, 4]
+    else:
+        refused(path, "zip-unexpected-record")
+
+
 def test_zip_data_descriptor_disagrees(tmp_path: Path) -> None:
     blob = bytearray(write_zip(_members()))
     at = blob.rfind(b"PK\x07\x08")  # the "version" record's descriptor: its CRC
@@ -289,6 +308,28 @@ def test_deep_tuple_as_a_dict_key_is_refused_not_a_crash(tmp_path: Path) -> None
 def test_a_list_that_holds_itself_is_refused(tmp_path: Path) -> None:
     records = checkpoint_records(PROTO2 + b"]q\x00h\x00a" + STOP, {})
     refused(put(tmp_path, "m.pt", write_zip(torch_members(records))), "pickle-too-deep")
+
+
+def test_memo_index_past_the_opcodes_is_refused(tmp_path: Path) -> None:
+    # LONG_BINPUT 1562079609 in a 350-byte data.pkl made CPython's unpickler allocate a 25 GB
+    # memo array. The LONG_BINPUT below is the 8th opcode: index 8 is the last one allowed.
+    def with_put(index: int) -> bytes:
+        return (
+            PROTO2
+            + EMPTY_DICT
+            + b"(K\x01K\x02K\x03t"
+            + b"r"
+            + struct.pack("<I", index)
+            + b"0"
+            + STOP
+        )
+
+    assert _opscan.scan(with_put(8)).end == len(with_put(8))
+    with pytest.raises(Refusal) as info:
+        _opscan.scan(with_put(9))
+    assert info.value.code == "pickle-memo-index"
+    records = checkpoint_records(with_put(1_562_079_609), {})
+    refused(put(tmp_path, "m.pt", write_zip(torch_members(records))), "pickle-memo-index")
 
 
 def test_persistent_id_that_is_no_storage(tmp_path: Path) -> None:
@@ -747,3 +788,17 @@ def test_every_reason_code_has_a_test() -> None:
         code for code in codes if not re.search(rf"[\"']{re.escape(code)}[\"']", tests)
     )
     assert not untested, f"reason codes without a test: {untested}"
+
+
+def test_big_endian_checkpoint_reads_as_torch_load_does(tmp_path: Path) -> None:
+    # A checkpoint saved on a big-endian machine: byteorder "big", each element byte-swapped.
+    values = torch.tensor([1.5, -2.0, 3.25, 1e-3])
+    pkl = state_dict({"w": tensor_v2("0", 4, [4]), "v": tensor_v2("0", 4, [2], [2], offset=1)})
+    swapped = struct.pack(">4f", *values.tolist())
+    records = checkpoint_records(pkl, {"0": swapped})
+    records["byteorder"] = b"big"
+    path = put(tmp_path, "big.pt", write_zip(torch_members(records)))
+    ckpt = read_checkpoint(path)
+    assert torch.equal(ckpt["w"], values)
+    assert torch.equal(ckpt["v"], values[1::2])
+    assert torch.equal(torch.load(path, weights_only=True)["w"], values)

@@ -187,7 +187,8 @@ def test_every_file_gets_its_own_verdict_whatever_the_others_do(
     assert verdicts["PROVENANCE.md"]["reason"] == "not-a-checkpoint"
     assert verdicts["b_nested.pt"]["verdict"] == "refused"
     assert verdicts["c_hungry.pt"]["verdict"] == "refused"
-    assert verdicts["c_hungry.pt"]["reason"] == "memory-limit"
+    # RLIMIT_DATA fails the allocation: the worker is stopped, or the reader says so itself
+    assert verdicts["c_hungry.pt"]["reason"] in ("memory-limit", "resource-exhausted")
     assert verdicts["d_slow.pt"]["verdict"] == "refused"
     assert verdicts["d_slow.pt"]["reason"] == "time-limit", verdicts["d_slow.pt"]
 

@@ -54,6 +54,7 @@ def hub(
     fake = FakeHub(page_size=50)
     for record, files in hub_models:
         fake.add_model(record, files)
+    fake.add_lfs_weights()
     with fake:
         monkeypatch.setenv("SECURITYNET_HF_ENDPOINT", fake.url)
         monkeypatch.setenv("SECURITYNET_HTTP_BACKOFF", "0.01")

@@ -90,7 +90,7 @@ def test_sync_catalogues_tree_lfs_release_and_hubconf_entries(fake: FakeGithub) 
     tree = cat.get(f"github:{REPO}/checkpoints/mnist_cnn.pt")
     assert tree.revision is not None and len(tree.revision) == 40
     assert tree.files[0].url == f"{fake.url}/raw/{REPO}/{tree.revision}/checkpoints/mnist_cnn.pt"
-    assert tree.files[0].size == len(bodies["tree"]) and tree.licence == "mit"
+    assert tree.files[0].size == len(bodies["tree"]) and tree.licence == "MIT"
     lfs = cat.get(f"github:{REPO}/big/model.safetensors").files[0]
     assert lfs.url.startswith(f"{fake.url}/lfs/") and lfs.sha256 == hashlib.sha256(bodies["lfs"]).hexdigest()
     assert lfs.size == len(bodies["lfs"]) and lfs.format == "safetensors"

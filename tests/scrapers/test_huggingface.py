@@ -3,11 +3,13 @@ huggingface_hub: it is pointed at the server through the endpoint settings)."""
 
 from __future__ import annotations
 
+import contextlib
+import time
 from typing import Any
 
 import pytest
 
-from securitynet.errors import UpstreamError
+from securitynet.errors import SourceUnavailableError, UpstreamError
 from securitynet.records import EntryRecord, Stage
 from securitynet.scrapers import get_scraper
 from securitynet.scrapers.base import SyncContext, Unchanged
@@ -47,12 +49,14 @@ def test_first_crawl_annotates_every_listed_model(hub: FakeHub) -> None:
 
     vit = got[f"hf:{VIT_ID}"]
     assert vit.revision == "3f49326eb077187dfe1c2a2bb15fbd74e6ab91e3"
+    # from the listing's trimmed config; classes, labels, preprocessing and pins wait
     assert (vit.architecture, vit.family, vit.num_classes, vit.input_size) == (
         "ViTForImageClassification",
         "vit",
-        1000,
-        224,
+        None,
+        None,
     )
+    assert vit.raw["pending"] == ["config", "preprocessor", "file-pins"]
     assert (
         vit.params == 86567656 and vit.licence == "apache-2.0" and vit.paper == "arXiv:2010.11929"
     )
@@ -60,14 +64,27 @@ def test_first_crawl_annotates_every_listed_model(hub: FakeHub) -> None:
         ("ImageNet-21k", Stage.PRETRAIN),
         ("ImageNet-1k", Stage.TRAIN),
     ]
-    assert [(f.url, f.revision, f.format) for f in vit.files] == [
-        (f"hf://{VIT_ID}/model.safetensors", vit.revision, "safetensors")
+    assert [(f.url, f.revision, f.format, f.sha256) for f in vit.files] == [
+        (f"hf://{VIT_ID}/model.safetensors", vit.revision, "safetensors", None)
     ]
     assert vit.load is not None and vit.load.builder == "transformers"
-    assert vit.load.architecture == "ViTForImageClassification" and vit.load.labels is not None
-    assert vit.load.labels[0] == "tench, Tinca tinca" and len(vit.load.labels) == 1000
-    assert vit.load.mean == (0.5, 0.5, 0.5) and vit.load.input_size == (3, 224, 224)
+    assert vit.load.architecture == "ViTForImageClassification" and vit.load.labels is None
     assert vit.evidence["params"] == "Hub listing: safetensors.total"
+
+    # the first load or show reads them: config.json, preprocessor_config.json, one HEAD
+    hub.reset_counts()
+    fill = get_scraper("hf").fill_pending(vit, get_settings())
+    assert (fill.num_classes, fill.input_size, fill.pending) == (1000, 224, [])
+    assert fill.load is not None and fill.load.labels is not None
+    assert fill.load.labels[0] == "tench, Tinca tinca" and len(fill.load.labels) == 1000
+    assert fill.load.mean == (0.5, 0.5, 0.5) and fill.load.input_size == (3, 224, 224)
+    size, digest = hub.lfs[(VIT_ID, "model.safetensors")]
+    assert (fill.files[0].size, fill.files[0].sha256, fill.files[0].checksum_algo) == (
+        size, digest, "sha256",
+    )  # fmt: skip
+    assert [(r.method, r.path.rsplit("/", 1)[1]) for r in hub.requests] == [
+        ("GET", "config.json"), ("GET", "preprocessor_config.json"), ("HEAD", "model.safetensors"),
+    ]  # fmt: skip
     assert vit.upstream_url == f"{hub.url}/{VIT_ID}"
 
     timm = got["hf:timm/convnext_small.fb_in1k"]
@@ -82,7 +99,9 @@ def test_first_crawl_annotates_every_listed_model(hub: FakeHub) -> None:
 
     trainer = got["hf:Devarshi/Brain_Tumor_Detector_swin"]
     assert "base_model:microsoft/swin-base-patch4-window7-224-in22k" in trainer.tags
-    assert trainer.best_top1() == pytest.approx(99.813084)
+    (claim,) = trainer.claims
+    assert (claim.value, claim.split) == (pytest.approx(99.813084), "train")
+    assert trainer.best_top1() is None  # the Trainer filed it under the train split
     assert ctx.state.get("retry", []) == []
     errors = {r.id: r.errors for r in got.values() if r.errors}
     assert errors == {
@@ -116,13 +135,23 @@ def test_listing_asks_for_every_field_and_follows_link_pages(hub: FakeHub) -> No
 
 def test_files_read_per_new_model(hub: FakeHub) -> None:
     crawl()
-    # ViT: README (no claim in its metadata), config.json, preprocessor_config.json
-    assert files_of(hub, VIT_ID) == 3
-    # a Trainer card whose model-index holds the claim but not the base model: README + config.json
-    assert files_of(hub, "Devarshi/Brain_Tumor_Detector_swin") == 2
-    # a HuggingPics card whose (raw-read) model-index gives the claim and nothing to find in prose
-    assert files_of(hub, "Albe/housing-categories") == 1
-    assert hub.count("file") / LISTED < 2
+    # ViT: README (no claim in its metadata); its configs wait for the first load or show
+    assert files_of(hub, VIT_ID) == 1
+    # a Trainer card whose model-index holds the claim but not the base model: README
+    assert files_of(hub, "Devarshi/Brain_Tumor_Detector_swin") == 1
+    # a HuggingPics card whose (raw-read) model-index gives the claim: nothing
+    assert files_of(hub, "Albe/housing-categories") == 0
+    assert not any("config" in r.path for r in hub.requests if r.route == "file")
+    assert (hub.count("file") + hub.count("listing")) / LISTED < 1
+
+
+def test_signalled_card_policy_reads_only_tool_written_cards(hub: FakeHub) -> None:
+    items, _ = crawl(options={"files": {"card": "signalled"}})
+    read = {r.path.split("/resolve/")[0][1:] for r in hub.requests if r.route == "file"}
+    assert "Devarshi/Brain_Tumor_Detector_swin" in read  # Trainer, no base model in metadata
+    assert "DominikB/autotrain-person-classifier-1401653210" in read  # AutoTrain, no claim
+    assert VIT_ID not in read and "timm/convnext_small.fb_in1k" not in read
+    assert len(read) == 25 and len(records(items)) == LISTED
 
 
 def test_card_policy_never_reads_no_readme(hub: FakeHub) -> None:
@@ -157,7 +186,7 @@ def test_changed_model_is_read_again_and_only_it(hub: FakeHub) -> None:
         and changed["hf:Albe/housing-categories"].revision == new_sha
     )
     assert "hf:Sena/flowers" not in {i.id for i in second}  # gone: not yielded, the sync marks it
-    assert hub.count("file") == files_of(hub, "Albe/housing-categories") == 1
+    assert hub.count("file") == 0  # its claim is in the listing's card metadata
 
 
 def test_interrupted_crawl_resumes_without_reading_stored_models_again(hub: FakeHub) -> None:
@@ -226,70 +255,91 @@ def test_429_with_retry_after_is_waited_out(hub: FakeHub) -> None:
     hub.inject(rf"^/{VIT_ID}/resolve/.*/README.md", status=429, headers={"Retry-After": "0"})
     items, ctx = crawl()
     assert len(records(items)) == LISTED and not records(items)[f"hf:{VIT_ID}"].errors
-    assert hub.count("listing") == PAGES + 1 and files_of(hub, VIT_ID) == 4
+    assert hub.count("listing") == PAGES + 1 and files_of(hub, VIT_ID) == 2
     assert ctx.state.get("retry", []) == []
 
 
-def test_persistent_429_is_an_entry_error_and_stops_file_reads_for_the_run(hub: FakeHub) -> None:
+def test_long_429_pauses_the_crawl_and_resumes(hub: FakeHub) -> None:
+    """A spent window (429, RateLimit r=0;t=2) pauses every file read for the seconds the Hub
+    names, then the crawl goes on: no entry gives up, nothing is left to retry."""
+    spent = {"RateLimit": '"resolvers";r=0;t=2', "RateLimit-Policy": '"fixed window";"resolvers";q=500;w=1'}  # fmt: skip
+    hub.inject(r"/resolve/.*/README.md", status=429, headers=spent, times=2)
+    items, ctx = crawl(limit=40, hf_workers=1)  # one reader: no other read on its way
+    got = records(items)
+    assert len(got) == 40 and not any(any("rate" in e for e in r.errors) for r in got.values())
+    assert ctx.state.get("retry", []) == []
+    reads = [r for r in hub.requests if r.route == "file"]
+    first = next(r for r in reads if r.status == 429)
+    # nothing is sent until the two seconds the Hub named are over; then the reads go on
+    assert not [r for r in reads if first.at < r.at < first.at + 1.95]
+    assert [r for r in reads if r.at >= first.at + 1.95 and r.status == 200]
+    assert sum(r.status == 429 for r in reads) == 2
+
+
+def test_pacing_by_rate_limit_headers_stays_under_the_limit(hub: FakeHub) -> None:
+    hub.limit("resolvers", quota=12, window=1.0)
+    items, ctx = crawl(limit=40)
+    reads = [r for r in hub.requests if r.route == "file"]
+    assert len(reads) >= 30 and not [r for r in reads if r.status == 429]
+    assert reads[-1].at - reads[0].at >= 2.0  # paced over three windows or more
+    assert not any(
+        r.errors
+        for r in records(items).values()
+        if r.id != "hf:keras-io/Image-Classification-using-EANet"
+    )
+    assert ctx.state.get("retry", []) == []
+
+
+def test_persistent_429_is_an_entry_error_to_retry_and_the_crawl_goes_on(hub: FakeHub) -> None:
     hub.inject(rf"^/{VIT_ID}/resolve/", status=429, headers={"Retry-After": "0"}, times=100)
-    items, ctx = crawl(http_retries=1, hf_workers=1)
+    items, ctx = crawl(http_retries=1)
     got = records(items)
     assert len(got) == LISTED  # the crawl went on
     vit = got[f"hf:{VIT_ID}"]
     assert any("rate-limiting" in e for e in vit.errors)
-    assert f"hf:{VIT_ID}" in ctx.state["retry"]
-    later = [r for r in got.values() if any("rate-limited this sync" in e for e in r.errors)]
-    assert later and all(r.id in ctx.state["retry"] for r in later)
-    reads_after = hub.count("file") - files_of(hub, VIT_ID)
-    assert reads_after < 10  # only what was in flight when the 429 came
+    assert ctx.state["retry"] == [f"hf:{VIT_ID}"]  # the others were read
+    assert files_of(hub, VIT_ID) == 2
 
-    # the next sync reads them again although their sha did not change
+    # the next sync reads it again although its sha did not change
     hub.faults.clear()
     hub.reset_counts()
     known = {r.id: r.revision for r in got.values()}
-    to_retry = set(ctx.state["retry"])
     again, ctx2 = crawl(known=known, state=dict(ctx.state))
-    reread = records(again)
-    assert set(reread) == to_retry
-    assert {r.id for r in reread.values() if r.errors} <= {
-        "hf:keras-io/Image-Classification-using-EANet"
-    }
+    assert list(records(again)) == [f"hf:{VIT_ID}"] and not records(again)[f"hf:{VIT_ID}"].errors
     assert ctx2.state["retry"] == []
 
 
 def test_server_error_once_is_retried(hub: FakeHub) -> None:
-    hub.inject(rf"^/{VIT_ID}/resolve/.*/config.json", status=500)
+    hub.inject(rf"^/{VIT_ID}/resolve/.*/README.md", status=500)
     items, _ = crawl()
     vit = records(items)[f"hf:{VIT_ID}"]
-    assert vit.errors == [] and vit.num_classes == 1000
+    assert vit.errors == [] and files_of(hub, VIT_ID) == 2
 
 
 def test_server_error_that_persists_is_an_entry_error_to_retry(hub: FakeHub) -> None:
-    hub.inject(rf"^/{VIT_ID}/resolve/.*/config.json", status=503, times=100)
+    hub.inject(rf"^/{VIT_ID}/resolve/.*/README.md", status=503, times=100)
     items, ctx = crawl(http_retries=2)
     vit = records(items)[f"hf:{VIT_ID}"]
-    assert vit.errors == [f"{VIT_ID}/config.json: HTTP 503"]
-    assert (
-        vit.num_classes is None and vit.architecture == "ViTForImageClassification"
-    )  # from the listing
+    assert vit.errors == [f"{VIT_ID}/README.md: HTTP 503"]
+    assert vit.architecture == "ViTForImageClassification"  # from the listing
     assert ctx.state["retry"] == [f"hf:{VIT_ID}"]
-    assert files_of(hub, VIT_ID) == 2 + 3  # README, preprocessor; config tried 3 times
+    assert files_of(hub, VIT_ID) == 3  # one try and two retries: one retry layer, not two
 
 
 def test_timeout_is_an_entry_error_to_retry(hub: FakeHub) -> None:
-    hub.inject(rf"^/{VIT_ID}/resolve/.*/config.json", kind="stall", delay=2.0, times=100)
+    hub.inject(rf"^/{VIT_ID}/resolve/.*/README.md", kind="stall", delay=2.0, times=100)
     items, ctx = crawl(limit=1, http_timeout=0.5, http_retries=0)
     vit = records(items)[f"hf:{VIT_ID}"]
     assert len(vit.errors) == 1 and "Timeout" in vit.errors[0]
     assert ctx.state["retry"] == [f"hf:{VIT_ID}"]
 
 
-def test_truncated_listing_page_restarts_the_listing(hub: FakeHub) -> None:
+def test_truncated_listing_page_is_asked_for_again(hub: FakeHub) -> None:
     hub.inject(r"^/api/models\?.*cursor=50", kind="truncate")
     items, _ = crawl()
     ids = [i.id for i in items]
     assert len(ids) == len(set(ids)) == LISTED
-    assert hub.count("listing") == PAGES + 2  # page 1 again, then page 2
+    assert hub.count("listing") == PAGES + 1  # page 2 again, not the listing from the start
 
 
 def test_page_cut_mid_stream_is_retried(hub: FakeHub) -> None:
@@ -308,12 +358,35 @@ def test_listing_refused_ends_the_crawl_after_what_it_gave(hub: FakeHub) -> None
     assert len(given) == 50
 
 
-def test_truncated_config_is_an_error_not_retried(hub: FakeHub) -> None:
-    hub.inject(rf"^/{VIT_ID}/resolve/.*/config.json", kind="truncate", times=100)
-    items, ctx = crawl()
+@pytest.mark.parametrize("endpoint", ["http://hub.invalid", "http://127.0.0.1:9"])
+def test_unreachable_hub_fails_at_once_with_one_error(
+    hub: FakeHub, monkeypatch: pytest.MonkeyPatch, endpoint: str
+) -> None:
+    """No name resolution or nothing listening: one request, no retries, one error."""
+    monkeypatch.setenv("SECURITYNET_HF_ENDPOINT", endpoint)
+    start = time.monotonic()
+    with pytest.raises(SourceUnavailableError, match="cannot be reached") as caught:
+        crawl(limit=3, http_retries=5, http_backoff=1.0)
+    assert time.monotonic() - start < 2.0
+    assert caught.value.hint and "SECURITYNET_OFFLINE" in caught.value.hint
+
+
+def test_truncated_config_at_fill_is_an_error_not_left_pending(hub: FakeHub) -> None:
+    items, _ = crawl(limit=1)
     vit = records(items)[f"hf:{VIT_ID}"]
-    assert len(vit.errors) == 1 and "config.json is not valid JSON" in vit.errors[0]
-    assert ctx.state.get("retry", []) == []  # the same bytes would come back
+    hub.inject(rf"^/{VIT_ID}/resolve/.*/config.json", kind="truncate", times=100)
+    fill = get_scraper("hf").fill_pending(vit, get_settings())
+    assert len(fill.errors) == 1 and "config.json is not valid JSON" in fill.errors[0]
+    assert fill.pending == []  # the same bytes would come back
+    assert fill.num_classes is None and fill.files[0].sha256 is not None
+
+
+def test_fill_that_meets_a_server_error_leaves_it_pending(hub: FakeHub) -> None:
+    items, _ = crawl(limit=1)
+    vit = records(items)[f"hf:{VIT_ID}"]
+    hub.inject(rf"^/{VIT_ID}/resolve/.*/config.json", status=503, times=100)
+    fill = get_scraper("hf").fill_pending(vit, get_settings(http_retries=0))
+    assert fill.pending == ["config"] and fill.errors == [f"{VIT_ID}/config.json: HTTP 503"]
 
 
 def test_missing_readme_and_html_readme(hub: FakeHub) -> None:
@@ -383,15 +456,18 @@ def test_weight_files_prefer_safetensors_and_keep_lfs_checksums() -> None:
 
 def test_gated_repository_is_tagged_and_its_refusal_recorded(hub: FakeHub) -> None:
     hub.models[VIT_ID]["gated"] = "manual"
-    hub.inject(rf"^/{VIT_ID}/resolve/.*/(config|preprocessor_config).json", status=403, times=10)
+    hub.inject(rf"^/{VIT_ID}/resolve/", status=403, times=10)
     items, ctx = crawl(limit=1)
     vit = records(items)[f"hf:{VIT_ID}"]
     assert "gated:manual" in vit.tags
-    assert vit.errors == [
+    assert vit.errors == [f"{VIT_ID}/README.md: access denied (403; gated or private)"]
+    assert ctx.state.get("retry", []) == []  # a token is needed, not another try
+    fill = get_scraper("hf").fill_pending(vit, get_settings())
+    assert fill.pending == [] and fill.errors == [
         f"{VIT_ID}/config.json: access denied (403; gated or private)",
         f"{VIT_ID}/preprocessor_config.json: access denied (403; gated or private)",
+        f"{VIT_ID}/model.safetensors: access denied (403; gated or private)",
     ]
-    assert ctx.state.get("retry", []) == []  # a token is needed, not another try
 
 
 def test_timm_config_from_timm_registry_fills_the_load_spec(hub: FakeHub) -> None:
@@ -402,8 +478,12 @@ def test_timm_config_from_timm_registry_fills_the_load_spec(hub: FakeHub) -> Non
     assert config is not None
     hub.set_file("timm/convnext_small.fb_in1k", "config.json", config)
     items, _ = crawl(options={"queries": [{"filter": "timm"}]}, limit=60)
-    entry = records(items)["hf:timm/convnext_small.fb_in1k"]
-    assert entry.load is not None
+    listed = records(items)["hf:timm/convnext_small.fb_in1k"]
+    assert listed.num_classes is None and listed.raw["pending"] == ["config", "file-pins"]
+    entry = get_scraper("hf").fill_pending(listed, get_settings())
+    assert (
+        entry.load is not None and entry.load.architecture == "hf-hub:timm/convnext_small.fb_in1k"
+    )
     assert (entry.num_classes, entry.input_size, entry.family) == (1000, 224, "convnext")
     assert entry.load.mean == (0.485, 0.456, 0.406) and entry.load.crop_pct == 0.875
     assert entry.load.interpolation == "bicubic" and entry.load.crop_mode == "center"
@@ -419,7 +499,7 @@ def test_listing_rate_limited_past_the_retries_stops_without_starting_again(hub:
         for item in get_scraper("hf").iter_records(ctx):
             given.append(item.id)
     assert len(given) == 50  # what came before is kept (the sync stores it; the next resumes)
-    assert hub.count("listing") == 1 + 6  # page 1, then page 2 and huggingface_hub's 5 retries
+    assert hub.count("listing") == 1 + 6  # page 1, then page 2 and our 5 retries (one layer)
 
 
 def test_hf_source_implements_the_protocol(make_ctx: Any) -> None:
@@ -432,3 +512,28 @@ def test_hf_source_implements_the_protocol(make_ctx: Any) -> None:
         scraper.unavailable_reason(make_ctx()) == "offline (SECURITYNET_OFFLINE)"
     )  # make_ctx is offline
     assert scraper.unavailable_reason(make_ctx(offline=False)) is None
+
+
+def test_stopping_the_hub_ends_its_stalled_handler_threads() -> None:
+    """A handler stalled mid-request must not outlive its hub (and write to a closed socket
+    while a later test runs): stop() ends the stall and joins the handler threads."""
+    import threading
+    import urllib.request
+
+    fake = FakeHub().start()
+    fake.inject(r"^/slow", kind="stall", delay=30.0)
+
+    def ask() -> None:
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(f"{fake.url}/slow", timeout=0.2).read()
+
+    client = threading.Thread(target=ask)
+    client.start()
+    deadline = time.monotonic() + 5
+    while not fake.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    client.join()
+    start = time.monotonic()
+    fake.stop()
+    assert time.monotonic() - start < 2.0
+    assert not [t for t in threading.enumerate() if "process_request_thread" in t.name]

@@ -53,6 +53,7 @@ def test_resnet20_cifar10(records: dict[str, EntryRecord]) -> None:
     assert _claims(r) == [("CIFAR-10", Metric.TOP1, 94.03)]  # error 5.97 % in imgclsmob's CIFAR-10 table
     assert r.best_top1() == 94.03
     assert (r.num_classes, r.input_size, r.params, r.family) == (10, 32, 272_474, "resnet")
+    assert r.architecture == "resnet20"  # the builder name without its data set
     assert r.claims[0].split == "test"
     (f,) = r.files
     assert f.url == (
@@ -131,3 +132,22 @@ def test_malformed_metainfo_is_a_typed_error() -> None:
 
 def test_limit_is_honoured(make_ctx: Callable[..., Any]) -> None:
     assert len(list(ImgclsmobScraper().iter_records(make_ctx(limit=3)))) == 3
+
+
+def test_architectures_carry_no_data_set(records: dict[str, EntryRecord]) -> None:
+    from securitynet.annotate.datasets import canonical_dataset
+
+    assert {records[f"imgclsmob:resnet20_{d}"].architecture for d in ("cifar10", "cifar100", "svhn")} == {
+        "resnet20"
+    }
+    assert records["imgclsmob:ntsnet_cub"].architecture == "ntsnet"
+    for r in records.values():
+        assert r.architecture is not None and canonical_dataset(r.architecture.rsplit("_", 1)[-1]) is None, r.id
+        assert r.load is not None and r.load.architecture == r.name  # pytorchcv builds it by its full name
+
+
+def test_a_size_the_metainfo_does_not_state_is_not_claimed(records: dict[str, EntryRecord]) -> None:
+    r = records["imgclsmob:ntsnet_cub"]
+    (claim,) = r.claims
+    assert claim.img_size is None  # imgclsmob's CUB (and CIFAR) rows give no image size
+    assert records["imgclsmob:resnet50"].claims[0].img_size == 224

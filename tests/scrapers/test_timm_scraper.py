@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from securitynet.annotate.datasets import dataset_info
 from securitynet.errors import NotFoundError
 from securitynet.records import EntryRecord, Metric, Stage
 from securitynet.scrapers.timm import TimmScraper
@@ -132,8 +133,10 @@ def test_legacy_metadata_agrees_with_the_tag_grammar(records: dict[str, EntryRec
     for r in matched:
         pretrain = r.raw["model_metadata"]["pretrain"]
         source = pretrain.split("-")[0]
-        if source in expected:
-            assert expected[source] in [d.dataset for d in r.datasets[:-1]], r.id
+        if source in expected:  # a release of the named corpus (ImageNet-21K-P) counts
+            named = [d.dataset for d in r.datasets[:-1]]
+            named += [info.variant_of for d in named if (info := dataset_info(d)) and info.variant_of]
+            assert expected[source] in named, r.id
         if pretrain.endswith("-dist"):
             assert "distilled" in r.tags, r.id
         if pretrain.endswith(("-adv", "-ap")):
@@ -299,3 +302,48 @@ def test_no_network_is_recognised_at_once(make_ctx: Callable[..., Any], tmp_path
     list(TimmScraper().iter_records(ctx))
     assert time.perf_counter() - started < 5
     assert "no network" in ctx.state["timm_results"]["note"]
+
+
+@pytest.mark.parametrize(
+    ("entry_id", "chain"),
+    [
+        ("timm:vit_base_patch16_clip_224.dfn2b", ["DFN-2B"]),
+        ("timm:vit_huge_patch14_clip_224.dfn5b", ["DFN-5B"]),
+        ("timm:mixer_b16_224.miil_in21k", ["ImageNet-21K-P"]),
+        ("timm:vit_base_patch16_224_miil.in21k", ["ImageNet-21K-P"]),
+        ("timm:mvitv2_base_cls.fb_inw21k", ["ImageNet-21k-Winter21"]),
+        ("timm:vit_base_patch16_224.augreg_in21k", ["ImageNet-21k"]),
+    ],
+)
+def test_corpora_and_imagenet_21k_releases_are_told_apart(
+    records: dict[str, EntryRecord], entry_id: str, chain: list[str]
+) -> None:
+    from securitynet.annotate.datasets import dataset_info
+
+    r = records[entry_id]
+    assert [d.dataset for d in r.datasets] == chain
+    info = dataset_info(chain[-1])
+    assert info is not None
+    if r.num_classes is not None:  # a classifier's head matches its data set's label set
+        assert r.num_classes == info.num_classes
+        assert r.load is not None and r.load.label_set == chain[-1]
+
+
+def test_contrastive_image_text_follows_the_training_data(records: dict[str, EntryRecord]) -> None:
+    from securitynet.annotate.datasets import dataset_info
+
+    def on_image_text(r: EntryRecord) -> bool:
+        return any((info := dataset_info(d.dataset)) is not None and info.kind == "image-text" for d in r.datasets)
+
+    trained = [r for r in records.values() if on_image_text(r)]
+    assert len(trained) > 150
+    assert all("contrastive-image-text" in r.tags for r in trained)
+    # not spelled 'clip' anywhere in the tag: the data set says it
+    assert "contrastive-image-text" in records["timm:vit_base_patch16_siglip_224.webli"].tags
+    assert "contrastive-image-text" not in records["timm:resnet50.a1_in1k"].tags
+
+
+def test_timm_test_nets_are_marked(records: dict[str, EntryRecord]) -> None:
+    marked = {i for i, r in records.items() if "test-net" in r.tags}
+    assert "timm:test_vit.r160_in1k" in marked
+    assert marked == {i for i in records if i.startswith("timm:test_")}

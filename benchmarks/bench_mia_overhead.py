@@ -1,0 +1,80 @@
+"""Metric-based membership attacks against a bare batched forward pass over the same inputs.
+
+The net is the real GianMan89 MNIST CNN architecture (random weights: speed does not depend
+on them); the inputs are N preprocessed MNIST images split into members and non-members.
+
+- bare:   ``net(x)`` over the batches under ``torch.no_grad()``, nothing else;
+- attack: ``run_membership`` with the four metric attacks (class-dependent thresholds,
+          cross-fitted), ``bootstrap=0``: the forward pass plus all scoring;
+- attack + bootstrap: the same with the default 200 bootstrap resamples (the intervals).
+
+They take turns ``--repeat`` times; medians and the overhead ratio (aim: under 10 %).
+
+    PYTHONPATH=. python benchmarks/bench_mia_overhead.py [--n 10000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from securitynet.attacks.membership import MembershipConfig, NetQuery, run_membership
+from securitynet.data import load_dataset
+
+
+def net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10),
+    ).eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--n", type=int, default=10000)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    test = load_dataset("mnist", "test", data_dir=args.data_dir)
+    x = (torch.from_numpy(test.images[: args.n].copy()).float() / 255 - 0.1307) / 0.3081
+    y = torch.from_numpy(test.labels[: args.n])
+    half = args.n // 2
+    model = net()
+    query = NetQuery(model, "logits")
+
+    def batches(lo: int, hi: int):  # type: ignore[no-untyped-def]
+        return lambda: ((x[i : i + args.batch_size], y[i : i + args.batch_size]) for i in range(lo, hi, args.batch_size))
+
+    def bare() -> None:
+        with torch.no_grad():
+            for xb, _ in batches(0, args.n)():
+                model(xb)
+
+    def attack(bootstrap: int) -> None:
+        config = MembershipConfig(attacks=["metric"], bootstrap=bootstrap)
+        run_membership(query, batches(0, half), batches(half, args.n), config)
+
+    runs: dict[str, list[float]] = {"bare": [], "attack": [], "attack+bootstrap": []}
+    bare()  # warm-up
+    for _ in range(args.repeat):
+        for name, fn in (("bare", bare), ("attack", lambda: attack(0)), ("attack+bootstrap", lambda: attack(200))):
+            t0 = time.perf_counter()
+            fn()
+            runs[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    print(f"{args.n} MNIST images, batch {args.batch_size}, {torch.get_num_threads()} threads, median of {args.repeat}")
+    for name, seconds in med.items():
+        print(f"  {name:18s} {seconds:7.3f} s  {args.n / seconds:9.0f} images/s")
+    print(f"  overhead of the four metric attacks over the bare forward pass: {100 * (med['attack'] / med['bare'] - 1):+.1f} %")
+    print(f"  with 200 bootstrap resamples per attack:                       {100 * (med['attack+bootstrap'] / med['bare'] - 1):+.1f} %")
+
+
+if __name__ == "__main__":
+    main()
