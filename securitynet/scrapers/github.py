@@ -270,6 +270,8 @@ class GithubScraper:
                 except NotFoundError as exc:  # gone upstream: its entries are marked removed
                     log.warning("%s: %s", repo, exc)
                 except UpstreamError as exc:
+                    if getattr(exc, "status", 0) is None:  # no connection at all: the others fail too
+                        raise
                     # keep what the catalogue knows of it: one broken repository is not a removal
                     log.warning("%s: %s; its entries are kept as they were", repo, exc)
                     prefix = f"github:{repo}/".lower()

@@ -187,3 +187,20 @@ def test_a_sync_keeps_repositories_added_by_hand(fake: FakeGithub) -> None:
     (summary,) = cat.sync(["github"], options={"repositories": [REPO]})
     assert summary.status == "ok" and summary.removed == 0
     assert not cat.get("github:frank/extra/x.pt").removed_upstream
+
+
+def test_no_connection_fails_the_sync_in_one_line_after_the_first_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("SECURITYNET_GITHUB_API_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("SECURITYNET_HTTP_RETRIES", "1")
+    monkeypatch.setenv("SECURITYNET_HTTP_BACKOFF", "0.01")
+    (summary,) = Catalogue().sync(["github"], options={"repositories": ["a/one", "b/two", "c/three"]})
+    assert summary.status == "failed" and "ConnectionError (gave up after 2 attempts)" in (summary.error or "")
+    assert "a/one" in (summary.error or "") and "b/two" not in (summary.error or "")
+    assert "\n" not in summary.line()
