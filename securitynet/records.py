@@ -276,14 +276,14 @@ class EntryRecord(_Record):
         """Top-1 on the final training data set at the loader's input size, and the best."""
         target = self.final_dataset
         size = self.load.input_size[-1] if self.load and self.load.input_size else self.input_size
-        pairs = [
-            (c.value, c.img_size)
+        top1 = [
+            c
             for c in self.claims
-            if c.metric is Metric.TOP1
-            and c.split != "train"  # accuracy on the training data says nothing of the net
-            and (target is None or c.dataset == target)
+            if c.metric is Metric.TOP1 and (target is None or c.dataset == target)
         ]
-        return top1_figures(pairs, size)
+        # training-set figures only where nothing else is stated (as best_top1)
+        held_out = [c for c in top1 if c.split != "train"] or top1
+        return top1_figures([(c.value, c.img_size) for c in held_out], size)
 
     def content_hash(self) -> str:
         """Stable digest of everything upstream said; a re-sync compares it to skip work."""

@@ -96,18 +96,25 @@ def _refresh_top1(session: Session, chunk: list[str]) -> None:
         select(Entry.id, Entry.load_spec, Entry.input_size).where(Entry.id.in_(chunk))
     ).all()
     claims = session.execute(
-        select(AccuracyClaimRow.entry_id, AccuracyClaimRow.value, AccuracyClaimRow.img_size)
+        select(
+            AccuracyClaimRow.entry_id,
+            AccuracyClaimRow.value,
+            AccuracyClaimRow.img_size,
+            AccuracyClaimRow.split,
+        )
         .join(Entry, Entry.id == AccuracyClaimRow.entry_id)
         .where(
             AccuracyClaimRow.entry_id.in_(chunk),
             AccuracyClaimRow.metric == Metric.TOP1,
-            AccuracyClaimRow.split != "train",  # accuracy on the training data is no figure
             AccuracyClaimRow.dataset == Entry.dataset,
         )
     ).all()
-    pairs: dict[str, list[tuple[float, int | None]]] = defaultdict(list)
-    for claim in claims:
-        pairs[claim.entry_id].append((claim.value, claim.img_size))
+    held_out: dict[str, list[tuple[float, int | None]]] = defaultdict(list)
+    on_train: dict[str, list[tuple[float, int | None]]] = defaultdict(list)
+    for claim in claims:  # training-set figures only where nothing else is stated
+        bucket = on_train if claim.split == "train" else held_out
+        bucket[claim.entry_id].append((claim.value, claim.img_size))
+    pairs = {eid: held_out.get(eid) or on_train[eid] for eid in {*held_out, *on_train}}
     params = []
     for row in entries:
         figures = top1_figures(pairs.get(row.id, []), _loader_size(row.load_spec, row.input_size))
