@@ -14,8 +14,8 @@
 SQLite cannot add a foreign key without rebuilding ``entry``, and refuses to rename a table
 under a view that names it (see 0002), so the views are dropped first and recreated after.
 
-Revision ID: 0004
-Revises: 0007
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-06 23:10:00
 """
 
@@ -28,8 +28,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0007"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -6,7 +6,7 @@ in ``raw.architecture``), ``declared`` (a curated architecture spec); NULL for r
 sources, whose architecture is their own. Plain ``ALTER TABLE ADD/DROP COLUMN`` on both
 databases (no rebuild of ``entry``; see 0003).
 
-Revision ID: 0007
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-06 23:50:00
 """
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
+revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
