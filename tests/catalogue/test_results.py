@@ -205,7 +205,7 @@ def test_migration_0003_moves_metrics_json_into_rows_and_back(empty_catalogue: C
                 "t": "2026-12-01 00:00:00",
             },
         )
-    migrate(engine)
+    migrate(engine, "0003")
     with empty_catalogue.session() as s:
         moved = sorted(
             s.execute(

@@ -136,7 +136,7 @@ def test_sync_catalogues_each_checkpoint_file_with_its_md5(
         "zip",
     )
     assert file.url == f"{zenodo.url}/api/records/{RECORD}/files/weights_bloodmnist.zip/content"
-    assert (blood.licence, blood.revision, blood.dataset) == ("cc-by-4.0", str(RECORD), "MedMNIST")
+    assert (blood.licence, blood.revision, blood.dataset) == ("CC-BY-4.0", str(RECORD), "MedMNIST")  # licences normalised on ingest
     assert blood.upstream_url == f"https://zenodo.org/records/{RECORD}"
     legacy = cat.get(f"zenodo:{RECORD}/weights_organmnist3d.zip").files[0]
     assert legacy.url.endswith("/api/files/5c1b-bucket/weights_organmnist3d.zip")
