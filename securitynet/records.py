@@ -258,18 +258,15 @@ class EntryRecord(_Record):
         return chain[-1].dataset if chain else None
 
     def best_top1(self, dataset: str | None = None) -> float | None:
-        """The highest top-1 claim on ``dataset`` (default: the final training data set),
-        training-set figures only when no other split is stated."""
+        """The highest top-1 claim on ``dataset`` (default: the final training data set)."""
         target = dataset or self.final_dataset
-        top1 = [
-            c
+        values = [
+            c.value
             for c in self.claims
-            if c.metric is Metric.TOP1 and (target is None or c.dataset == target)
+            if c.metric is Metric.TOP1
+            and c.split != "train"  # accuracy on the training data says nothing of the net
+            and (target is None or c.dataset == target)
         ]
-        # A training-set accuracy (the SecurityNet release states one beside the test one)
-        # only counts where nothing else is stated: some cards call a held-out part "train".
-        held_out = [c.value for c in top1 if c.split != "train"]
-        values = held_out or [c.value for c in top1]
         return max(values) if values else None
 
     def top1_figures(self) -> Top1Figures:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, select, text
@@ -197,7 +199,7 @@ def test_migration_0003_moves_metrics_json_into_rows_and_back(empty_catalogue: C
                 "t": "2026-12-01 00:00:00",
             },
         )
-    migrate(engine)
+    migrate(engine, "0003")
     with empty_catalogue.session() as s:
         moved = sorted(
             s.execute(
@@ -216,3 +218,27 @@ def test_migration_0003_moves_metrics_json_into_rows_and_back(empty_catalogue: C
     assert back == {"auc": 0.61, "tpr": {"value": 0.02, "lower": 0.01, "upper": 0.03}}
     migrate(engine)
     assert current_revision(engine) == head_revision()
+
+
+def test_upgrading_a_filled_sqlite_catalogue_past_0003_keeps_its_rows(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'catalogue.db'}"
+    with Catalogue(url, upgrade=False) as cat:
+        migrate(cat.engine, "0003")
+        with cat.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO entry (id, source, name, task, tags, first_seen, last_seen,"
+                    " removed_upstream) VALUES ('timm:a', 'timm', 'a', 'image-classification',"
+                    " '[]', '2026-12-01 00:00:00', '2026-12-01 00:00:00', 0)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO evaluation (entry_id, attack, source, config, protocol, versions,"
+                    " status, created_at) VALUES ('timm:a', 'mia', 'evaluate', '{}', '{}', '{}',"
+                    " 'ok', '2026-12-01 00:00:00')"
+                )
+            )
+        migrate(cat.engine)
+        with cat.engine.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM evaluation")).scalar_one() == 1
