@@ -289,8 +289,11 @@ def eval_steal(
                 "seed": seed,
             }
         )
-    except (ValueError, ValidationError) as exc:
-        raise AttackError(f"bad stealing options: {exc}".splitlines()[0]) from exc
+    except ValidationError as exc:
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise AttackError(f"bad stealing options: {reasons}") from exc
+    except ValueError as exc:
+        raise AttackError(f"bad stealing options: --budget {budget!r} is not a list of integers") from exc
     request = StealingRequest(
         data=DataSpec(name=queries, data_dir=data_dir, batch_size=batch_size, device=device),
         query_split=query_split,

@@ -91,3 +91,10 @@ def test_eval_steal_reports_agreement_per_budget_and_stores_it(run) -> None:  # 
 def test_eval_steal_refuses_a_budget_beyond_the_query_pool(run) -> None:  # type: ignore[no-untyped-def]
     code, _, err = run("eval", "steal", NORMAL, "--queries", "mnist", "--budget", "100000", "--max-test", "100")
     assert code == 1 and "exceeds the" in err and "1 failed" in err
+
+
+def test_eval_steal_bad_options_are_one_line(run) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = run("eval", "steal", NORMAL, "--labels", "logits")
+    assert code == 1 and err.startswith("error: bad stealing options: labels") and "Traceback" not in err
+    code, _, err = run("eval", "steal", NORMAL, "--budget", "1k")
+    assert code == 1 and "not a list of integers" in err
