@@ -54,7 +54,15 @@ _COLUMNS = [
     "error",
 ]
 _TABLE = ["entry_id", "variant", "metric", "value", "lower", "upper", "status", "reused"]
-_MIA_TABLE_METRICS = {"auc", "balanced_accuracy", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr", "top1"}
+_MIA_TABLE_METRICS = {
+    "auc",
+    "balanced_accuracy",
+    "tpr_at_1pct_fpr",
+    "tpr_at_0_1pct_fpr",
+    "top1",
+    "agreement",
+    "accuracy",
+}
 
 
 def _quiet_for(fmt: TableFormat) -> None:
@@ -226,6 +234,79 @@ def eval_mia(
         raise typer.Exit(1)
 
 
+def eval_steal(
+    entries: EntriesArg = None,
+    queries: Annotated[
+        str, typer.Option("--queries", help="The attacker's query data set (same names as --data).")
+    ] = "mnist",
+    query_split: Annotated[str, typer.Option("--query-split")] = "train",
+    test_split: Annotated[
+        str, typer.Option("--test-split", help="The target's test data, same data set.")
+    ] = "test",
+    budget: Annotated[
+        str, typer.Option("--budget", help="Query budgets, comma-separated: 500,1000,5000.")
+    ] = "1000",
+    labels: Annotated[
+        str, typer.Option("--labels", help="What the API returns: soft, topk or hard.")
+    ] = "soft",
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="k for --labels topk.")] = 3,
+    surrogate: Annotated[str, typer.Option("--surrogate", help="small_cnn.")] = "small_cnn",
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 20,
+    seeds: Annotated[
+        int, typer.Option("--seeds", min=1, max=20, help="Repeats; the median is stored.")
+    ] = 1,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    max_test: Annotated[
+        int | None, typer.Option("--max-test", min=1, help="Score on a seeded test sample.")
+    ] = None,
+    where: WhereOpt = None,
+    data_dir: DataDirOpt = None,
+    batch_size: BatchOpt = 512,
+    device: DeviceOpt = "cpu",
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    force: ForceOpt = False,
+    fmt: FormatOpt = TableFormat.TABLE,
+) -> None:
+    """Steal each entry (Knockoff style): query it within each budget, train a surrogate on
+    its answers, store the surrogate's accuracy and its agreement with the entry."""
+    from pydantic import ValidationError
+
+    from securitynet.attacks.stealing import StealingConfig
+    from securitynet.errors import AttackError
+    from securitynet.evaluate import DataSpec, StealingRequest
+
+    _quiet_for(fmt)
+    try:
+        config = StealingConfig.model_validate(
+            {
+                "budgets": [int(b) for b in budget.split(",") if b.strip()],
+                "labels": labels,
+                "top_k": top_k,
+                "surrogate": surrogate,
+                "epochs": epochs,
+                "seeds": seeds,
+                "seed": seed,
+            }
+        )
+    except ValidationError as exc:
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise AttackError(f"bad stealing options: {reasons}") from exc
+    except ValueError as exc:
+        raise AttackError(f"bad stealing options: --budget {budget!r} is not a list of integers") from exc
+    request = StealingRequest(
+        data=DataSpec(name=queries, data_dir=data_dir, batch_size=batch_size, device=device),
+        query_split=query_split,
+        test_split=test_split,
+        max_test=max_test,
+        config=config,
+    )
+    report = _run(request, entries, where, executor, address, force)
+    _emit(report, fmt)
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def results(
     entry: Annotated[str | None, typer.Option("--entry", help="Only this entry.")] = None,
     attack: Annotated[str | None, typer.Option("--attack", help="mia, accuracy, ...")] = None,
@@ -306,13 +387,14 @@ def results(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``eval accuracy|mia`` and ``results`` to ``app`` (once)."""
+    """Add ``eval accuracy|mia|steal`` and ``results`` to ``app`` (once)."""
     if any(g.name == "eval" for g in app.registered_groups):
         return
     eval_app = typer.Typer(
-        help="Evaluate entries: accuracy and membership inference.", no_args_is_help=True
+        help="Evaluate entries: accuracy, membership inference, model stealing.", no_args_is_help=True
     )
     app.add_typer(eval_app, name="eval")
     eval_app.command("accuracy")(eval_accuracy)
     eval_app.command("mia")(eval_mia)
+    eval_app.command("steal")(eval_steal)
     app.command("results")(results)

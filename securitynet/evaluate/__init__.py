@@ -12,6 +12,7 @@ from securitynet.evaluate.harness import (
     select_entries,
 )
 from securitynet.evaluate.spec import AccuracyRequest, DataSpec, EntryOutcome, MembershipRequest
+from securitynet.evaluate.stealing import StealingRequest
 
 __all__ = [
     "AccuracyRequest",
@@ -21,6 +22,7 @@ __all__ = [
     "InProcessExecutor",
     "MembershipRequest",
     "RayExecutor",
+    "StealingRequest",
     "evaluate",
     "list_failures",
     "make_executor",

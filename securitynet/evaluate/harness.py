@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from securitynet.errors import InvalidQueryError
 from securitynet.evaluate.executors import Executor, InProcessExecutor
 from securitynet.evaluate.spec import AccuracyRequest, EntryOutcome, MembershipRequest
+from securitynet.evaluate.stealing import ATTACK as STEALING
+from securitynet.evaluate.stealing import StealingRequest, run_stealing_task, stealing_digest
 from securitynet.evaluate.tasks import (
     accuracy_digest,
     membership_digest,
@@ -108,7 +110,7 @@ def select_entries(cat: Catalogue, entries: Sequence[str], where: str | None) ->
 
 
 def evaluate(
-    request: AccuracyRequest | MembershipRequest,
+    request: AccuracyRequest | MembershipRequest | StealingRequest,
     *,
     entries: Sequence[str] = (),
     where: str | None = None,
@@ -147,6 +149,21 @@ def evaluate(
                     )
                 )
         fn: Any = run_membership_task
+    elif isinstance(request, StealingRequest):
+        jobs = []
+        for eid, record in records.items():
+            digests = {v: stealing_digest(record, request, b) for v, b in request.variants().items()}
+            reused = _reuse(cat, eid, STEALING, digests, force)
+            todo = {v: d for v, d in digests.items() if v not in reused}
+            if todo:
+                jobs.append((record, request, todo, cat.settings))
+            if reused:
+                report.outcomes.append(
+                    EntryOutcome(
+                        entry_id=eid, evaluations=list(reused.values()), reused=list(reused)
+                    )
+                )
+        fn = run_stealing_task
     else:
         jobs = []
         for eid, record in records.items():
@@ -193,7 +210,9 @@ def _merge(report: BatchReport, outcome: EntryOutcome) -> None:
 
 
 def _store(
-    cat: Catalogue, outcome: EntryOutcome, request: AccuracyRequest | MembershipRequest
+    cat: Catalogue,
+    outcome: EntryOutcome,
+    request: AccuracyRequest | MembershipRequest | StealingRequest,
 ) -> None:
     from securitynet.catalogue.results import add_evaluations
 
