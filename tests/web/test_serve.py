@@ -86,3 +86,25 @@ def test_the_app_answers_over_a_loopback_socket(sample_url: str) -> None:
         finally:
             server.should_exit = True
             thread.join(timeout=20)
+
+
+def test_the_readme_commands_and_urls(sample_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's ``securitynet serve`` lines (its PostgreSQL URL replaced by the sample
+    catalogue) and its example browse URL, as written there."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## A web view: `securitynet serve`", 1)[1].split("\n## ", 1)[0]
+    lines = [
+        line.split("#", 1)[0].split()
+        for line in section.splitlines()
+        if line.startswith("securitynet serve")
+    ]
+    assert len(lines) == 2
+    monkeypatch.setenv("SECURITYNET_DATABASE_URL", sample_url)
+    for words in lines:
+        args = [sample_url if w == "postgresql://..." else w for w in words[2:]]
+        seen = _serve(args, monkeypatch)
+        assert seen["home"]["entries"] > 0 and seen.get("code") in (None, 0)
+    url = section.split("(`/browse?", 1)[1].split("`", 1)[0]
+    with Catalogue(sample_url, upgrade=False) as cat, TestClient(create_app(cat)) as client:
+        data = client.get(f"/browse.json?{url}").json()
+        assert data["total"] == cat.count(dataset="CIFAR-10", min_params=1_000_000)
