@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from securitynet.catalogue import queries
 from securitynet.catalogue.filters import DESCENDING_BY_DEFAULT, parse_count
@@ -41,6 +41,7 @@ RANGES: dict[str, Any] = {
 PAGE_SIZE = 50
 FACET_VALUES = 15  # values listed per facet, most entries first
 MAX_PAGE = 10_000
+RELATED = 50  # entries listed as sharing the weights or the architecture
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,35 +177,32 @@ def entry(catalogue: Catalogue, entry_id: str) -> dict[str, Any]:
     weights or architecture, and the lines that load it."""
     record = catalogue.get(entry_id)
     with catalogue.session() as s:
-        same_weights = list(
-            s.scalars(
-                select(Entry.id)
-                .where(
-                    (Entry.same_weights_as == record.id)
-                    | (Entry.id == record.same_weights_as)
-                    | (
-                        (Entry.same_weights_as == record.same_weights_as)
-                        & Entry.same_weights_as.is_not(None)
-                    ),
-                    Entry.id != record.id,
-                )
-                .order_by(Entry.id)
-                .limit(50)
-            )
-        )
-        same_arch: list[str] = []
+        # each look-up on one indexed column, capped, unordered in SQL: an OR across columns
+        # or an ORDER BY over a popular architecture would scan or sort a million rows
+        anchor = record.same_weights_as or record.id
+        # SQLite's planner, told by ANALYZE that the column is nearly all NULL, would scan
+        # the table for any value; the index answers in microseconds
+        shared: Any = select(Entry.id).where(Entry.same_weights_as == anchor).limit(RELATED + 1)
+        if s.get_bind().dialect.name == "sqlite":
+            shared = text(
+                "SELECT id FROM entry INDEXED BY ix_entry_same_weights_as "
+                "WHERE same_weights_as = :anchor LIMIT :n"
+            ).bindparams(anchor=anchor, n=RELATED + 1)
+        same_weights = set(s.scalars(shared))
+        if record.same_weights_as:
+            same_weights.add(record.same_weights_as)
+        same_weights.discard(record.id)
+        same_arch: set[str] = set()
         if record.architecture:
-            same_arch = list(
+            same_arch = set(
                 s.scalars(
-                    select(Entry.id)
-                    .where(Entry.architecture == record.architecture, Entry.id != record.id)
-                    .order_by(Entry.id)
-                    .limit(50)
+                    select(Entry.id).where(Entry.architecture == record.architecture).limit(RELATED + 1)
                 )
             )
+            same_arch.discard(record.id)
     data = record.model_dump(mode="json", exclude={"raw"})
-    data["same_weights"] = same_weights
-    data["same_architecture"] = same_arch
+    data["same_weights"] = sorted(same_weights)[:RELATED]
+    data["same_architecture"] = sorted(same_arch)[:RELATED]
     data["python"] = (
         f"import securitynet as sn\nm = sn.load({record.id!r})  # .net, .transform, .labels"
     )

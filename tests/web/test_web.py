@@ -200,3 +200,17 @@ def test_untrusted_text_stays_text(client: TestClient, catalogue: Catalogue) -> 
 )
 def test_only_http_urls_become_links(url: str | None, link: bool) -> None:
     assert (safe_href(url) is not None) is link
+
+
+def test_entry_lists_entries_with_the_same_weights(client: TestClient, catalogue: Catalogue) -> None:
+    from sqlalchemy import update
+
+    from securitynet.catalogue.models import Entry
+
+    keeper, copy = "torchvision:resnet50.IMAGENET1K_V1", "timm:resnet50.a1_in1k"
+    with catalogue.session() as s, s.begin():
+        s.execute(update(Entry).where(Entry.id == copy).values(same_weights_as=keeper))
+    assert client.get(f"/entry/{keeper}.json").json()["same_weights"] == [copy]
+    assert client.get(f"/entry/{copy}.json").json()["same_weights"] == [keeper]
+    page = client.get(f"/entry/{keeper}").text
+    assert f'<a href="/entry/{copy}">{copy}</a>' in page
