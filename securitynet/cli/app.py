@@ -56,6 +56,7 @@ def _register_commands() -> None:
     from securitynet.cli.commands_import import register as register_import
     from securitynet.cli.commands_loader import register as register_loader
     from securitynet.cli.commands_loader_scan import register as register_scan
+    from securitynet.cli.commands_serve import register as register_serve
 
     register_scan(app)
     register_loader(app)
@@ -64,6 +65,7 @@ def _register_commands() -> None:
     register_annotations(app)
     register_eval(app)
     register_github(app)
+    register_serve(app)
 
 
 def _debug() -> bool:

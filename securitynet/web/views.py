@@ -1,0 +1,227 @@
+"""What each page shows, read from the catalogue: plain data (dicts and records) that the
+templates render and the ``.json`` / ``.csv`` variants serialise. No web types here.
+
+Facet counts follow the faceted-search convention: each facet is counted under every other
+filter but its own, so picking one data set still shows the others to switch to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, text
+
+from securitynet.catalogue import queries
+from securitynet.catalogue.filters import DESCENDING_BY_DEFAULT, parse_count
+from securitynet.catalogue.models import Entry, SyncRun
+from securitynet.catalogue.queries import EntryFilter
+from securitynet.errors import InvalidQueryError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from securitynet.catalogue.api import Catalogue
+
+#: Facets shown on the browse page: query parameter -> entry column (and EntryFilter field).
+FACETS: dict[str, Any] = {
+    "dataset": Entry.dataset,
+    "family": Entry.family,
+    "source": Entry.source,
+    "licence": Entry.licence,
+}
+#: Range filters: query parameter -> how its text is read.
+RANGES: dict[str, Any] = {
+    "min_params": parse_count,
+    "max_params": parse_count,
+    "min_top1": float,
+    "max_top1": float,
+}
+PAGE_SIZE = 50
+FACET_VALUES = 15  # values listed per facet, most entries first
+MAX_PAGE = 10_000
+RELATED = 50  # entries listed as sharing the weights or the architecture
+
+
+@dataclasses.dataclass(frozen=True)
+class BrowseQuery:
+    """A browse page's whole query, read from (and written back to) its URL."""
+
+    flt: EntryFilter
+    sort: str
+    page: int
+    params: dict[str, str]  # the non-empty parameters, as given (for links)
+
+    def url_with(self, **changes: str | None) -> dict[str, str]:
+        """The parameters with ``changes`` applied (None drops one); the page resets to 1
+        unless it is among the changes."""
+        params = {k: v for k, v in self.params.items() if k != "page"}
+        for key, value in changes.items():
+            if value is None:
+                params.pop(key, None)
+            else:
+                params[key] = value
+        return params
+
+
+def parse_browse(args: Mapping[str, str]) -> BrowseQuery:
+    """The browse query in ``args`` (a request's query parameters), or InvalidQueryError."""
+    params = {k: v.strip() for k, v in args.items() if v and v.strip()}
+    values: dict[str, Any] = {name: params[name] for name in FACETS if name in params}
+    for name, read in RANGES.items():
+        if name in params:
+            try:
+                values[name] = read(params[name])
+            except ValueError as exc:
+                raise InvalidQueryError(
+                    f"not a number: {name}={params[name]!r}", value=params[name]
+                ) from exc
+    if "q" in params:
+        values["text"] = params["q"]
+    sort = params.get("sort", "top1")
+    if sort.lstrip("+-") not in queries.SORT_KEYS:
+        raise InvalidQueryError(
+            f"unknown sort key {sort!r}", hint=f"Sort by one of: {', '.join(queries.SORT_KEYS)}."
+        )
+    try:
+        page = int(params.get("page", "1"))
+    except ValueError as exc:
+        raise InvalidQueryError(f"not a page number: {params['page']!r}") from exc
+    if not 1 <= page <= MAX_PAGE:
+        raise InvalidQueryError(f"page must be between 1 and {MAX_PAGE}", value=page)
+    return BrowseQuery(EntryFilter(**values), sort, page, params)
+
+
+def _sort_order(sort: str) -> tuple[str, bool]:
+    key = sort.lstrip("+-")
+    if sort.startswith("-"):
+        return key, True
+    if sort.startswith("+"):
+        return key, False
+    return key, key in DESCENDING_BY_DEFAULT
+
+
+def facet_counts(session: Session, flt: EntryFilter, facet: str, *, limit: int = FACET_VALUES) -> list[tuple[str, int]]:
+    """The commonest values of ``facet`` among the entries ``flt`` matches when its own
+    ``facet`` filter is left out, with their counts."""
+    column = FACETS[facet]
+    cleared: dict[str, Any] = {facet: None}
+    others = dataclasses.replace(flt, **cleared)
+    n = func.count().label("n")
+    stmt = (
+        select(column, n)
+        .where(*queries.conditions(others), column.is_not(None))
+        .group_by(column)
+        .order_by(n.desc(), column)
+        .limit(limit)
+    )
+    return [(str(value), int(count)) for value, count in session.execute(stmt)]
+
+
+def browse(catalogue: Catalogue, query: BrowseQuery) -> dict[str, Any]:
+    """One page of entries for ``query``, the total, and the facet counts."""
+    key, descending = _sort_order(query.sort)
+    with catalogue.session() as s:
+        total = queries.count(s, query.flt)
+        entries = queries.search(
+            s,
+            query.flt,
+            sort=key,
+            descending=descending,
+            limit=PAGE_SIZE,
+            offset=(query.page - 1) * PAGE_SIZE,
+        )
+        facets = {name: facet_counts(s, query.flt, name) for name in FACETS}
+    pages = max(1, -(-total // PAGE_SIZE))
+    return {
+        "total": total,
+        "page": query.page,
+        "pages": pages,
+        "page_size": PAGE_SIZE,
+        "entries": [e.model_dump(mode="json") for e in entries],
+        "facets": {name: [{"value": v, "count": c} for v, c in counts] for name, counts in facets.items()},
+        "query": query.params,
+    }
+
+
+def home(catalogue: Catalogue) -> dict[str, Any]:
+    """What the catalogue holds: entries per source, data set and family; the last syncs."""
+    everything = EntryFilter()
+    with catalogue.session() as s:
+        total = queries.count(s, everything)
+        counts = {
+            name: [{"value": v, "count": c} for v, c in facet_counts(s, everything, name, limit=20)]
+            for name in ("source", "dataset", "family")
+        }
+        runs = s.scalars(select(SyncRun).order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(20))
+        syncs = [
+            {
+                "source": r.source,
+                "started_at": r.started_at.isoformat() if r.started_at else None,
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                "status": r.status,
+                "seen": r.seen,
+                "added": r.added,
+                "updated": r.updated,
+                "removed": r.removed,
+                "error": r.error,
+            }
+            for r in runs
+        ]
+    return {"entries": total, "counts": counts, "syncs": syncs}
+
+
+def entry(catalogue: Catalogue, entry_id: str) -> dict[str, Any]:
+    """Everything about ``entry_id`` (EntryNotFoundError if absent), entries that share its
+    weights or architecture, and the lines that load it."""
+    record = catalogue.get(entry_id)
+    with catalogue.session() as s:
+        # each look-up on one indexed column, capped, unordered in SQL: an OR across columns
+        # or an ORDER BY over a popular architecture would scan or sort a million rows
+        anchor = record.same_weights_as or record.id
+        # SQLite's planner, told by ANALYZE that the column is nearly all NULL, would scan
+        # the table for any value; the index answers in microseconds
+        shared: Any = select(Entry.id).where(Entry.same_weights_as == anchor).limit(RELATED + 1)
+        if s.get_bind().dialect.name == "sqlite":
+            shared = text(
+                "SELECT id FROM entry INDEXED BY ix_entry_same_weights_as "
+                "WHERE same_weights_as = :anchor LIMIT :n"
+            ).bindparams(anchor=anchor, n=RELATED + 1)
+        same_weights = set(s.scalars(shared))
+        if record.same_weights_as:
+            same_weights.add(record.same_weights_as)
+        same_weights.discard(record.id)
+        same_arch: set[str] = set()
+        if record.architecture:
+            same_arch = set(
+                s.scalars(
+                    select(Entry.id).where(Entry.architecture == record.architecture).limit(RELATED + 1)
+                )
+            )
+            same_arch.discard(record.id)
+    data = record.model_dump(mode="json", exclude={"raw"})
+    data["same_weights"] = sorted(same_weights)[:RELATED]
+    data["same_architecture"] = sorted(same_arch)[:RELATED]
+    data["python"] = (
+        f"import securitynet as sn\nm = sn.load({record.id!r})  # .net, .transform, .labels"
+    )
+    data["cli"] = f"securitynet load {_shell_quote(record.id)}"
+    return data
+
+
+def sql(catalogue: Catalogue, statement: str) -> dict[str, Any]:
+    """``statement`` through the read-only guard of ``securitynet sql`` (its limits too)."""
+    result = catalogue.sql(statement)
+    return {
+        "columns": list(result.columns),
+        "rows": [list(row) for row in result.rows],
+        "truncated": result.truncated,
+        "elapsed": result.elapsed,
+    }
+
+
+def _shell_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
