@@ -146,9 +146,8 @@ def hostile_folder(tmp_path: Path) -> Path:
     _torch_zip(root / "b_nested.pt", {"w": torch.ones(2)}, extra_pickle=b")" + b"\x85" * n)
     # a genuine 48 MiB tensor: more than the 32 MiB the scan below allows per file
     torch.save({"w": torch.zeros(12 * 1024 * 1024)}, root / "c_hungry.pt")
-    # 400,000 SETITEMs on one small dict: constant memory, seconds of torch's unpickler
-    slow = b"}X\x01\x00\x00\x00kq\xfaNs" + b"h\xfaNs" * 400_000
-    _torch_zip(root / "d_slow.pt", {"w": torch.ones(2)}, extra_pickle=slow)
+    # a genuine state dict of 20,000 tiny tensors: about 2 s of CPU for the reader
+    torch.save({f"t{i}": torch.zeros(1) for i in range(20_000)}, root / "d_slow.pt")
     (root / "PROVENANCE.md").write_text(PROVENANCE)
     return root
 
@@ -164,7 +163,7 @@ def test_every_file_gets_its_own_verdict_whatever_the_others_do(
             "-f",
             "json",
             "--time-limit",
-            "2",
+            "1",
             "--memory-limit",
             "32",
             "--workers",
@@ -190,7 +189,13 @@ def test_every_file_gets_its_own_verdict_whatever_the_others_do(
     # RLIMIT_DATA fails the allocation: the worker is stopped, or the reader says so itself
     assert verdicts["c_hungry.pt"]["reason"] in ("memory-limit", "resource-exhausted")
     assert verdicts["d_slow.pt"]["verdict"] == "refused"
-    assert verdicts["d_slow.pt"]["reason"] == "time-limit", verdicts["d_slow.pt"]
+    # 20,000 tensors outrun the 1 s or the 32 MiB, whichever comes first (the pool's own
+    # time-limit path is tested on a sleeping task in test_isolate.py)
+    assert verdicts["d_slow.pt"]["reason"] in (
+        "time-limit",
+        "memory-limit",
+        "resource-exhausted",
+    ), verdicts["d_slow.pt"]
 
 
 def test_the_same_files_pass_without_the_tight_limits(
