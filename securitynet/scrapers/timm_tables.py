@@ -154,8 +154,9 @@ def load_results(ctx: SyncContext) -> TimmResults:
             texts = fetch_texts(ctx.settings)
         except SecurityNetError as exc:
             note = f"fetching timm's tables failed ({exc})"
-            log.warning("timm: %s; reading the last copy instead", note)
             choice = _offline_choice(ctx)
+            instead = "the snapshot shipped with securitynet" if choice.kind == "snapshot" else "the last copy"
+            log.warning("timm: %s; reading %s instead", note, instead)
         else:
             results = results_from_texts(texts, origin=choice.location)
             _keep_copy(texts, fetched_dir(ctx.settings))
