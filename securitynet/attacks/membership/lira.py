@@ -204,30 +204,14 @@ def estimate_cost(
     flops = _forward_flops(net, pool.inputs[:1].to(target.device))
     probe = ShadowRecipe(**{**recipe.model_dump(), "epochs": 1})
     inputs, labels = pool.inputs[:batch], pool.labels[:batch]
-    _train(
-        net,
-        target.output,
-        inputs,
-        labels,
-        probe.model_copy(update={"batch_size": batch}),
-        seed=0,
-        device=target.device,
-        steps=1,
-    )  # warm-up
-    if target.device.startswith("cuda"):
-        torch.cuda.synchronize()
+    step = probe.model_copy(update={"batch_size": batch})
     start = time.perf_counter()
-    for _ in range(probe_steps):
-        _train(
-            net,
-            target.output,
-            inputs,
-            labels,
-            probe.model_copy(update={"batch_size": batch}),
-            seed=0,
-            device=target.device,
-            steps=1,
-        )
+    for i in range(probe_steps + 1):  # the first step warms up and is not timed
+        _train(net, target.output, inputs, labels, step, seed=0, device=target.device, steps=1)
+        if i == 0:
+            if target.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
     if target.device.startswith("cuda"):
         torch.cuda.synchronize()
     per_sample = (time.perf_counter() - start) / (probe_steps * batch)
