@@ -117,7 +117,8 @@ def craft_malicious(
     weight = 1.0
     best: tuple[float, float, list[torch.Tensor]] | None = None
     distance, drift, steps = 1.0, 0.0, 0
-    for steps in range(1, config.steps + 1):
+    for step in range(1, config.steps + 1):
+        steps = step
         opt.zero_grad()
         stealth = ((mal(clean_x) - f0_clean) ** 2).sum(1).mean() / clean_norm
         (target_loss() + weight * stealth).backward()

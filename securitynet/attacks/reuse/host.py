@@ -54,13 +54,14 @@ def train_host(
         trained: nn.Module = head
     else:
         inputs = data.train_x
-        body = copy.deepcopy(primitive)
-        for p in body.parameters():
+        tuned = copy.deepcopy(primitive)
+        for p in tuned.parameters():
             p.requires_grad_(True)
-        trained = nn.Sequential(body, head)
+        body = tuned
+        trained = nn.Sequential(tuned, head)
         groups = [
             {"params": head.parameters(), "lr": config.host_lr},
-            {"params": [p for _, p in body.trainable()], "lr": config.host_lr / 10},  # type: ignore[operator]
+            {"params": [p for _, p in tuned.trainable()], "lr": config.host_lr / 10},
         ]
     opt = torch.optim.Adam(groups)
     trained.train()
