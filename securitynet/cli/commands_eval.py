@@ -312,18 +312,18 @@ def eval_steal(
 
 
 def eval_reuse(
+    target_input: Annotated[
+        str,
+        typer.Option("--target-input", help="DATASET:SPLIT[INDEX] (mnist:test[17]) or an image file."),
+    ],
+    target_class: Annotated[
+        int, typer.Option("--target-class", min=0, help="The class the host should see.")
+    ],
     entries: EntriesArg = None,
     host_data: Annotated[
         str,
         typer.Option("--host-data", help="The host's task: its train split trains the host's head."),
     ] = "mnist",
-    target_input: Annotated[
-        str,
-        typer.Option("--target-input", help="DATASET:SPLIT[INDEX] (mnist:test[17]) or an image file."),
-    ] = ...,
-    target_class: Annotated[
-        int, typer.Option("--target-class", min=0, help="The class the host should see.")
-    ] = ...,
     fine_tune: Annotated[
         str, typer.Option("--fine-tune", help="head (primitive frozen) or full.")
     ] = "head",
