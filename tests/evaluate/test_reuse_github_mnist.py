@@ -95,6 +95,7 @@ def test_eval_reuse_refuses_an_index_past_the_split(run) -> None:  # type: ignor
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_model_reuse_over_three_host_seeds_and_with_full_fine_tuning(mnist_catalogue: Catalogue) -> None:
     """The paper's two host recipes: a head over the frozen primitive, and the primitive
     fine-tuned with the head (at a tenth of its learning rate)."""
