@@ -45,7 +45,7 @@ def train_host(
     """The host's classifier: ``primitive`` (a copy when fine-tuned) then a fresh linear head."""
     torch.manual_seed(seed)
     dim = int(features(primitive, data.train_x[:1]).shape[1])
-    head = nn.Linear(dim, data.classes)
+    head = nn.Linear(dim, data.classes).to(data.train_x.device)
     gen = torch.Generator().manual_seed(seed)
     if config.fine_tune == "head":
         inputs = features(primitive, data.train_x)
@@ -118,7 +118,8 @@ def run_reuse(
 ) -> tuple[ReuseResult, FeatureExtractor]:
     """Craft a malicious copy of ``extractor``, then train hosts over the benign and the
     malicious primitive with the same seeds and compare them on the target and on clean
-    host test inputs. Returns the figures and the malicious primitive."""
+    host test inputs; STRIP runs on the first seed's two hosts. Returns the figures and the
+    malicious primitive."""
     if not 0 <= target_class < data.classes:
         raise AttackError(
             f"target class {target_class} is not one of the host's {data.classes} classes"
@@ -138,7 +139,7 @@ def run_reuse(
         for name, primitive in (("benign", extractor), ("malicious", malicious)):
             host = train_host(primitive, data, config, seed=seed)
             accuracy = 100 * float((_probs(host, data.test_x).argmax(1) == data.test_y).double().mean())
-            target_probs = _probs(host, target_x)
+            target_probs = _probs(host, target_x).cpu()
             hit = float((target_probs.argmax(1) == target_class).double().mean())
             if name == "benign":
                 acc_benign.append(accuracy)
