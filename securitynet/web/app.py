@@ -28,7 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from securitynet.errors import NotFoundError, SecurityNetError
-from securitynet.web import views
+from securitynet.web import boards, views
 
 if TYPE_CHECKING:
     from securitynet.catalogue.api import Catalogue
@@ -76,6 +76,7 @@ def _environment() -> Environment:
     env.filters["safe_href"] = safe_href
     env.filters["qs"] = lambda params: urlencode(params)
     env.filters["entry_url"] = lambda entry_id: "/entry/" + quote(str(entry_id), safe="/:@")
+    env.filters["board_url"] = lambda name, kind: f"/leaderboards/{kind}/" + quote(str(name), safe="")
     return env
 
 
@@ -103,9 +104,15 @@ def _csv_response(columns: list[str], rows: list[list[Any]]) -> Response:
     return PlainTextResponse(buffer.getvalue(), media_type="text/csv; charset=utf-8")
 
 
+#: Served figures are SVG documents with inline styles and no script: opened on their own
+#: (not through an <img>), they may style themselves and nothing else.
+FIGURE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+
+
 def create_app(catalogue: Catalogue) -> Starlette:
     """The web view of ``catalogue`` (open it with ``upgrade=False``: serving migrates nothing)."""
     env = _environment()
+    figures = boards.FigureCache()
 
     def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = env.get_template(template).render(request=request, **context)
@@ -123,6 +130,9 @@ def create_app(catalogue: Catalogue) -> Starlette:
         data = views.home(catalogue)
         if fmt == "json":
             return JSONResponse(data)
+        if fmt == "csv":
+            rows = [[facet, r["value"], r["count"]] for facet, counts in data["counts"].items() for r in counts]
+            return _csv_response(["facet", "value", "entries"], rows)
         return render(request, "home.html", data=data)
 
     def browse(request: Request) -> Response:
@@ -151,10 +161,58 @@ def create_app(catalogue: Catalogue) -> Starlette:
         if fmt == "json":
             return JSONResponse(data)
         if fmt == "csv":
-            claims = data["claims"]
-            columns = ["dataset", "split", "metric", "value", "img_size", "kind", "source", "evidence"]
-            return _csv_response(columns, [[c.get(k) for k in columns] for c in claims])
+            return _csv_response(list(views.FACT_COLUMNS), views.entry_facts(data))
         return render(request, "entry.html", e=data)
+
+    def leaderboard_index(request: Request) -> Response:
+        _, fmt = _split_format(request.url.path)
+        data = boards.index(catalogue)
+        if fmt == "json":
+            return JSONResponse(data)
+        if fmt == "csv":
+            rows = [["dataset", "top1", d["dataset"], None, d["entries"], None, None] for d in data["datasets"]]
+            rows += [
+                ["attack", a["attack"], a["dataset"], a["metric"], a["entries"], a["ours"], a["published"]]
+                for a in data["attacks"]
+            ]
+            return _csv_response(["board", "name", "dataset", "metric", "entries", "ours", "published"], rows)
+        return render(request, "leaderboards.html", data=data)
+
+    def dataset_board(request: Request) -> Response:
+        return leaderboard(request, "dataset")
+
+    def attack_board(request: Request) -> Response:
+        return leaderboard(request, "attack")
+
+    def leaderboard(request: Request, kind: str) -> Response:
+        name, fmt = _split_format(request.path_params["name"])
+        try:
+            if kind == "dataset":
+                data = boards.dataset_board(catalogue, name, request.query_params)
+                to_csv = boards.dataset_csv
+            else:
+                data = boards.attack_board(catalogue, name, request.query_params)
+                to_csv = boards.attack_csv
+        except SecurityNetError as exc:
+            return error(request, fmt, exc)
+        if fmt == "json":
+            return JSONResponse(data)
+        if fmt == "csv":
+            return _csv_response(*to_csv(data))
+        query = {k: v for k, v in request.query_params.items() if v}
+        return render(request, f"board_{kind}.html", data=data, query=query)
+
+    def figure(request: Request) -> Response:
+        kind = request.path_params["kind"]
+        try:
+            svg = boards.figure(catalogue, figures, kind, request.query_params)
+        except SecurityNetError as exc:
+            return error(request, "json", exc)
+        return Response(
+            svg,
+            media_type="image/svg+xml",
+            headers={"Content-Security-Policy": FIGURE_POLICY, "Cache-Control": "no-cache"},
+        )
 
     def sql(request: Request) -> Response:
         _, fmt = _split_format(request.url.path)
@@ -176,6 +234,13 @@ def create_app(catalogue: Catalogue) -> Starlette:
     routes = [
         Route("/", home, name="home"),
         Route("/index.json", home),
+        Route("/index.csv", home),
+        Route("/leaderboards", leaderboard_index, name="leaderboards"),
+        Route("/leaderboards.json", leaderboard_index),
+        Route("/leaderboards.csv", leaderboard_index),
+        Route("/leaderboards/dataset/{name:path}", dataset_board, name="dataset_board"),
+        Route("/leaderboards/attack/{name:path}", attack_board, name="attack_board"),
+        Route("/figures/{kind:str}.svg", figure, name="figure"),
         Route("/browse", browse, name="browse"),
         Route("/browse.json", browse),
         Route("/browse.csv", browse),

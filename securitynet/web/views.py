@@ -201,6 +201,10 @@ def entry(catalogue: Catalogue, entry_id: str) -> dict[str, Any]:
             )
             same_arch.discard(record.id)
     data = record.model_dump(mode="json", exclude={"raw"})
+    data["boards"] = {
+        "datasets": sorted({c.dataset for c in record.claims if c.metric == "top1"}),
+        "attacks": sorted({ev.attack for ev in record.evaluations if ev.status == "ok"}),
+    }
     data["same_weights"] = sorted(same_weights)[:RELATED]
     data["same_architecture"] = sorted(same_arch)[:RELATED]
     data["python"] = (
@@ -208,6 +212,43 @@ def entry(catalogue: Catalogue, entry_id: str) -> dict[str, Any]:
     )
     data["cli"] = f"securitynet load {_shell_quote(record.id)}"
     return data
+
+
+#: The entry page as CSV: one row per thing said about the entry, with who said it.
+FACT_COLUMNS = ("section", "key", "value", "source", "evidence", "recorded_at")
+SUMMARY_KEYS = (
+    "source", "name", "architecture", "family", "task", "num_classes", "input_size", "params",
+    "gflops", "licence", "dataset", "top1", "library", "revision", "year", "venue", "paper",
+    "upstream_url", "same_weights_as",
+)  # fmt: skip
+
+
+def entry_facts(data: dict[str, Any]) -> list[list[Any]]:
+    """The rows of the entry page's CSV (``data`` as :func:`entry` returns it): the merged
+    summary (said by the entry's source), every fact, the training chain, the accuracy
+    claims, the files and the evaluation figures."""
+    rows: list[list[Any]] = [
+        ["summary", key, data[key], data["source"], None, None]
+        for key in SUMMARY_KEYS
+        if data.get(key) not in (None, "")
+    ]
+    rows += [["fact", f["key"], f["value"], f["source"], f["evidence"], f["recorded_at"]] for f in data["facts"]]
+    rows += [
+        ["training", f"{i}:{d['stage']}", d["dataset"], d["source"], d["evidence"], None]
+        for i, d in enumerate(data["datasets"], 1)
+    ]
+    for c in data["claims"]:
+        key = f"{c['metric']} {c['dataset']} {c['split']}" + (f" @{c['img_size']}" if c["img_size"] else "")
+        rows.append([f"claim:{c['kind']}", key, c["value"], c["source"], c["evidence"], None])
+    rows += [["file", f["role"], f["url"], None, f["sha256"] or f["checksum"], None] for f in data["files"]]
+    for ev in data["evaluations"]:
+        name = ev["attack"] + (f"/{ev['variant']}" if ev["variant"] else "")
+        on = f" on {ev['dataset']}" if ev["dataset"] else ""
+        rows += [
+            ["evaluation", f"{name} {m['metric']}{on}", m["value"], ev["source"], ev.get("evidence"), ev.get("created_at")]
+            for m in ev["metrics"]
+        ]
+    return rows
 
 
 def sql(catalogue: Catalogue, statement: str) -> dict[str, Any]:
