@@ -29,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from securitynet.errors import NotFoundError, SecurityNetError
 from securitynet.web import boards, views
+from securitynet.web.cache import StateCache
 
 if TYPE_CHECKING:
     from securitynet.catalogue.api import Catalogue
@@ -109,10 +110,14 @@ def _csv_response(columns: list[str], rows: list[list[Any]]) -> Response:
 FIGURE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
-def create_app(catalogue: Catalogue) -> Starlette:
-    """The web view of ``catalogue`` (open it with ``upgrade=False``: serving migrates nothing)."""
+def create_app(catalogue: Catalogue, *, cache: bool = True) -> Starlette:
+    """The web view of ``catalogue`` (open it with ``upgrade=False``: serving migrates nothing).
+
+    ``cache``: keep facet counts and figures per catalogue state (off: every request
+    counts and draws afresh, as a benchmark of the cold path wants)."""
     env = _environment()
-    figures = boards.FigureCache()
+    figures = StateCache(32 if cache else 0)  # SVG figures
+    counts = StateCache(256 if cache else 0)  # facet counts of browse pages and home
 
     def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = env.get_template(template).render(request=request, **context)
@@ -127,7 +132,7 @@ def create_app(catalogue: Catalogue) -> Starlette:
 
     def home(request: Request) -> Response:
         _, fmt = _split_format(request.url.path)
-        data = views.home(catalogue)
+        data = views.home(catalogue, cache=counts)
         if fmt == "json":
             return JSONResponse(data)
         if fmt == "csv":
@@ -139,7 +144,7 @@ def create_app(catalogue: Catalogue) -> Starlette:
         _, fmt = _split_format(request.url.path)
         try:
             query = views.parse_browse(request.query_params)
-            data = views.browse(catalogue, query)
+            data = views.browse(catalogue, query, cache=counts)
         except SecurityNetError as exc:
             return error(request, fmt, exc)
         if fmt == "json":

@@ -12,33 +12,20 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
 from securitynet.catalogue import leaderboards
-from securitynet.catalogue.models import (
-    AccuracyClaimRow,
-    Evaluation,
-    Fact,
-    SyncRun,
-    WeightFile,
-)
 from securitynet.errors import InvalidQueryError
+from securitynet.web.cache import StateCache, catalogue_state
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from securitynet.catalogue.api import Catalogue
 
 PREVIEW = 10  # rows per section on a board's overview
 FULL = 500  # rows of one picked section
 FIGURE_KINDS = ("top1", "results")
-FIGURE_CACHE = 32  # figures kept in memory
 #: Metrics an attack board's overview draws (one figure each, every data set a panel).
 FIGURE_METRICS = ("auc", "accuracy", "agreement")
 
@@ -150,52 +137,10 @@ def _rows(data: dict[str, Any], columns: list[str]) -> list[list[Any]]:
 # -- figures ---------------------------------------------------------------------------------
 
 
-def catalogue_state(session: Session) -> tuple[Any, ...]:
-    """A cheap token that changes when the catalogue's content does (each a max over a
-    primary key or an indexed column: no scan, whatever the size)."""
-    return tuple(
-        session.execute(
-            select(
-                select(func.max(SyncRun.id)).scalar_subquery(),
-                select(func.max(SyncRun.finished_at)).scalar_subquery(),
-                select(func.max(Evaluation.id)).scalar_subquery(),
-                select(func.max(AccuracyClaimRow.id)).scalar_subquery(),
-                select(func.max(Fact.id)).scalar_subquery(),
-                select(func.max(WeightFile.id)).scalar_subquery(),
-            )
-        ).one()
-    )
-
-
-class FigureCache:
-    """The last :data:`FIGURE_CACHE` SVG figures, keyed by what was asked and the state."""
-
-    def __init__(self, size: int = FIGURE_CACHE) -> None:
-        self._items: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-        self.drawn = 0  # figures rendered (not served from the cache)
-
-    def get(self, key: tuple[Any, ...]) -> bytes | None:
-        with self._lock:
-            svg = self._items.get(key)
-            if svg is not None:
-                self._items.move_to_end(key)
-            return svg
-
-    def put(self, key: tuple[Any, ...], svg: bytes) -> None:
-        with self._lock:
-            self.drawn += 1
-            self._items[key] = svg
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-
 _FIGURE_ARGS = ("by", "dataset", "source", "family", "licence", "order", "max_groups", "attack", "metric")
 
 
-def figure(catalogue: Catalogue, cache: FigureCache, kind: str, args: Mapping[str, str]) -> bytes:
+def figure(catalogue: Catalogue, cache: StateCache, kind: str, args: Mapping[str, str]) -> bytes:
     """The SVG figure ``kind`` (``top1``: what ``stats --plot`` draws; ``results``: an
     attack's figures per variant, one panel per data set) for ``args``."""
     if kind not in FIGURE_KINDS:
@@ -203,7 +148,7 @@ def figure(catalogue: Catalogue, cache: FigureCache, kind: str, args: Mapping[st
     asked = tuple(sorted((k, v.strip()) for k, v in args.items() if k in _FIGURE_ARGS and v.strip()))
     with catalogue.session() as s:
         key = (kind, asked, catalogue_state(s))
-    svg = cache.get(key)
+    svg: bytes | None = cache.get(key)
     if svg is None:
         svg = _draw(catalogue, kind, dict(asked))
         cache.put(key, svg)
