@@ -163,6 +163,7 @@ def plot_results(
         order=order,
         title=title,
         panel_title="evaluated on {}",
+        label_width=48,
     )
 
 
@@ -178,6 +179,7 @@ def _plot_groups(
     order: str,
     title: str | None,
     panel_title: str = "trained on {}",
+    label_width: int = 36,
 ) -> PlotSummary:
     from matplotlib.figure import Figure
 
@@ -228,7 +230,7 @@ def _plot_groups(
     ratios = [max(1, len(kept)) + 2 for _, kept, _ in drawn]
     axes = fig.subplots(len(drawn), 1, squeeze=False, gridspec_kw={"height_ratios": ratios})[:, 0]
     for ax, (panel, kept, groups) in zip(axes, drawn, strict=True):
-        _draw_panel(ax, kept, groups)
+        _draw_panel(ax, kept, groups, label_width)
         if panel:
             ax.set_title(panel_title.format(panel), loc="left", fontsize="medium")
     axes[-1].set_xlabel(xlabel)
@@ -267,7 +269,7 @@ def _metadata(fmt: str) -> dict[str, Any] | None:
     return None
 
 
-def _draw_panel(ax: Any, kept: list[str], groups: dict[str, Any]) -> None:
+def _draw_panel(ax: Any, kept: list[str], groups: dict[str, Any], label_width: int = 36) -> None:
     import numpy as np
 
     top_down = list(reversed(kept))  # the best group at the top of the axis
@@ -298,5 +300,5 @@ def _draw_panel(ax: Any, kept: list[str], groups: dict[str, Any]) -> None:
             color="#1f2937",
             linewidths=0,
         )
-    ax.set_yticks(positions, [f"{_shorten(g)}  (n={len(groups[g])})" for g in top_down])
+    ax.set_yticks(positions, [f"{_shorten(g, label_width)}  (n={len(groups[g])})" for g in top_down])
     ax.grid(axis="x", linestyle=":", alpha=0.6)

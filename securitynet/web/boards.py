@@ -91,20 +91,22 @@ def attack_board(catalogue: Catalogue, attack: str, args: Mapping[str, str]) -> 
     if not picked:
         sections = [dataclasses.replace(sec, rows=sec.rows[:PREVIEW]) for sec in sections]
     out = [_section(sec) for sec in sections]
-    drawn: set[str] = set()
-    for sec in out:  # a figure per section picked, else one per headline metric (all data sets)
-        sec["figure"] = None
-        if picked:
-            sec["figure"] = {"attack": attack, **sec["key"]}
-        elif sec["key"]["metric"] in FIGURE_METRICS and sec["key"]["metric"] not in drawn:
-            drawn.add(sec["key"]["metric"])
-            sec["figure"] = {"attack": attack, "metric": sec["key"]["metric"]}
+    # a figure of the picked section, else one per headline metric with every data set a panel
+    if picked:
+        figures = [{"title": f"{metric} per variant and source", "query": {"attack": attack, **out[0]["key"]}}] if out else []
+    else:
+        metrics = sorted({sec["key"]["metric"] for sec in out if sec["key"]["metric"] in FIGURE_METRICS})
+        figures = [
+            {"title": f"{m} per variant and source, every data set", "query": {"attack": attack, "metric": m}}
+            for m in metrics
+        ]
     return {
         "attack": attack,
         "metric": metric,
         "dataset": dataset,
         "picked": picked,
         "ours": leaderboards.OURS,
+        "figures": figures,
         "sections": out,
     }
 
