@@ -247,3 +247,18 @@ def test_home_and_entry_pages_as_csv(client: TestClient, catalogue: Catalogue) -
     assert any(r["key"] == "mia/modified-entropy auc on CIFAR-10" and float(r["value"]) == 0.6 for r in figures)
     summary = {r["key"]: r["value"] for r in facts if r["section"] == "summary"}
     assert summary["dataset"] == entry.dataset
+
+
+def test_serve_counts_home_and_browse_ahead(catalogue: Catalogue, caplog: pytest.LogCaptureFixture) -> None:
+    import time
+
+    caplog.set_level("INFO", logger="securitynet.web.app")
+    with TestClient(create_app(catalogue, warm=True)) as client:
+        deadline = time.monotonic() + 60
+        while "counted ahead" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "home and browse counted ahead" in caplog.text
+        assert client.get("/index.json").json()["entries"] == catalogue.count()
+        # a change to the catalogue is seen at once: the kept counts belong to the old state
+        catalogue.add([EntryRecord(id="hf:someone/late-net")], origin="hf")
+        assert client.get("/browse.json").json()["total"] == catalogue.count()
