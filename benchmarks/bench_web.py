@@ -92,8 +92,13 @@ def bench(url: str, rows: int, repeat: int, *, refill: bool = True) -> dict[str,
                 for name, (path, params) in pages.items():
                     seconds, answer = timed(_get(client, path, params), repeat)
                     figures[f"{name} ({mode})"] = seconds * 1000
-                    if name.startswith("browse"):
-                        print(f"[{backend}] {name}: {answer['total']:,} match")
+                    matched = f" ({answer['total']:,} match)" if name.startswith("browse") else ""
+                    print(f"[{backend}] web {name} ({mode}): {seconds * 1000:.1f} ms{matched}", flush=True)
+        if backend == "postgresql" and not cat.settings.sql_database_url:
+            # securitynet sql refuses the superuser: the README's reader role, as the tests make it
+            from tests.catalogue.pgreader import create_reader
+
+            cat.settings = cat.settings.model_copy(update={"sql_database_url": create_reader(url)})
         browse_sql, _ = timed(lambda: [cat.sql(q, timeout=300) for q in BROWSE_SQL], max(1, repeat // 5))
         unfiltered_sql, _ = timed(lambda: [cat.sql(q, timeout=300) for q in UNFILTERED_SQL], max(1, repeat // 5))
         entry_sql, _ = timed(lambda: cat.sql(f"SELECT * FROM entry WHERE id = '{entry_id}'"), max(1, repeat // 5))
