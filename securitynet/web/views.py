@@ -112,7 +112,7 @@ def browse(catalogue: Catalogue, query: BrowseQuery, *, cache: StateCache | None
     key, descending = _sort_order(query.sort)
     with catalogue.session() as s:
         counts = _counts(s, query.flt, list(FACETS), FACET_VALUES, cache)
-        entries = queries.search(
+        entries = queries.search_page(
             s,
             query.flt,
             sort=key,
