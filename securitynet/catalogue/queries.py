@@ -144,7 +144,10 @@ def search_statement(
     limit: int | None = None,
     offset: int = 0,
     columns: Sequence[str] = SUMMARY_COLUMNS,
+    nulls: bool = True,
 ) -> Select[Any]:
+    """``flt``'s entries in ``sort`` order (NULLs last); ``nulls=False``: only those with a
+    value to sort on (then the order needs no NULLS LAST, which an index can give)."""
     stmt = select(*(getattr(Entry, c) for c in columns)).where(*_conditions(flt))
     if sort:
         key = sort.lstrip("-")
@@ -157,7 +160,9 @@ def search_statement(
         column = SORT_KEYS[key]
         desc = descending if not sort.startswith("-") else True
         order = column.desc() if desc else column.asc()
-        if _may_be_null(column, flt):
+        if not nulls:
+            stmt = stmt.where(column.is_not(None))
+        elif _may_be_null(column, flt):
             # NULLs last either way, so "best first" lists start with real figures. Said as
             # NULLS LAST (not as a sort on "column IS NULL") so an index can still give the order.
             order = order.nulls_last()
@@ -204,11 +209,10 @@ def search_page(
     if column is None or not _may_be_null(column, flt):
         return search(session, flt, sort=sort, descending=descending, limit=limit, offset=offset)
 
-    def page(cond: ColumnElement[bool], size: int, skip: int) -> list[EntrySummary]:
-        stmt = search_statement(flt, sort=sort, descending=descending, limit=size, offset=skip)
-        return [EntrySummary.model_validate(dict(r._mapping)) for r in session.execute(stmt.where(cond))]
+    def page(stmt: Select[Any]) -> list[EntrySummary]:
+        return [EntrySummary.model_validate(dict(r._mapping)) for r in session.execute(stmt)]
 
-    rated = page(column.is_not(None), limit, offset)
+    rated = page(search_statement(flt, sort=sort, descending=descending, limit=limit, offset=offset, nulls=False))
     if len(rated) == limit:
         return rated
     # rated rows end inside this page (or before it): that tells how many there are
@@ -217,7 +221,15 @@ def search_page(
     else:
         stmt = select(func.count()).select_from(Entry).where(*_conditions(flt), column.is_not(None))
         before = int(session.scalar(stmt) or 0)
-    return rated + page(column.is_(None), limit - len(rated), max(0, offset - before))
+    # the NULL rows, in the order search gives them (the sort column is equal: by id)
+    unrated = (
+        select(*(getattr(Entry, c) for c in SUMMARY_COLUMNS))
+        .where(*_conditions(flt), column.is_(None))
+        .order_by(Entry.id)
+        .limit(limit - len(rated))
+        .offset(max(0, offset - before))
+    )
+    return rated + page(unrated)
 
 
 def count(session: Session, flt: EntryFilter) -> int:
