@@ -166,3 +166,16 @@ def test_early_stopping_reaches_the_fixed_schedules_verdict_sooner(
     )
     assert early.flagged == fixed.flagged == [TARGET]
     assert early.total_steps < fixed.total_steps == 60 * 10
+
+
+def test_the_readme_example_runs(
+    digits: Digits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Backdoor detection: Neural Cleanse", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    namespace = {"net": digits.net, "clean": digits.x_test[:64]}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert (tmp_path / "triggers.png").stat().st_size > 0
+    assert namespace["result"].estimate.labels == 10
