@@ -121,7 +121,8 @@ class CleanseResult(BaseModel):
 
 
 def _activation_bytes(query: NetQuery, sample: torch.Tensor) -> int:
-    """Bytes of every module output for one input: what a backward pass keeps alive."""
+    """Bytes of the input and of every leaf module's output for one input: what a backward
+    pass keeps alive."""
     import torch
 
     total = 0
@@ -131,7 +132,8 @@ def _activation_bytes(query: NetQuery, sample: torch.Tensor) -> int:
         if isinstance(output, torch.Tensor):
             total += output.numel() * output.element_size()
 
-    handles = [m.register_forward_hook(hook) for m in query.net.modules()]
+    leaves = [m for m in query.net.modules() if next(m.children(), None) is None]
+    handles = [m.register_forward_hook(hook) for m in leaves]
     try:
         with torch.no_grad():
             query.log_probs(sample)
@@ -190,6 +192,7 @@ class _Scan:
         self.watch = [math.inf] * n
         self.steps = [0] * n
         self.per_batch = len(inputs) // config.batch_size
+        self.orders: dict[int, torch.Tensor] = {}
         if self.per_batch < 1:
             raise AttackError(
                 f"Neural Cleanse needs at least batch_size={config.batch_size} clean inputs, got {len(inputs)}"
@@ -207,8 +210,10 @@ class _Scan:
         import torch
 
         epoch, slot = divmod(number, self.per_batch)
-        gen = torch.Generator().manual_seed(self.config.seed * 7919 + epoch)
-        order = torch.randperm(len(self.inputs), generator=gen)
+        order = self.orders.get(epoch)
+        if order is None:
+            gen = torch.Generator().manual_seed(self.config.seed * 7919 + epoch)
+            order = self.orders[epoch] = torch.randperm(len(self.inputs), generator=gen)
         size = self.config.batch_size
         return order[slot * size : (slot + 1) * size]
 
