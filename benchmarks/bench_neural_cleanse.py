@@ -8,7 +8,8 @@ Per seed it trains the test suite's pair on real MNIST (3,000 train images; a sm
 with a white 4 x 4 BadNets patch, 10 % poisoned, target 7, and its clean twin: see
 ``tests/attacks/mnist_backdoor.py``) and scans every label of both nets on 512 clean test
 images with the tests' configuration (steps of 4 mini-batches of 32, at most 60 steps).
-Prints per run the flagged labels, the target's anomaly index, the clean twin's largest,
+Prints per run the suspect (the flagged label with the highest anomaly index: the
+verdict compared), the flagged labels, the target's anomaly index, the clean twin's largest,
 the steps and seconds; then the ratios fixed / early-stopped and one-at-a-time / batched.
 Torch runs on ``--threads`` threads (1 by default: these nets are too small to gain from
 more, and a shared machine's other load does not skew the ratio as much).
@@ -32,7 +33,7 @@ def line(name: str, result: CleanseResult) -> str:
     top = max(result.anomaly_index)
     target = result.anomaly_index[result.labels.index(TARGET)]
     return (
-        f"  {name:<28} flagged={result.flagged!s:<6} index[{TARGET}]={target:5.2f} "
+        f"  {name:<31} suspect={result.suspect!s:<4} flagged={result.flagged!s:<6} index[{TARGET}]={target:5.2f} "
         f"max index={top:5.2f} steps={result.total_steps:4d} seconds={result.seconds:7.1f}"
     )
 
@@ -63,7 +64,7 @@ def main() -> None:
             print(line(f"{name}, fixed schedule", fixed))
             totals["early"] += early.seconds
             totals["fixed"] += fixed.seconds
-            agree &= early.flagged == fixed.flagged
+            agree &= early.suspect == fixed.suspect
             if name == "backdoored":
                 single = neural_cleanse(
                     NetQuery(net), clean, CONFIG.model_copy(update={"labels_per_batch": 1})
@@ -71,7 +72,7 @@ def main() -> None:
                 print(line(f"{name}, one label at a time", single))
                 totals["batched"] += early.seconds
                 totals["single"] += single.seconds
-                agree &= single.flagged == early.flagged
+                agree &= single.suspect == early.suspect
     print(
         f"time to a verdict: early stopping {totals['early']:.1f} s, fixed schedule "
         f"{totals['fixed']:.1f} s: {totals['fixed'] / totals['early']:.2f}x faster"
@@ -80,7 +81,7 @@ def main() -> None:
         f"labels batched ({CONFIG.memory_budget_mb:.0f} MB budget) {totals['batched']:.1f} s, one at a time "
         f"{totals['single']:.1f} s: {totals['single'] / totals['batched']:.2f}x faster"
     )
-    print("verdicts agree" if agree else "VERDICTS DIFFER")
+    print("verdicts (the suspect label) agree" if agree else "VERDICTS DIFFER")
 
 
 if __name__ == "__main__":

@@ -119,6 +119,14 @@ class CleanseResult(BaseModel):
     def total_steps(self) -> int:
         return sum(self.steps)
 
+    @property
+    def suspect(self) -> int | None:
+        """The flagged label with the highest anomaly index (the likeliest backdoor target;
+        on small nets a clean label may cross the threshold beside it), or None."""
+        if not self.flagged:
+            return None
+        return max(self.flagged, key=lambda label: self.anomaly_index[self.labels.index(label)])
+
 
 def _activation_bytes(query: NetQuery, sample: torch.Tensor) -> int:
     """Bytes of the input and of every leaf module's output for one input: what a backward
