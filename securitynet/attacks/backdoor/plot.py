@@ -30,7 +30,7 @@ def save_trigger_grid(
     n = len(result.labels)
     cols = max(1, min(columns, n))
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), dpi=110, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.5 * rows), dpi=110, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
     flagged = set(result.flagged)
