@@ -201,7 +201,7 @@ def stats(
 ) -> None:
     """Entries and top-1 spread (min, quartiles, max, mean) per group."""
     from securitynet.catalogue.plots import plot_frame
-    from securitynet.catalogue.stats import STAT_COLUMNS, UNKNOWN_GROUP, summarise
+    from securitynet.catalogue.stats import STAT_COLUMNS, UNKNOWN_GROUP, accuracy_stats, summarise
 
     filters = search_filters(
         source=source,
@@ -215,13 +215,16 @@ def stats(
     from securitynet.catalogue.stats import check_by
 
     key = check_by(by)
-    with open_catalogue() as cat:  # only the columns the table and the figure use
-        columns = list(dict.fromkeys((key, "dataset", "top1")))
-        frame = cat.to_dataframe(columns=columns, ordered=False, **filters)
-        empty = frame.empty and cat.count(include_removed=True) == 0
+    with open_catalogue() as cat:
+        if plot is None:  # the stored figures, where no filter changes what counts
+            table = accuracy_stats(cat, by=key, **filters)
+        else:  # only the columns the table and the figure use
+            columns = list(dict.fromkeys((key, "dataset", "top1")))
+            frame = cat.to_dataframe(columns=columns, ordered=False, **filters)
+            table = summarise(frame, key)
+        empty = table.empty and cat.count(include_removed=True) == 0
     if empty:
         note(empty_note(cat.url))
-    table = summarise(frame, key)
     if plot is not None:  # before printing: a reader that closes the pipe early still gets the file
         drawn = plot_frame(frame, plot, by=key, order=order, max_groups=max_groups, title=title)
         note(f"wrote {drawn.path}")
