@@ -288,9 +288,8 @@ def _print_entry(entry: Any) -> None:
 
 
 def show(entry_id: str, *, fmt: TextFormat = TextFormat.TEXT) -> None:
-    """Show one entry with every claim, data set, file and fact, and who said each.
-
-    A Hub entry's classes, labels, preprocessing and file pins are read on its first show."""
+    """``securitynet show``: the lean reader for text on a SQLite catalogue, else the API
+    (which reads a Hub entry's pending configs on its first show)."""
     from securitynet.errors import EntryNotFoundError
 
     if fmt is TextFormat.TEXT:
@@ -327,8 +326,8 @@ def sql(
     timeout: float | None = None,
     fmt: TableFormat = TableFormat.TABLE,
 ) -> None:
-    """Run a read-only SQL query on the catalogue (views: v_entries_per_dataset, v_claims, ...;
-    see schema/catalogue.md). Writes are refused; rows and time are capped."""
+    """``securitynet sql``: on a SQLite catalogue the statement runs in the read-only child of
+    :mod:`securitynet.catalogue.sqlite_readonly` without SQLAlchemy; else through the API."""
     from securitynet.catalogue.lite import open_lite, sql_limits
     from securitynet.catalogue.sql import run_sql_file, unique_names
 
@@ -351,7 +350,6 @@ def sql(
         note(f"stopped at {len(result.rows):,} rows; --max-rows raises the cap.")
     elif fmt is TableFormat.TABLE:
         note(f"{len(result.rows):,} rows in {result.elapsed * 1000:.1f} ms")
-
 
 
 # --- db current -----------------------------------------------------------------------------
