@@ -342,9 +342,25 @@ def sql(
             max_rows=default_rows if max_rows is None else max_rows,
             timeout=default_timeout if timeout is None else timeout,
         )
-    else:
-        with open_catalogue() as cat:
-            result = cat.sql(statement, max_rows=max_rows, timeout=timeout)
+    else:  # PostgreSQL (or a schema to migrate): an engine, not the Catalogue and its ORM
+        from securitynet.catalogue.engine import open_engine
+        from securitynet.catalogue.sql import run_sql
+        from securitynet.settings import get_settings
+
+        settings = get_settings()
+        engine = open_engine(
+            settings.resolved_database_url, create_folder=settings.database_url is None
+        )
+        try:  # the defaults of Catalogue.sql
+            result = run_sql(
+                engine,
+                statement,
+                max_rows=settings.sql_max_rows if max_rows is None else max_rows,
+                timeout=settings.sql_timeout if timeout is None else timeout,
+                reader_url=settings.sql_database_url,
+            )
+        finally:
+            engine.dispose()
     emit_rows(result.records(), fmt, columns=unique_names(result.columns))
     if result.truncated:
         note(f"stopped at {len(result.rows):,} rows; --max-rows raises the cap.")
