@@ -6,8 +6,6 @@ No Typer here (the everyday commands print without importing it, see
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import sys
@@ -103,6 +101,9 @@ def emit_json(data: Any) -> None:
 
 
 def emit_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    import csv
+    import io
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
