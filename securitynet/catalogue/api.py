@@ -167,8 +167,9 @@ class Catalogue:
             counts = write_records(session, list(records), origin=origin)
         for key, value in counts.items():
             setattr(summary, key, value)
-        apply_curated_annotations(self.engine)
-        self.refresh_statistics()
+        curated = apply_curated_annotations(self.engine)
+        if summary.added or summary.updated or curated:
+            self.refresh_statistics()
         summary.seconds = time.perf_counter() - started
         return summary
 
