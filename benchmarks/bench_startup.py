@@ -8,13 +8,16 @@ For each of ``list``, ``show timm:resnet50.a1_in1k``, ``sql "select 1"`` and ``d
 it starts ``python -m securitynet ...`` ``--repeat`` times (after one warm-up run, so the
 file cache is warm) and prints the median wall time; the baseline is
 ``python -c "import sqlite3; ...select the first 50 rows of entry..."``. The last line is
-the comparable figure: the slowest command's median and its ratio to the baseline.
+the comparable figure: the slowest command's median and its ratio to the baseline. Beside
+each wall time is the median CPU time (user + system) of the process, which a loaded
+machine inflates less than it does the wall time.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,14 +38,21 @@ BASELINE = (
 )
 
 
-def _median(argv: list[str], env: dict[str, str], repeat: int) -> float:
+def _cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _median(argv: list[str], env: dict[str, str], repeat: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``repeat`` fresh processes."""
     subprocess.run(argv, env=env, check=True, capture_output=True)  # warm the file cache
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), _cpu()
         subprocess.run(argv, env=env, check=True, capture_output=True)
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        cpu.append(_cpu() - cpu_before)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def main() -> None:
@@ -66,16 +76,21 @@ def main() -> None:
             )
         env["SECURITYNET_DATABASE_URL"] = f"sqlite:///{database.resolve()}"
         env["SECURITYNET_HOME"] = tmp
-        baseline = _median([sys.executable, "-c", BASELINE, str(database)], env, args.repeat)
-        print(f"{'plain python + sqlite3':>24}: {baseline * 1000:7.0f} ms (median of {args.repeat})")
+        baseline, baseline_cpu = _median(
+            [sys.executable, "-c", BASELINE, str(database)], env, args.repeat
+        )
+        print(
+            f"{'plain python + sqlite3':>24}: {baseline * 1000:7.0f} ms wall "
+            f"{baseline_cpu * 1000:5.0f} ms CPU (medians of {args.repeat})"
+        )
         medians = {}
         for label, argv in COMMANDS.items():
-            medians[label] = _median(
+            medians[label], cpu = _median(
                 [sys.executable, "-m", "securitynet", *argv], env, args.repeat
             )
             print(
-                f"{'securitynet ' + label:>24}: {medians[label] * 1000:7.0f} ms "
-                f"({medians[label] / baseline:.1f}x)"
+                f"{'securitynet ' + label:>24}: {medians[label] * 1000:7.0f} ms wall "
+                f"{cpu * 1000:5.0f} ms CPU ({medians[label] / baseline:.1f}x wall)"
             )
         slowest = max(medians, key=lambda k: medians[k])
         print(

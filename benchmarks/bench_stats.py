@@ -5,13 +5,15 @@ best alternative on the same engine, as ratios (ours / theirs; under 3 is the ai
     python benchmarks/bench_stats.py --rows 200000      # smaller, for a quick look
     python benchmarks/bench_stats.py --pg-url postgresql://user@host/db   # PostgreSQL too
 
-Pairs measured (median of ``--repeat`` runs after one warm-up):
+Pairs measured (median of ``--repeat`` runs after one warm-up), on each engine:
 
-- ``v_accuracy_per_dataset`` (the quartile view) against, on SQLite, pandas over sqlite3
-  (``dataset, top1`` read and ``groupby().quantile``) and, on PostgreSQL, one
-  ``percentile_cont`` query on ``entry``.
-- ``accuracy_stats(cat, by="dataset")`` against the same pandas-over-sqlite3 figure.
-- ``Catalogue.to_dataframe()`` against ``pd.read_sql`` of the same columns on a plain sqlite3
+- ``v_accuracy_per_dataset`` (the quartile view; it reads ``accuracy_statistics``) against,
+  on SQLite, pandas over sqlite3 (``dataset, top1`` read and ``groupby().quantile``) and, on
+  PostgreSQL, one ``percentile_cont`` query on ``entry``.
+- ``accuracy_stats(cat, by="dataset")`` against the same figure.
+- ``Catalogue.refresh_statistics()``, what a sync that changed rows now pays (all five
+  groupings), against that figure times five (one per grouping).
+- ``Catalogue.to_dataframe()`` against ``pd.read_sql`` of the same columns on a plain driver
   connection.
 - ``securitynet export x.parquet`` (``export_catalogue``) against one query streamed into
   pyarrow in batches; each runs in a fresh process so its peak memory (max RSS) is its own.
@@ -37,6 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_query import fill
+from sqlalchemy import text
 
 from securitynet.catalogue.api import Catalogue
 
@@ -61,24 +64,38 @@ def timed(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times)
 
 
-def _pandas_quartiles(path: str) -> Any:
-    import sqlite3
+def _connect(url: str) -> Any:
+    """A plain DB-API connection (sqlite3 or psycopg) to the catalogue at ``url``."""
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        return sqlite3.connect(url.removeprefix("sqlite:///"))
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    return psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+
+
+def _pandas_quartiles(url: str) -> Any:
+    import warnings
 
     import pandas as pd
 
-    with sqlite3.connect(path) as conn:
+    with _connect(url) as conn, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pandas prefers SQLAlchemy for psycopg
         frame = pd.read_sql(PANDAS_QUARTILES, conn)
     return frame.groupby("dataset")["top1"].describe()
 
 
-def _pandas_frame(path: str) -> Any:
-    import sqlite3
+def _pandas_frame(url: str) -> Any:
+    import warnings
 
     import pandas as pd
 
     from securitynet.catalogue.queries import SUMMARY_COLUMNS
 
-    with sqlite3.connect(path) as conn:
+    with _connect(url) as conn, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
         return pd.read_sql(f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM entry ORDER BY id", conn)
 
 
@@ -93,8 +110,6 @@ def _export_child(mode: str, url: str, out: str) -> None:
         with Catalogue(url) as cat:
             export_catalogue(cat, out, include_removed=True)
     else:  # one query, streamed into pyarrow in batches
-        import sqlite3
-
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -102,17 +117,20 @@ def _export_child(mode: str, url: str, out: str) -> None:
 
         entry_columns = [c for c in EXPORT_COLUMNS if c not in ("training_chain", "claims", "weights_url", "weights_sha256")]
         schema = _arrow_schema()
-        path = url.removeprefix("sqlite:///")
-        with sqlite3.connect(path) as conn, pq.ParquetWriter(out, schema) as writer:
-            cursor = conn.execute(f"SELECT {', '.join(entry_columns)} FROM entry ORDER BY id")
+        sqlite = url.startswith("sqlite")
+        with _connect(url) as conn, pq.ParquetWriter(out, schema) as writer:
+            # PostgreSQL: a server-side cursor, so that the client holds one batch at a time
+            cursor = conn.cursor() if sqlite else conn.cursor(name="export")
+            cursor.execute(f"SELECT {', '.join(entry_columns)} FROM entry ORDER BY id")
             while rows := cursor.fetchmany(5000):
                 columns = list(zip(*rows, strict=True))
                 data = {c: list(v) for c, v in zip(entry_columns, columns, strict=True)}
                 n = len(rows)
                 data.update(training_chain=[None] * n, claims=[0] * n, weights_url=[None] * n, weights_sha256=[None] * n)
                 for key in ("first_seen", "last_seen"):
-                    naive = pa.array(data[key], pa.string()).cast(pa.timestamp("us"))
-                    data[key] = naive.cast(pa.timestamp("us", tz="UTC"))  # stored as UTC
+                    if sqlite:  # text without an offset, stored as UTC
+                        naive = pa.array(data[key], pa.string()).cast(pa.timestamp("us"))
+                        data[key] = naive.cast(pa.timestamp("us", tz="UTC"))
                 data["removed_upstream"] = [bool(v) for v in data["removed_upstream"]]
                 writer.write_batch(pa.RecordBatch.from_pydict({c: data[c] for c in EXPORT_COLUMNS}, schema=schema))
     seconds = time.perf_counter() - started
@@ -134,44 +152,40 @@ def _export(mode: str, url: str, out: Path) -> dict[str, float]:
     return result
 
 
-def bench_sqlite(rows: int, repeat: int) -> None:
+def bench(url: str, rows: int, repeat: int, workdir: Path) -> None:
     from securitynet.catalogue.stats import accuracy_stats
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = f"{tmp}/catalogue.db"
-        url = f"sqlite:///{path}"
-        with Catalogue(url) as cat:
-            print(f"sqlite: filled {rows:,} entries in {fill(cat, rows):.1f} s")
-            view = timed(lambda: cat.sql("SELECT * FROM v_accuracy_per_dataset", max_rows=100, timeout=600), repeat)
-            pandas_q = timed(lambda: _pandas_quartiles(path), repeat)
-            stats = timed(lambda: accuracy_stats(cat, by="dataset"), repeat)
-            frame = timed(cat.to_dataframe, repeat)
-            pandas_f = timed(lambda: _pandas_frame(path), repeat)
-        theirs = _export("streamed", url, Path(tmp) / "theirs.parquet")
-        ours = _export("ours", url, Path(tmp) / "ours.parquet")
-    print(f"sqlite quartile view       {view:7.2f} s   pandas over sqlite3 {pandas_q:6.2f} s   ratio {view / pandas_q:5.2f}")
-    print(f"sqlite accuracy_stats      {stats:7.2f} s   pandas over sqlite3 {pandas_q:6.2f} s   ratio {stats / pandas_q:5.2f}")
-    print(f"sqlite to_dataframe        {frame:7.2f} s   pd.read_sql         {pandas_f:6.2f} s   ratio {frame / pandas_f:5.2f}")
+    with Catalogue(url) as cat:
+        engine = cat.engine.url.get_backend_name()
+        print(f"{engine}: filled {rows:,} entries in {fill(cat, rows):.1f} s", flush=True)
+        refresh = timed(cat.refresh_statistics, repeat)
+        view = timed(lambda: cat.sql("SELECT * FROM v_accuracy_per_dataset", max_rows=100, timeout=600), repeat)
+        stats = timed(lambda: accuracy_stats(cat, by="dataset"), repeat)
+        frame = timed(cat.to_dataframe, repeat)
+        pandas_f = timed(lambda: _pandas_frame(url), repeat)
+        if engine == "sqlite":
+            best, best_label = timed(lambda: _pandas_quartiles(url), repeat), "pandas over sqlite3"
+        else:
+
+            def plain() -> Any:
+                with cat.engine.connect() as conn:
+                    return conn.execute(text(PG_QUARTILES)).all()
+
+            best, best_label = timed(plain, repeat), "percentile_cont"
+    theirs = _export("streamed", url, workdir / "theirs.parquet")
+    ours = _export("ours", url, workdir / "ours.parquet")
+    print(f"{engine} quartile view       {view:7.2f} s   {best_label:<19} {best:6.2f} s   ratio {view / best:5.2f}")
+    print(f"{engine} accuracy_stats      {stats:7.2f} s   {best_label:<19} {best:6.2f} s   ratio {stats / best:5.2f}")
     print(
-        f"sqlite export parquet      {ours['seconds']:7.2f} s {ours['max_rss_mb']:6.0f} MB   "
+        f"{engine} refresh (at sync)   {refresh:7.2f} s   5 x {best_label:<15} {5 * best:6.2f} s   "
+        f"ratio {refresh / (5 * best):5.2f}"
+    )
+    print(f"{engine} to_dataframe        {frame:7.2f} s   pd.read_sql         {pandas_f:6.2f} s   ratio {frame / pandas_f:5.2f}")
+    print(
+        f"{engine} export parquet      {ours['seconds']:7.2f} s {ours['max_rss_mb']:6.0f} MB   "
         f"one streamed query {theirs['seconds']:6.2f} s {theirs['max_rss_mb']:6.0f} MB   "
         f"ratio {ours['seconds'] / theirs['seconds']:5.2f} (memory {ours['max_rss_mb'] / theirs['max_rss_mb']:.2f})"
     )
-
-
-def bench_postgres(url: str, rows: int, repeat: int) -> None:
-    from sqlalchemy import text
-
-    with Catalogue(url) as cat:
-        print(f"postgresql: filled {rows:,} entries in {fill(cat, rows):.1f} s")
-
-        def plain() -> Any:
-            with cat.engine.connect() as conn:
-                return conn.execute(text(PG_QUARTILES)).all()
-
-        view = timed(lambda: cat.sql("SELECT * FROM v_accuracy_per_dataset", max_rows=100, timeout=600), repeat)
-        pct = timed(plain, repeat)
-    print(f"postgresql quartile view   {view:7.2f} s   percentile_cont     {pct:6.2f} s   ratio {view / pct:5.2f}")
 
 
 def main() -> int:
@@ -179,6 +193,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--pg-url", help="Also measure on this PostgreSQL database (emptied and refilled).")
+    parser.add_argument("--skip-sqlite", action="store_true", help="Only the PostgreSQL figures.")
     parser.add_argument("--export-child", choices=("ours", "streamed"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -186,9 +201,11 @@ def main() -> int:
     if args.export_child:
         _export_child(args.export_child, args.url, args.out)
         return 0
-    bench_sqlite(args.rows, args.repeat)
-    if args.pg_url:
-        bench_postgres(args.pg_url, args.rows, args.repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.skip_sqlite:
+            bench(f"sqlite:///{tmp}/catalogue.db", args.rows, args.repeat, Path(tmp))
+        if args.pg_url:
+            bench(args.pg_url, args.rows, args.repeat, Path(tmp))
     return 0
 
 

@@ -112,14 +112,23 @@ class Catalogue:
         from securitynet.catalogue.curation import apply_curated_annotations
 
         changed = any(s.added or s.updated or s.removed for s in summaries)
-        apply_curated_annotations(self.engine, force=full)  # skipped when nothing changed
+        curated = apply_curated_annotations(self.engine, force=full)  # skipped: nothing changed
         if changed or full:
             from securitynet.catalogue.identity import link_shared_weights
 
             link_shared_weights(self.engine)
+        if changed or full or curated:
+            self.refresh_statistics()
         if changed:
             analyze(self.engine)
         return summaries
+
+    def refresh_statistics(self) -> float:
+        """Recompute the stored statistics (``stats``, ``v_accuracy_per_dataset``) from the
+        entries; every write of this API does it. Returns the seconds it took."""
+        from securitynet.catalogue.stats_table import refresh_statistics
+
+        return refresh_statistics(self.engine)
 
     def import_from(self, importer: str, location: str | None = None) -> ImportSummary:
         """Import a published document: ``securitynet-release`` (the SecurityNet database) or
@@ -140,6 +149,7 @@ class Catalogue:
             complete=reader.complete(where),
         )
         apply_curated_annotations(self.engine)
+        self.refresh_statistics()
         return summary
 
     def add(self, records: Sequence[EntryRecord], *, origin: str) -> SyncSummary:
@@ -157,7 +167,9 @@ class Catalogue:
             counts = write_records(session, list(records), origin=origin)
         for key, value in counts.items():
             setattr(summary, key, value)
-        apply_curated_annotations(self.engine)
+        curated = apply_curated_annotations(self.engine)
+        if summary.added or summary.updated or curated:
+            self.refresh_statistics()
         summary.seconds = time.perf_counter() - started
         return summary
 

@@ -11,7 +11,6 @@ that no entry has is a typo more often than a real question, so it names the clo
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +68,8 @@ def parse_sort(spec: str) -> tuple[str, bool]:
 def check_facets(session: Session, flt: EntryFilter) -> None:
     """Raise :class:`InvalidQueryError` when a text facet of ``flt`` matches no entry at all,
     naming the closest values the catalogue has."""
+    from difflib import get_close_matches
+
     from sqlalchemy import func, select
 
     from securitynet.catalogue.models import Entry
@@ -92,7 +93,7 @@ def check_facets(session: Session, flt: EntryFilter) -> None:
         by_lower = {v.lower(): v for v in known}
         close = [
             by_lower[m]
-            for m in difflib.get_close_matches(value.lower(), list(by_lower), n=3, cutoff=0.6)
+            for m in get_close_matches(value.lower(), list(by_lower), n=3, cutoff=0.6)
         ]
         hint = (
             f"Did you mean {', '.join(close)}?"

@@ -170,15 +170,16 @@ class LiteCatalogue:
     # --- listing ----------------------------------------------------------------------------
 
     def _where(self, filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
-        from securitynet.annotate.datasets import canonical_dataset
-        from securitynet.ids import normalise_source
-
         cond: list[str] = []
         args: list[Any] = []
         if filters.get("source"):
+            from securitynet.ids import normalise_source
+
             cond.append("source = ?")
             args.append(normalise_source(filters["source"]))
         if filters.get("dataset"):
+            from securitynet.annotate.datasets import canonical_dataset  # its tables: only here
+
             wanted = filters["dataset"]
             canonical = canonical_dataset(wanted)
             if canonical:

@@ -343,6 +343,30 @@ class SyncRun(Base):
     version: Mapped[str | None] = mapped_column(String(32))
 
 
+class AccuracyStatistics(Base):
+    """Entries and the spread of top-1 per group, stored: one row per value of each grouping
+    (``dataset``, ``source``, ``family``, ``licence``, ``architecture``; ``value`` NULL is the
+    group of entries without one), over the entries counted by default (live, each checkpoint
+    once, no test nets). Refreshed after every write that changed entries
+    (:mod:`securitynet.catalogue.stats_table`); read by ``stats`` and by the view
+    ``v_accuracy_per_dataset``, so neither sorts a million rows per question."""
+
+    __tablename__ = "accuracy_statistics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    grouping: Mapped[str] = mapped_column(String(16), index=True)
+    value: Mapped[str | None] = mapped_column(String(255))
+    entries: Mapped[int] = mapped_column(Integer)
+    with_top1: Mapped[int] = mapped_column(Integer)
+    top1_min: Mapped[float | None] = mapped_column(Float)
+    top1_q1: Mapped[float | None] = mapped_column(Float)
+    top1_median: Mapped[float | None] = mapped_column(Float)
+    top1_q3: Mapped[float | None] = mapped_column(Float)
+    top1_max: Mapped[float | None] = mapped_column(Float)
+    top1_mean: Mapped[float | None] = mapped_column(Float)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Evaluation(Base):
     """One attack or defence run on one entry, or one set of figures a source published.
 

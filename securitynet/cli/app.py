@@ -1,20 +1,19 @@
 """The Typer application and the CLI's one error boundary.
 
 A :class:`SecurityNetError` prints one line (plus its hint) and exits 1;
-``SECURITYNET_DEBUG=1`` shows the traceback instead. Locals are never printed.
+``SECURITYNET_DEBUG=1`` shows the traceback instead. Locals are never printed. The lean path
+of :mod:`securitynet.cli.lean` hands its errors to the same boundary (:func:`report`).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import signal
-import sys
 from typing import Annotated
 
 import typer
 
 from securitynet import __version__
+from securitynet.cli.lean import configure_logging
 from securitynet.errors import SecurityNetError
 
 app = typer.Typer(
@@ -39,11 +38,7 @@ def _root(
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens (to stderr).")] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(verbose=verbose)
 
 
 def _register_commands() -> None:
@@ -73,50 +68,50 @@ def _debug() -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``securitynet`` script."""
-    # `securitynet list | head` ends quietly, like any Unix tool. The handler is put back on
-    # the way out: main() also runs inside other processes (the tests, a notebook), where
-    # SIG_DFL left behind kills the whole process the next time any thread writes to a
-    # socket whose peer hung up (an HTTP server in the test suite, for one).
-    previous = signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
-    try:
-        _main(argv)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGPIPE, previous)
+    """Entry point of the ``securitynet`` script (see :func:`securitynet.cli.main`)."""
+    from securitynet.cli import main as entry
+
+    entry(argv)
 
 
-def _main(argv: list[str] | None) -> None:
+def run_typer(argv: list[str] | None) -> None:
+    """Parse ``argv`` with Typer and run the command, inside the error boundary."""
     _register_commands()
     try:
         # standalone_mode=False hands typer.Exit(n) back as a return value, not an exception
         code = app(args=argv, standalone_mode=False)
-    except SecurityNetError as exc:
+    except (Exception, KeyboardInterrupt) as exc:
+        report(exc)
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
+
+
+def report(exc: BaseException) -> None:
+    """The one error boundary: print ``exc`` as one line (and its hint) and exit with its
+    code; an error that is not ours nor a usage error is raised on."""
+    if isinstance(exc, SecurityNetError):
         if _debug():
-            raise
+            raise exc
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         if exc.hint:
             typer.echo(f"hint: {exc.hint}", err=True)
         raise SystemExit(1) from None
-    except typer.Exit as exc:
+    if isinstance(exc, typer.Exit):
         raise SystemExit(exc.exit_code) from None
-    except typer.Abort:
+    if isinstance(exc, typer.Abort):
         typer.echo("aborted", err=True)
         raise SystemExit(130) from None
-    except KeyboardInterrupt:
+    if isinstance(exc, KeyboardInterrupt):
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None
-    except Exception as exc:  # click usage errors
-        if isinstance(exc, _click_exceptions()):
-            exc.show()  # type: ignore[attr-defined]
-            raise SystemExit(exc.exit_code) from None  # type: ignore[attr-defined]
-        import click
+    if isinstance(exc, _click_exceptions()):  # click usage errors
+        exc.show()  # type: ignore[attr-defined]
+        raise SystemExit(exc.exit_code) from None  # type: ignore[attr-defined]
+    import click
 
-        if isinstance(exc, click.exceptions.Exit):
-            raise SystemExit(exc.exit_code) from None
-        raise
-    if isinstance(code, int) and code:
-        raise SystemExit(code)
+    if isinstance(exc, click.exceptions.Exit):
+        raise SystemExit(exc.exit_code) from None
+    raise exc
 
 
 def _click_exceptions() -> tuple[type[Exception], ...]:

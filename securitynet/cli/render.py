@@ -1,10 +1,11 @@
 """How commands print: tables (rich on a terminal, plain aligned text when piped), JSON
-(machine-clean: no colour, no bars) and CSV. Presentation only; no catalogue logic."""
+(machine-clean: no colour, no bars) and CSV. Presentation only; no catalogue logic.
+
+No Typer here (the everyday commands print without importing it, see
+:mod:`securitynet.cli.options`); rich only when a table goes to a terminal."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import sys
@@ -14,8 +15,6 @@ from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Any
-
-import typer
 
 
 class StrEnum(str, Enum):
@@ -37,6 +36,13 @@ class TextFormat(StrEnum):
 
 
 Formatter = Callable[[Any], str]
+
+
+def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """``message`` on stdout (or stderr), flushed: what ``typer.echo`` does with text."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(message + ("\n" if nl else ""))
+    stream.flush()
 
 
 def human_count(value: Any) -> str:
@@ -91,16 +97,19 @@ def _clean(value: Any) -> Any:
 def emit_json(data: Any) -> None:
     if isinstance(data, list):
         data = [{k: _clean(v) for k, v in d.items()} if isinstance(d, Mapping) else d for d in data]
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default))
+    echo(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default))
 
 
 def emit_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    import csv
+    import io
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_csv_value(row.get(c)) for c in columns])
-    typer.echo(buffer.getvalue(), nl=False)
+    echo(buffer.getvalue(), nl=False)
 
 
 def _csv_value(value: Any) -> Any:
@@ -177,11 +186,11 @@ def emit_table(
         return "  ".join(parts).rstrip()
 
     if title:
-        typer.echo(title)
-    typer.echo(line(list(columns)))
-    typer.echo(line(["-" * w for w in widths]))
+        echo(title)
+    echo(line(list(columns)))
+    echo(line(["-" * w for w in widths]))
     for row in cells:
-        typer.echo(line(row))
+        echo(line(row))
 
 
 def emit_rows(
@@ -204,4 +213,4 @@ def emit_rows(
 
 def note(message: str) -> None:
     """A remark for the person at the terminal (stderr: never mixed into data on stdout)."""
-    typer.echo(message, err=True)
+    echo(message, err=True)

@@ -1,6 +1,7 @@
 """The everyday read commands start lean: on a SQLite catalogue at the current revision,
 ``list``, ``show``, ``sql`` and ``db current`` answer without importing torch, pandas,
-Alembic or SQLAlchemy, and say exactly what the full (ORM) path says."""
+Alembic, SQLAlchemy, pydantic or Typer (click, rich), and say exactly what the full (ORM)
+path says."""
 
 from __future__ import annotations
 
@@ -19,11 +20,23 @@ from securitynet.cli.render import TableFormat
 from tests.catalogue import sample
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "pandas", "alembic", "sqlalchemy", "pydantic_settings", "timm", "numpy")
+HEAVY = (
+    "torch",
+    "pandas",
+    "alembic",
+    "sqlalchemy",
+    "pydantic",
+    "pydantic_settings",
+    "timm",
+    "numpy",
+    "typer",
+    "click",
+    "rich",
+)
 
 PROBE = """
 import json, sys
-from securitynet.cli.app import main
+from securitynet.cli import main
 try:
     main(sys.argv[1:])
 except SystemExit as exc:
@@ -152,7 +165,7 @@ def test_the_lean_listing_is_the_orm_listing(sample_file: Path, filters: dict[st
 def test_the_lean_show_prints_what_the_orm_show_prints(
     sample_file: Path, entry_id: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from securitynet.cli.commands_catalogue import _print_entry
+    from securitynet.cli.everyday import _print_entry
 
     url = f"sqlite:///{sample_file}"
     with Catalogue(url) as cat:
