@@ -1,6 +1,7 @@
 """One entry's model-stealing evaluation: the entry is the target, a data set's split is the
 attacker's query pool, another split (the target's test data) scores the surrogate. One
-stored evaluation per budget (variant ``<labels>_<budget>``, e.g. ``soft_1000``) with the
+stored evaluation per budget (variant ``<labels>_<budget>``, e.g. ``soft_1000``, or
+``<labels>_<policy>_<budget>`` for an active policy, e.g. ``soft_kcenter_1000``) with the
 median over seeds as value and the spread over seeds as its interval."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from securitynet.records import EntryRecord, EvaluationRecord, MetricResult, con
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
 
     from securitynet.settings import Settings
 
@@ -37,15 +39,26 @@ class StealingRequest(BaseModel):
     test_split: str = "test"
     max_test: int | None = Field(default=None, gt=0, description="Score on a seeded sample.")
     config: StealingConfig = Field(default_factory=StealingConfig)
+    #: The catalogue record of ``config.surrogate`` when that names an entry (``evaluate``
+    #: looks it up; tasks never read the catalogue).
+    surrogate_entry: EntryRecord | None = None
 
     def variants(self) -> dict[str, int]:
         """Variant name -> budget."""
-        return {f"{self.config.labels}_{b}": b for b in self.config.budgets}
+        policy = "" if self.config.policy == "random" else f"{self.config.policy}_"
+        return {f"{self.config.labels}_{policy}{b}": b for b in self.config.budgets}
 
     def variant_config(self, budget: int) -> dict[str, Any]:
+        """The stored configuration of one budget: only the settings that shape its result
+        (a random-policy run keeps the key it had before active policies existed)."""
         config = self.config.model_dump(mode="json", exclude={"budgets"})
         if self.config.labels != "topk":
             config.pop("top_k")
+        if self.config.policy == "random":
+            for key in ("policy", "round_size", "refine_epochs", "candidates", "arms"):
+                config.pop(key)
+        elif self.config.policy != "adaptive":
+            config.pop("arms")
         return {
             **config,
             "budget": budget,
@@ -76,6 +89,7 @@ def run_stealing_task(
     """The budgets named in ``digests`` (variant -> config digest) against ``record``."""
     from securitynet.attacks.membership.query import NetQuery
     from securitynet.attacks.stealing.knockoff import run_stealing
+    from securitynet.attacks.stealing.surrogates import build_surrogate
 
     data = request.data
     dataset = dataset_label(data.name)
@@ -104,7 +118,16 @@ def run_stealing_task(
         test_y = torch.from_numpy(test.labels[test_idx])
         query = NetQuery(loaded.net, loaded.spec.output or "logits", data.device)
         config = request.config.model_copy(update={"budgets": sorted(budgets.values())})
-        result = run_stealing(query, fetch, len(pool), test_x, test_y, config)
+        with torch.no_grad():
+            classes = int(query.log_probs(test_x[:1]).shape[1])
+        shape = tuple(test_x.shape[1:])
+
+        def surrogate(seed: int) -> nn.Module:
+            return build_surrogate(
+                config.surrogate, shape, classes, seed=seed, entry=request.surrogate_entry, settings=settings
+            )
+
+        result = run_stealing(query, fetch, len(pool), test_x, test_y, config, surrogate=surrogate)
     except Exception as exc:  # the batch boundary: every asked budget is recorded as failed
         outcome.evaluations = [
             _failed(record.id, ATTACK, v, exc, dataset=dataset, digest=d) for v, d in digests.items()
