@@ -12,7 +12,7 @@ from securitynet.evaluate.harness import (
     select_entries,
 )
 from securitynet.evaluate.spec import AccuracyRequest, DataSpec, EntryOutcome, MembershipRequest
-from securitynet.evaluate.stealing import StealingRequest
+from securitynet.evaluate.stealing import StealingRequest, budget_curves, plot_stealing
 
 __all__ = [
     "AccuracyRequest",
@@ -23,9 +23,11 @@ __all__ = [
     "MembershipRequest",
     "RayExecutor",
     "StealingRequest",
+    "budget_curves",
     "evaluate",
     "list_failures",
     "make_executor",
     "plot_outcomes",
+    "plot_stealing",
     "select_entries",
 ]

@@ -19,9 +19,14 @@ from securitynet.evaluate.tasks import _failed, _load, dataset_label, weights_id
 from securitynet.records import EntryRecord, EvaluationRecord, MetricResult, config_digest
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
     import torch
     from torch import nn
 
+    from securitynet.attacks.stealing.plot import BudgetPoint, PublicFigure
+    from securitynet.evaluate.harness import BatchReport
     from securitynet.settings import Settings
 
 #: The ``attack`` column of a stealing evaluation.
@@ -190,3 +195,57 @@ def fetch_from(images: Any, indices: np.ndarray, transform: Any, *, batch_size: 
     from securitynet.data.sets import iter_batches
 
     return torch.cat([x for x, _ in iter_batches(images, indices, transform, batch_size=batch_size)])
+
+
+def budget_curves(report: BatchReport) -> dict[str, list[BudgetPoint]]:
+    """The stealing figures of ``report`` (new or reused) as curves over budget: one per
+    entry and setting (``<labels>[_<policy>]``), prefixed by the entry's file name when
+    several entries are in the report."""
+    from securitynet.attacks.stealing.plot import BudgetPoint
+
+    curves: dict[str, list[BudgetPoint]] = {}
+    single = len({o.entry_id for o in report.outcomes}) == 1
+    for outcome in report.outcomes:
+        for ev in outcome.evaluations:
+            if ev.attack != ATTACK or ev.status != "ok":
+                continue
+            agreement, accuracy = _metric(ev, "agreement"), _metric(ev, "accuracy")
+            budget = ev.metric("queries")
+            if agreement is None or accuracy is None or budget is None:
+                continue
+            setting = (ev.variant or "").rsplit("_", 1)[0].replace("_", " ")
+            name = setting if single else f"{outcome.entry_id.rsplit('/', 1)[-1]} {setting}"
+            curves.setdefault(name, []).append(
+                BudgetPoint(
+                    budget=int(budget),
+                    agreement=agreement.value,
+                    accuracy=accuracy.value,
+                    agreement_range=_range(agreement),
+                    accuracy_range=_range(accuracy),
+                )
+            )
+    return {k: sorted(v, key=lambda p: p.budget) for k, v in curves.items()}
+
+
+def plot_stealing(
+    report: BatchReport,
+    path: Path,
+    *,
+    public: Sequence[PublicFigure] = (),
+    public_label: str = "public",
+) -> Path:
+    """The agreement-against-budget figure of ``report`` (PNG, SVG or PDF by suffix)."""
+    from securitynet.attacks.stealing.plot import plot_budget_curves
+
+    curves = budget_curves(report)
+    entries = {o.entry_id for o in report.outcomes}
+    title = next(iter(entries)) if len(entries) == 1 else ""
+    return plot_budget_curves(curves, path, public=public, public_label=public_label, title=title)
+
+
+def _metric(ev: EvaluationRecord, name: str) -> MetricResult | None:
+    return next((m for m in ev.metrics if m.metric == name), None)
+
+
+def _range(m: MetricResult) -> tuple[float, float] | None:
+    return (m.lower, m.upper) if m.lower is not None and m.upper is not None else None

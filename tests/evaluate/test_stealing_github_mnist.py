@@ -98,3 +98,39 @@ def test_eval_steal_bad_options_are_one_line(run) -> None:  # type: ignore[no-un
     assert code == 1 and err.startswith("error: bad stealing options: labels") and "Traceback" not in err
     code, _, err = run("eval", "steal", NORMAL, "--budget", "1k")
     assert code == 1 and "not a list of integers" in err
+
+
+def test_eval_steal_with_an_active_policy_plots_agreement_against_budget(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import xml.etree.ElementTree as ET
+
+    fig = tmp_path / "steal.svg"
+    code, out, err = run(
+        "eval", "steal", NORMAL, "--budget", "100,200", "--labels", "hard", "--epochs", "8",
+        "--policy", "kcenter", "--round-size", "50", "--candidates", "1000", "--max-test", "1000",
+        "--plot", str(fig), "--public", "100=70.5/70.1,200=80", "--format", "json",
+    )
+    assert code == 0, err
+    agreement = {r["variant"]: r["value"] for r in json.loads(out) if r["metric"] == "agreement"}
+    assert set(agreement) == {"hard_kcenter_100", "hard_kcenter_200"}
+    assert f"agreement against budget: {fig}" in err
+    groups = {g.get("id"): g for g in ET.parse(fig).iter("{http://www.w3.org/2000/svg}g")}
+    for gid, points in (("agreement-hard-kcenter", 2), ("agreement-public", 2), ("accuracy-public", 1)):
+        assert len(list(groups[gid].iter("{http://www.w3.org/2000/svg}use"))) == points, gid
+    # a figure format we cannot write is refused before anything runs
+    code, _, err = run("eval", "steal", NORMAL, "--plot", str(tmp_path / "steal.gif"))
+    assert code == 1 and "use .png, .svg, .pdf" in err and "stored" not in err
+
+
+def test_a_catalogue_entry_names_the_surrogates_architecture(run) -> None:  # type: ignore[no-untyped-def]
+    """The public attacker's own architecture (the surrogate entry), built untrained."""
+    code, out, err = run(
+        "eval", "steal", NORMAL, "--budget", "300", "--labels", "hard", "--epochs", "5",
+        "--surrogate", SURROGATE, "--max-test", "500", "--format", "json",
+    )
+    assert code == 0, err
+    agreement = {r["variant"]: r["value"] for r in json.loads(out) if r["metric"] == "agreement"}
+    assert agreement["hard_300"] > 60  # chance is about 10 %
+    code, _, err = run("eval", "steal", NORMAL, "--surrogate", "github:nobody/none/net.pt", "--max-test", "100")
+    assert code == 1 and "github:nobody/none/net.pt" in err and "Traceback" not in err
+    code, _, err = run("eval", "steal", NORMAL, "--surrogate", "resnet9000", "--budget", "10", "--max-test", "100")
+    assert code == 1 and "unknown surrogate 'resnet9000'" in err
