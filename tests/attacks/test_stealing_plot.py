@@ -50,7 +50,7 @@ def test_bad_figures_and_formats_are_refused(tmp_path: Path) -> None:
         parse_public("500:89.6")
     with pytest.raises(AttackError, match=r"\[0, 100\]"):
         parse_public("500=189.6")
-    with pytest.raises(AttackError, match="use .png"):
+    with pytest.raises(AttackError, match=r"use \.png"):
         plot_budget_curves({"soft": OURS}, tmp_path / "fig.gif")
     with pytest.raises(AttackError, match="no budgets"):
         plot_budget_curves({}, tmp_path / "fig.png")
