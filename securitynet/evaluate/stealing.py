@@ -162,7 +162,8 @@ def run_stealing_task(
                 config_digest=digests[variant],
                 versions=versions,
                 device=data.device,
-                duration_s=(result.query_seconds + result.train_seconds) / len(budgets),
+                duration_s=(result.query_seconds + result.train_seconds + result.select_seconds)
+                / len(budgets),
                 metrics=[
                     MetricResult(
                         metric="agreement",
@@ -183,6 +184,7 @@ def run_stealing_task(
         )
     outcome.extra = {
         "queries_per_second": result.queries_per_second,
+        "select_seconds": result.select_seconds,
         "agreement": {b.budget: b.agreement for b in result.budgets},
     }
     return outcome

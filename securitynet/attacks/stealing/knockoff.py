@@ -104,12 +104,20 @@ class StealingResult(BaseModel):
     budgets: list[BudgetResult]
     target_accuracy: float
     queries: int  #: images sent to the target, all seeds together
-    query_seconds: float
-    train_seconds: float
+    query_seconds: float  #: the target's forward passes
+    train_seconds: float  #: the surrogates' training, one per budget and seed
+    select_seconds: float = 0.0  #: an active policy choosing queries (selector refinement included)
 
     @property
     def queries_per_second(self) -> float:
+        """Target queries per second of the target's own forward passes."""
         return self.queries / self.query_seconds if self.query_seconds > 0 else float("inf")
+
+    @property
+    def chosen_per_second(self) -> float:
+        """Queries chosen and answered per second (selection included)."""
+        spent = self.query_seconds + self.select_seconds
+        return self.queries / spent if spent > 0 else float("inf")
 
 
 def api_answer(probs: torch.Tensor, labels: str, top_k: int = 3) -> torch.Tensor:
@@ -206,7 +214,7 @@ def run_stealing(
     target_accuracy = 100.0 * float((target_test == test_y).double().mean())
     classes = int(target.log_probs(test_x[:1]).shape[1])
     per_budget = {b: BudgetResult(budget=b, agreement=[], accuracy=[]) for b in config.budgets}
-    query_s = train_s = 0.0
+    query_s = train_s = select_s = 0.0
 
     def ask(x: torch.Tensor) -> torch.Tensor:
         """What the API answers for images ``x`` (timed: the query cost)."""
@@ -231,7 +239,7 @@ def run_stealing(
         else:
             pool = rng.choice(pool_size, min(pool_size, max(config.candidates, top)), replace=False)
             candidates = fetch(np.sort(pool)).cpu()
-            started = time.perf_counter()
+            started, asked = time.perf_counter(), query_s
             order, answers = active_order(
                 config.policy,
                 candidates,
@@ -243,7 +251,7 @@ def run_stealing(
                 make_selector=functools.partial(fresh, seed),
                 refine=functools.partial(_refine, config=config, seed=seed),
             )
-            train_s += time.perf_counter() - started
+            select_s += time.perf_counter() - started - (query_s - asked)
             x = candidates[order]
         for budget in config.budgets:
             started = time.perf_counter()
@@ -260,6 +268,7 @@ def run_stealing(
         queries=top * config.seeds,
         query_seconds=query_s,
         train_seconds=train_s,
+        select_seconds=select_s,
     )
 
 
