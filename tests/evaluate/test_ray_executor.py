@@ -78,7 +78,7 @@ def test_the_cli_runs_a_where_selection_on_ray(
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_stealing_runs_on_ray_with_a_catalogue_surrogate(mnist_catalogue: Catalogue, local_ray: None) -> None:
     """`eval steal --executor ray`: the surrogate entry's record travels with the task (Ray
     workers never read the catalogue), and the figures are the in-process ones."""
