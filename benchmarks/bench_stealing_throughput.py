@@ -2,7 +2,7 @@
 forward pass of the same net over the same images, per query-selection policy.
 
     python benchmarks/bench_stealing_throughput.py --queries 5000
-    python benchmarks/bench_stealing_throughput.py --queries 1000 --policies random,uncertainty,kcenter,adaptive
+    python benchmarks/bench_stealing_throughput.py --queries 500 --policies random,uncertainty,kcenter,adaptive
 
 The target has the layout of the public ``mnist_cnn.pt`` (LeNet-style, PROVENANCE.md in
 ../shared/checkpoints/github-mnist) with random weights: throughput does not depend on
