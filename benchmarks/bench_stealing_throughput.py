@@ -1,13 +1,16 @@
 """Stealing throughput: target queries per second inside ``run_stealing`` against a bare
-forward pass of the same net over the same images.
+forward pass of the same net over the same images, per query-selection policy.
 
     python benchmarks/bench_stealing_throughput.py --queries 5000
+    python benchmarks/bench_stealing_throughput.py --queries 500 --policies random,uncertainty,kcenter,adaptive
 
 The target has the layout of the public ``mnist_cnn.pt`` (LeNet-style, PROVENANCE.md in
 ../shared/checkpoints/github-mnist) with random weights: throughput does not depend on
 them. The images are random 1 x 28 x 28 tensors, already preprocessed. The stealing run
-trains one surrogate for one epoch at the full budget (its training time is not counted
-in the query rate). Prints both rates and the ratio (1.0 means no querying overhead).
+trains one surrogate for one epoch at the full budget (its training time is not counted).
+Per policy it prints the target's query rate and its ratio to the bare pass (1.0 means no
+querying overhead), and the rate of queries chosen and answered (an active policy's
+selector refinement and scoring included) with its ratio to the bare pass.
 """
 
 from __future__ import annotations
@@ -35,31 +38,38 @@ def lenet() -> nn.Module:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--queries", type=int, default=5000)
+    parser.add_argument("--policies", default="random", help="comma-separated: random,uncertainty,kcenter,adaptive")
+    parser.add_argument("--round-size", type=int, default=100)
     args = parser.parse_args()
     torch.manual_seed(0)
     net = lenet()
-    pool = torch.rand(args.queries, 1, 28, 28)
+    pool = torch.rand(max(args.queries, 10_000), 1, 28, 28)
     test_x, test_y = torch.rand(256, 1, 28, 28), torch.randint(0, 10, (256,))
 
     with torch.no_grad():
         net(pool[:1024])  # warm-up, so neither side pays the first call
     started = time.perf_counter()
     with torch.no_grad():
-        for chunk in pool.split(1024):
+        for chunk in pool[: args.queries].split(1024):
             net(chunk).exp()
     bare = args.queries / (time.perf_counter() - started)
-
-    result = run_stealing(
-        NetQuery(net, output="log_softmax"),
-        lambda idx: pool[torch.from_numpy(np.asarray(idx))],
-        args.queries,
-        test_x,
-        test_y,
-        StealingConfig(budgets=[args.queries], epochs=1),
-    )
     print(f"bare forward pass: {bare:,.0f} images/s")
-    print(f"run_stealing queries: {result.queries_per_second:,.0f} queries/s")
-    print(f"ratio (stealing / bare): {result.queries_per_second / bare:.2f}")
+
+    for policy in args.policies.split(","):
+        result = run_stealing(
+            NetQuery(net, output="log_softmax"),
+            lambda idx: pool[torch.from_numpy(np.asarray(idx))],
+            len(pool),
+            test_x,
+            test_y,
+            StealingConfig(budgets=[args.queries], epochs=1, policy=policy, round_size=args.round_size),
+        )
+        print(
+            f"{policy}: run_stealing queries {result.queries_per_second:,.0f}/s "
+            f"(ratio stealing / bare {result.queries_per_second / bare:.2f}); "
+            f"chosen and answered {result.chosen_per_second:,.0f}/s "
+            f"(ratio {result.chosen_per_second / bare:.3f})"
+        )
 
 
 if __name__ == "__main__":

@@ -254,7 +254,27 @@ def eval_steal(
         str, typer.Option("--labels", help="What the API returns: soft, topk or hard.")
     ] = "soft",
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="k for --labels topk.")] = 3,
-    surrogate: Annotated[str, typer.Option("--surrogate", help="small_cnn.")] = "small_cnn",
+    surrogate: Annotated[
+        str,
+        typer.Option(
+            "--surrogate",
+            help="small_cnn, a timm or torchvision architecture (resnet18), or a catalogue entry id; built untrained.",
+        ),
+    ] = "small_cnn",
+    policy: Annotated[
+        str,
+        typer.Option("--policy", help="Query selection: random, uncertainty, kcenter or adaptive."),
+    ] = "random",
+    round_size: Annotated[
+        int, typer.Option("--round-size", min=1, help="Queries per round (active policies).")
+    ] = 100,
+    candidates: Annotated[
+        int,
+        typer.Option("--candidates", min=1, help="Random pool images an active policy picks from."),
+    ] = 10_000,
+    arms: Annotated[
+        int, typer.Option("--arms", min=2, help="Pool clusters the adaptive policy draws from.")
+    ] = 10,
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 20,
     seeds: Annotated[
         int, typer.Option("--seeds", min=1, max=20, help="Repeats; the median is stored.")
@@ -263,6 +283,18 @@ def eval_steal(
     max_test: Annotated[
         int | None, typer.Option("--max-test", min=1, help="Score on a seeded test sample.")
     ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Write accuracy and agreement against budget (.png, .svg, .pdf)."),
+    ] = None,
+    public: Annotated[
+        str | None,
+        typer.Option(
+            "--public",
+            help="Published figures for the plot: BUDGET=AGREEMENT[/ACCURACY],... e.g. 1000=93.13/92.64.",
+        ),
+    ] = None,
+    public_label: Annotated[str, typer.Option("--public-label")] = "public",
     where: WhereOpt = None,
     data_dir: DataDirOpt = None,
     batch_size: BatchOpt = 512,
@@ -272,13 +304,15 @@ def eval_steal(
     force: ForceOpt = False,
     fmt: FormatOpt = TableFormat.TABLE,
 ) -> None:
-    """Steal each entry (Knockoff style): query it within each budget, train a surrogate on
-    its answers, store the surrogate's accuracy and its agreement with the entry."""
+    """Steal each entry (Knockoff style): query it within each budget (randomly or by an
+    active policy), train a surrogate on its answers, store the surrogate's accuracy and its
+    agreement with the entry; --plot draws both against the budget."""
     from pydantic import ValidationError
 
     from securitynet.attacks.stealing import StealingConfig
+    from securitynet.attacks.stealing.plot import FORMATS, parse_public
     from securitynet.errors import AttackError
-    from securitynet.evaluate import DataSpec, StealingRequest
+    from securitynet.evaluate import DataSpec, StealingRequest, budget_curves, plot_stealing
 
     _quiet_for(fmt)
     try:
@@ -288,6 +322,10 @@ def eval_steal(
                 "labels": labels,
                 "top_k": top_k,
                 "surrogate": surrogate,
+                "policy": policy,
+                "round_size": round_size,
+                "candidates": candidates,
+                "arms": arms,
                 "epochs": epochs,
                 "seeds": seeds,
                 "seed": seed,
@@ -305,8 +343,16 @@ def eval_steal(
         max_test=max_test,
         config=config,
     )
+    figures = parse_public(public) if public else []
+    if plot is not None and plot.suffix.lower() not in FORMATS:
+        raise AttackError(f"--plot {plot.name}: use {', '.join(FORMATS)}")
     report = _run(request, entries, where, executor, address, force)
     _emit(report, fmt)
+    if plot is not None:
+        if budget_curves(report):
+            note(f"agreement against budget: {plot_stealing(report, plot, public=figures, public_label=public_label)}")
+        else:
+            note("nothing to plot (every budget failed)")
     if report.failed:
         raise typer.Exit(1)
 

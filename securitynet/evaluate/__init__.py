@@ -13,7 +13,7 @@ from securitynet.evaluate.harness import (
 )
 from securitynet.evaluate.reuse import ReuseRequest, TargetInput, plot_reuse_outcomes
 from securitynet.evaluate.spec import AccuracyRequest, DataSpec, EntryOutcome, MembershipRequest
-from securitynet.evaluate.stealing import StealingRequest
+from securitynet.evaluate.stealing import StealingRequest, budget_curves, plot_stealing
 
 __all__ = [
     "AccuracyRequest",
@@ -26,10 +26,12 @@ __all__ = [
     "ReuseRequest",
     "StealingRequest",
     "TargetInput",
+    "budget_curves",
     "evaluate",
     "list_failures",
     "make_executor",
     "plot_outcomes",
     "plot_reuse_outcomes",
+    "plot_stealing",
     "select_entries",
 ]

@@ -152,6 +152,11 @@ def evaluate(
                 )
         fn: Any = run_membership_task
     elif isinstance(request, StealingRequest):
+        if ":" in request.config.surrogate and request.surrogate_entry is None:
+            # a catalogue entry as the surrogate's architecture: its record travels with the task
+            request = request.model_copy(
+                update={"surrogate_entry": cat.get(request.config.surrogate)}
+            )
         jobs = []
         for eid, record in records.items():
             digests = {v: stealing_digest(record, request, b) for v, b in request.variants().items()}

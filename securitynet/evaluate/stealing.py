@@ -1,6 +1,7 @@
 """One entry's model-stealing evaluation: the entry is the target, a data set's split is the
 attacker's query pool, another split (the target's test data) scores the surrogate. One
-stored evaluation per budget (variant ``<labels>_<budget>``, e.g. ``soft_1000``) with the
+stored evaluation per budget (variant ``<labels>_<budget>``, e.g. ``soft_1000``, or
+``<labels>_<policy>_<budget>`` for an active policy, e.g. ``soft_kcenter_1000``) with the
 median over seeds as value and the spread over seeds as its interval."""
 
 from __future__ import annotations
@@ -18,8 +19,14 @@ from securitynet.evaluate.tasks import _failed, _load, dataset_label, weights_id
 from securitynet.records import EntryRecord, EvaluationRecord, MetricResult, config_digest
 
 if TYPE_CHECKING:
-    import torch
+    from collections.abc import Sequence
+    from pathlib import Path
 
+    import torch
+    from torch import nn
+
+    from securitynet.attacks.stealing.plot import BudgetPoint, PublicFigure
+    from securitynet.evaluate.harness import BatchReport
     from securitynet.settings import Settings
 
 #: The ``attack`` column of a stealing evaluation.
@@ -37,15 +44,26 @@ class StealingRequest(BaseModel):
     test_split: str = "test"
     max_test: int | None = Field(default=None, gt=0, description="Score on a seeded sample.")
     config: StealingConfig = Field(default_factory=StealingConfig)
+    #: The catalogue record of ``config.surrogate`` when that names an entry (``evaluate``
+    #: looks it up; tasks never read the catalogue).
+    surrogate_entry: EntryRecord | None = None
 
     def variants(self) -> dict[str, int]:
         """Variant name -> budget."""
-        return {f"{self.config.labels}_{b}": b for b in self.config.budgets}
+        policy = "" if self.config.policy == "random" else f"{self.config.policy}_"
+        return {f"{self.config.labels}_{policy}{b}": b for b in self.config.budgets}
 
     def variant_config(self, budget: int) -> dict[str, Any]:
+        """The stored configuration of one budget: only the settings that shape its result
+        (a random-policy run keeps the key it had before active policies existed)."""
         config = self.config.model_dump(mode="json", exclude={"budgets"})
         if self.config.labels != "topk":
             config.pop("top_k")
+        if self.config.policy == "random":
+            for key in ("policy", "round_size", "refine_epochs", "candidates", "arms"):
+                config.pop(key)
+        elif self.config.policy != "adaptive":
+            config.pop("arms")
         return {
             **config,
             "budget": budget,
@@ -76,6 +94,7 @@ def run_stealing_task(
     """The budgets named in ``digests`` (variant -> config digest) against ``record``."""
     from securitynet.attacks.membership.query import NetQuery
     from securitynet.attacks.stealing.knockoff import run_stealing
+    from securitynet.attacks.stealing.surrogates import build_surrogate
 
     data = request.data
     dataset = dataset_label(data.name)
@@ -104,7 +123,16 @@ def run_stealing_task(
         test_y = torch.from_numpy(test.labels[test_idx])
         query = NetQuery(loaded.net, loaded.spec.output or "logits", data.device)
         config = request.config.model_copy(update={"budgets": sorted(budgets.values())})
-        result = run_stealing(query, fetch, len(pool), test_x, test_y, config)
+        with torch.no_grad():
+            classes = int(query.log_probs(test_x[:1]).shape[1])
+        shape = tuple(test_x.shape[1:])
+
+        def surrogate(seed: int) -> nn.Module:
+            return build_surrogate(
+                config.surrogate, shape, classes, seed=seed, entry=request.surrogate_entry, settings=settings
+            )
+
+        result = run_stealing(query, fetch, len(pool), test_x, test_y, config, surrogate=surrogate)
     except Exception as exc:  # the batch boundary: every asked budget is recorded as failed
         outcome.evaluations = [
             _failed(record.id, ATTACK, v, exc, dataset=dataset, digest=d) for v, d in digests.items()
@@ -134,7 +162,8 @@ def run_stealing_task(
                 config_digest=digests[variant],
                 versions=versions,
                 device=data.device,
-                duration_s=(result.query_seconds + result.train_seconds) / len(budgets),
+                duration_s=(result.query_seconds + result.train_seconds + result.select_seconds)
+                / len(budgets),
                 metrics=[
                     MetricResult(
                         metric="agreement",
@@ -155,6 +184,7 @@ def run_stealing_task(
         )
     outcome.extra = {
         "queries_per_second": result.queries_per_second,
+        "select_seconds": result.select_seconds,
         "agreement": {b.budget: b.agreement for b in result.budgets},
     }
     return outcome
@@ -167,3 +197,57 @@ def fetch_from(images: Any, indices: np.ndarray, transform: Any, *, batch_size: 
     from securitynet.data.sets import iter_batches
 
     return torch.cat([x for x, _ in iter_batches(images, indices, transform, batch_size=batch_size)])
+
+
+def budget_curves(report: BatchReport) -> dict[str, list[BudgetPoint]]:
+    """The stealing figures of ``report`` (new or reused) as curves over budget: one per
+    entry and setting (``<labels>[_<policy>]``), prefixed by the entry's file name when
+    several entries are in the report."""
+    from securitynet.attacks.stealing.plot import BudgetPoint
+
+    curves: dict[str, list[BudgetPoint]] = {}
+    single = len({o.entry_id for o in report.outcomes}) == 1
+    for outcome in report.outcomes:
+        for ev in outcome.evaluations:
+            if ev.attack != ATTACK or ev.status != "ok":
+                continue
+            agreement, accuracy = _metric(ev, "agreement"), _metric(ev, "accuracy")
+            budget = ev.metric("queries")
+            if agreement is None or accuracy is None or budget is None:
+                continue
+            setting = (ev.variant or "").rsplit("_", 1)[0].replace("_", " ")
+            name = setting if single else f"{outcome.entry_id.rsplit('/', 1)[-1]} {setting}"
+            curves.setdefault(name, []).append(
+                BudgetPoint(
+                    budget=int(budget),
+                    agreement=agreement.value,
+                    accuracy=accuracy.value,
+                    agreement_range=_range(agreement),
+                    accuracy_range=_range(accuracy),
+                )
+            )
+    return {k: sorted(v, key=lambda p: p.budget) for k, v in curves.items()}
+
+
+def plot_stealing(
+    report: BatchReport,
+    path: Path,
+    *,
+    public: Sequence[PublicFigure] = (),
+    public_label: str = "public",
+) -> Path:
+    """The agreement-against-budget figure of ``report`` (PNG, SVG or PDF by suffix)."""
+    from securitynet.attacks.stealing.plot import plot_budget_curves
+
+    curves = budget_curves(report)
+    entries = {o.entry_id for o in report.outcomes}
+    title = next(iter(entries)) if len(entries) == 1 else ""
+    return plot_budget_curves(curves, path, public=public, public_label=public_label, title=title)
+
+
+def _metric(ev: EvaluationRecord, name: str) -> MetricResult | None:
+    return next((m for m in ev.metrics if m.metric == name), None)
+
+
+def _range(m: MetricResult) -> tuple[float, float] | None:
+    return (m.lower, m.upper) if m.lower is not None and m.upper is not None else None

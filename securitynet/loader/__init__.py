@@ -98,7 +98,7 @@ def load_entry(
     """
     from securitynet.loader.builders import BuildContext, get_builder, weights_ref
     from securitynet.loader.cache import Cache
-    from securitynet.loader.download import RetryPolicy, check_network, fetch, verified_path
+    from securitynet.loader.download import RetryPolicy, check_network
     from securitynet.loader.preprocessing import build_transform, complete_spec, label_names
     from securitynet.loader.weights import locate
     from securitynet.settings import get_settings
@@ -114,11 +114,7 @@ def load_entry(
     policy = policy or RetryPolicy.from_settings(settings)
     wref = weights_ref(record)
 
-    companions = {
-        role: verified_path(cache, fetch(ref, cache=cache, offline=offline, revision=record.revision, policy=policy))
-        for role, ref in builder.companion_files(record, spec).items()
-    }
-
+    companions = _companions(builder, record, spec, cache, offline, policy)
     context = BuildContext(record, spec, companions, lazy_init=lazy_init)
     try:
         source = locate(wref, cache=cache, offline=True, revision=record.revision, policy=policy)
@@ -174,6 +170,62 @@ def load_entry(
     )
     log.info("loaded %s (%s) in %.2f s", record.id, spec.builder, time.perf_counter() - start)
     return loaded
+
+
+def build_untrained(
+    record: EntryRecord,
+    *,
+    num_classes: int | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    offline: bool | None = None,
+    settings: Settings | None = None,
+) -> tuple[nn.Module, LoadSpec]:
+    """``record``'s architecture with freshly initialised weights, its weights never read:
+    the net a user trains from scratch (a stealing surrogate of that architecture).
+
+    ``num_classes`` and ``kwargs`` override the entry's (a head for another task; ``in_chans``
+    for timm). Companion files the builder needs (a Hub ``config.json``) are fetched and
+    verified as :func:`load_entry` does. Returns the net in train mode and the spec it was
+    built from (preprocessing fields filled in as :func:`load_entry` fills them)."""
+    from securitynet.loader.builders import BuildContext, get_builder
+    from securitynet.loader.cache import Cache
+    from securitynet.loader.download import RetryPolicy
+    from securitynet.loader.preprocessing import complete_spec
+    from securitynet.settings import get_settings
+
+    settings = settings or get_settings()
+    offline = settings.offline if offline is None else offline
+    if record.load is None:
+        raise UnsupportedEntryError(f"{record.id} has no load specification", id=record.id)
+    update: dict[str, Any] = {"kwargs": {**record.load.kwargs, **(kwargs or {})}}
+    if num_classes is not None:
+        update["num_classes"] = num_classes
+    spec = record.load.model_copy(update=update)
+    builder = get_builder(spec.builder)
+    cache = Cache(settings.resolved_cache_dir)
+    companions = _companions(builder, record, spec, cache, offline, RetryPolicy.from_settings(settings))
+    built = builder.build(BuildContext(record, spec, companions, lazy_init=False))
+    if built.net is None:
+        raise UnsupportedEntryError(
+            f"{record.id}: the {spec.builder} builder makes its net only from the weights",
+            id=record.id,
+            builder=spec.builder,
+        )
+    net = built.runtime if built.runtime is not None else built.net
+    net = built.finish(net) if built.finish is not None else net
+    return net.train(), complete_spec(spec, built.defaults)
+
+
+def _companions(
+    builder: Any, record: EntryRecord, spec: LoadSpec, cache: Cache, offline: bool, policy: RetryPolicy
+) -> dict[str, Any]:
+    """role -> verified local path of each companion file ``builder`` asks for."""
+    from securitynet.loader.download import fetch, verified_path
+
+    return {
+        role: verified_path(cache, fetch(ref, cache=cache, offline=offline, revision=record.revision, policy=policy))
+        for role, ref in builder.companion_files(record, spec).items()
+    }
 
 
 def _load_built(built: BuiltNet, tensors: Mapping[str, torch.Tensor], *, entry_id: str) -> nn.Module:
@@ -292,4 +344,4 @@ def _sample(label: str, names: list[str], n: int = 5) -> str:
     return f"; {label}: {', '.join(names[:n])}{more}"
 
 
-__all__ = ["LoadedNet", "load_entry", "load_state"]
+__all__ = ["LoadedNet", "build_untrained", "load_entry", "load_state"]

@@ -12,11 +12,19 @@ import pytest
 from typer.testing import CliRunner
 
 from securitynet.attacks.membership.run import MembershipConfig
+from securitynet.attacks.stealing import StealingConfig
 from securitynet.catalogue.api import Catalogue
 from securitynet.cli.app import main
 from securitynet.errors import ConfigurationError
-from securitynet.evaluate import DataSpec, MembershipRequest, RayExecutor, evaluate, make_executor
-from tests.evaluate.conftest import NORMAL, OVERFITTED
+from securitynet.evaluate import (
+    DataSpec,
+    MembershipRequest,
+    RayExecutor,
+    StealingRequest,
+    evaluate,
+    make_executor,
+)
+from tests.evaluate.conftest import NORMAL, OVERFITTED, REPO
 
 ray = pytest.importorskip("ray")
 
@@ -67,6 +75,30 @@ def test_the_cli_runs_a_where_selection_on_ray(
     assert code == 0, errors
     # the five MNIST checkpoints (the Fashion-MNIST one is not selected)
     assert len({r["entry_id"] for r in rows}) == 5 and "ray executor" in errors
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_stealing_runs_on_ray_with_a_catalogue_surrogate(mnist_catalogue: Catalogue, local_ray: None) -> None:
+    """`eval steal --executor ray`: the surrogate entry's record travels with the task (Ray
+    workers never read the catalogue), and the figures are the in-process ones."""
+    request = StealingRequest(
+        data=DataSpec(name="mnist"), max_test=500,
+        config=StealingConfig(
+            budgets=[100, 200], labels="hard", epochs=4, policy="uncertainty", round_size=100, candidates=1000,
+            surrogate=f"{REPO}/stolen_models/attacker_surrogate_simple_cnn_1000samples.pt",
+        ),
+    )
+    local = evaluate(request, entries=[NORMAL], catalogue=mnist_catalogue, force=True)
+    remote = evaluate(request, entries=[NORMAL], catalogue=mnist_catalogue, force=True, executor=RayExecutor())
+    assert remote.executor == "ray" and remote.failed == 0 and remote.stored == 2
+
+    def figures(report) -> dict:  # type: ignore[no-untyped-def]
+        return {ev.variant: ev.metric("agreement") for o in report.outcomes for ev in o.evaluations}
+
+    assert set(figures(remote)) == {"hard_uncertainty_100", "hard_uncertainty_200"}
+    # the same seeds and data; only float summation order may differ between processes
+    assert figures(remote) == pytest.approx(figures(local), abs=2.0)
 
 
 def test_executor_names() -> None:

@@ -7,26 +7,29 @@ from __future__ import annotations
 
 from securitynet.attacks.stealing.knockoff import (
     LABEL_KINDS,
-    SURROGATES,
     BudgetResult,
     StealingConfig,
     StealingResult,
     api_answer,
-    build_surrogate,
     predict,
     run_stealing,
     score_surrogate,
     train_surrogate,
 )
+from securitynet.attacks.stealing.selection import POLICIES, active_order
+from securitynet.attacks.stealing.surrogates import SURROGATES, build_surrogate, describe_adaptation
 
 __all__ = [
     "LABEL_KINDS",
+    "POLICIES",
     "SURROGATES",
     "BudgetResult",
     "StealingConfig",
     "StealingResult",
+    "active_order",
     "api_answer",
     "build_surrogate",
+    "describe_adaptation",
     "predict",
     "run_stealing",
     "score_surrogate",
