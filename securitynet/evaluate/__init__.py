@@ -3,6 +3,7 @@ process or on Ray. See :mod:`securitynet.evaluate.harness`."""
 
 from __future__ import annotations
 
+from securitynet.evaluate.backdoor import BackdoorRequest, PatchTrigger, plot_backdoor
 from securitynet.evaluate.executors import InProcessExecutor, RayExecutor, make_executor
 from securitynet.evaluate.harness import (
     BatchReport,
@@ -16,16 +17,19 @@ from securitynet.evaluate.stealing import StealingRequest
 
 __all__ = [
     "AccuracyRequest",
+    "BackdoorRequest",
     "BatchReport",
     "DataSpec",
     "EntryOutcome",
     "InProcessExecutor",
     "MembershipRequest",
+    "PatchTrigger",
     "RayExecutor",
     "StealingRequest",
     "evaluate",
     "list_failures",
     "make_executor",
+    "plot_backdoor",
     "plot_outcomes",
     "select_entries",
 ]

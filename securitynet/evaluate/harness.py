@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from securitynet.errors import InvalidQueryError
+from securitynet.evaluate.backdoor import ATTACK as BACKDOOR
+from securitynet.evaluate.backdoor import BackdoorRequest, backdoor_digest, run_backdoor_task
 from securitynet.evaluate.executors import Executor, InProcessExecutor
 from securitynet.evaluate.spec import AccuracyRequest, EntryOutcome, MembershipRequest
 from securitynet.evaluate.stealing import ATTACK as STEALING
@@ -109,8 +111,11 @@ def select_entries(cat: Catalogue, entries: Sequence[str], where: str | None) ->
     return ids
 
 
+Request = AccuracyRequest | MembershipRequest | StealingRequest | BackdoorRequest
+
+
 def evaluate(
-    request: AccuracyRequest | MembershipRequest | StealingRequest,
+    request: Request,
     *,
     entries: Sequence[str] = (),
     where: str | None = None,
@@ -164,6 +169,18 @@ def evaluate(
                     )
                 )
         fn = run_stealing_task
+    elif isinstance(request, BackdoorRequest):
+        jobs = []
+        for eid, record in records.items():
+            digest = backdoor_digest(record, request)
+            reused = _reuse(cat, eid, BACKDOOR, {request.method: digest}, force)
+            if reused:
+                report.outcomes.append(
+                    EntryOutcome(entry_id=eid, evaluations=list(reused.values()), reused=list(reused))
+                )
+            else:
+                jobs.append((record, request, digest, cat.settings))
+        fn = run_backdoor_task
     else:
         jobs = []
         for eid, record in records.items():
@@ -212,7 +229,7 @@ def _merge(report: BatchReport, outcome: EntryOutcome) -> None:
 def _store(
     cat: Catalogue,
     outcome: EntryOutcome,
-    request: AccuracyRequest | MembershipRequest | StealingRequest,
+    request: Request,
 ) -> None:
     from securitynet.catalogue.results import add_evaluations
 
