@@ -246,7 +246,7 @@ def _strip(
 def plot_backdoor(report: Any, path: Path) -> Path | None:
     """The figure of a backdoor batch (STRIP entropy histograms, one panel per entry); None
     when no outcome ran here (all reused, or failed)."""
-    from securitynet.attacks.backdoor.plot import StripPanel, plot_strip
+    from securitynet.attacks.backdoor.strip_plot import StripPanel, plot_strip
 
     panels = {
         o.entry_id: StripPanel(clean=s["clean"], triggered=s["triggered"], threshold=s["threshold"])

@@ -2,6 +2,9 @@
 
 - BadNets (:mod:`.badnets`): stamp a patch trigger on normalised batches, poison a
   training set (a seeded fraction stamped and relabelled to a target);
+- Neural Cleanse (:mod:`.cleanse`): per-label trigger reverse-engineering, L1 norms of
+  the masks, anomaly index, flagged labels; :func:`save_trigger_grid` (:mod:`.plot`) draws
+  the reversed triggers;
 - STRIP (:mod:`.strip`): entropy of predictions on superimposed inputs, detection rates at
   a chosen false-rejection rate.
 
@@ -17,15 +20,37 @@ from securitynet.attacks.backdoor.badnets import (
     poison,
     stamp,
 )
+from securitynet.attacks.backdoor.cleanse import (
+    ANOMALY_THRESHOLD,
+    CleanseConfig,
+    CleanseCost,
+    CleanseResult,
+    anomaly_index,
+    choose_labels_per_batch,
+    estimate_cleanse_cost,
+    flagged_labels,
+    neural_cleanse,
+)
+from securitynet.attacks.backdoor.plot import save_trigger_grid
 from securitynet.attacks.backdoor.strip import detection_rate, strip_entropy, threshold_at_frr
 
 __all__ = [
+    "ANOMALY_THRESHOLD",
     "CORNERS",
+    "CleanseConfig",
+    "CleanseCost",
+    "CleanseResult",
     "Corner",
     "Poisoned",
+    "anomaly_index",
+    "choose_labels_per_batch",
     "detection_rate",
+    "estimate_cleanse_cost",
+    "flagged_labels",
+    "neural_cleanse",
     "patch_slices",
     "poison",
+    "save_trigger_grid",
     "stamp",
     "strip_entropy",
     "threshold_at_frr",

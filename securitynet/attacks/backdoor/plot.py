@@ -1,50 +1,66 @@
-"""The STRIP figure: per net, histograms of the entropies of held-out clean inputs and of
-triggered ones, with the rejection threshold. Triggered inputs of a backdoored net pile up
-left of the threshold; a clean net's overlap the clean ones."""
+"""The reversed triggers of a Neural Cleanse scan as one PNG grid: ``mask * pattern`` per
+label, titled with its L1 norm and anomaly index, flagged labels framed in red."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-
-@dataclass(frozen=True)
-class StripPanel:
-    """One net's entropies (nats) and threshold."""
-
-    clean: Sequence[float]
-    triggered: Sequence[float] | None
-    threshold: float
+if TYPE_CHECKING:
+    from securitynet.attacks.backdoor.cleanse import CleanseResult
 
 
-def plot_strip(panels: Mapping[str, StripPanel], path: Path) -> Path:
-    """Write one histogram panel per ``{title: panel}`` to ``path`` (format from the suffix)."""
+def save_trigger_grid(
+    result: CleanseResult,
+    path: Path,
+    *,
+    class_names: tuple[str, ...] | None = None,
+    columns: int = 5,
+) -> Path:
+    """Write the grid to ``path`` (format from the suffix) and return it."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    n = max(1, len(panels))
-    fig, axes = plt.subplots(n, 1, figsize=(6.0, 2.6 * n), dpi=120, squeeze=False)
-    for ax, (title, panel) in zip(axes[:, 0], panels.items(), strict=False):
-        values = [np.asarray(panel.clean)]
-        if panel.triggered is not None:
-            values.append(np.asarray(panel.triggered))
-        top = max(float(v.max()) for v in values)
-        bins = np.linspace(0.0, max(top, panel.threshold) * 1.05 + 1e-9, 40)
-        ax.hist(values[0], bins=bins, alpha=0.6, label=f"clean ({len(values[0])})")
-        if len(values) > 1:
-            ax.hist(values[1], bins=bins, alpha=0.6, label=f"triggered ({len(values[1])})")
-        ax.axvline(panel.threshold, color="black", linestyle="--", linewidth=1.0, label="threshold")
-        ax.set_xlabel("entropy of superimposed predictions (nats)")
-        ax.set_ylabel("inputs")
-        ax.set_title(title, fontsize=8)
-        ax.legend(fontsize=7)
+    triggers = (result.masks * result.patterns).detach().float()
+    low, high = float(triggers.min()), float(triggers.max())
+    scaled = (triggers - low) / (high - low) if high > low else triggers * 0
+    n = len(result.labels)
+    cols = max(1, min(columns, n))
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), dpi=110, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    flagged = set(result.flagged)
+    for i, label in enumerate(result.labels):
+        ax = axes.flat[i]
+        image = scaled[i].permute(1, 2, 0).numpy()
+        if image.shape[2] == 1:
+            ax.imshow(image[:, :, 0], cmap="gray", vmin=0, vmax=1)
+        else:
+            ax.imshow(image)
+        name = class_names[label] if class_names is not None else str(label)
+        hit = label in flagged
+        ax.set_title(
+            f"{name}{' FLAGGED' if hit else ''}\n|m|={result.norms[i]:.1f} a={result.anomaly_index[i]:.2f}",
+            fontsize=7,
+            color="red" if hit else "black",
+        )
+        if hit:
+            ax.set_axis_on()
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_edgecolor("red")
+                spine.set_linewidth(2.5)
+    fig.suptitle("Neural Cleanse: reversed triggers (mask x pattern)", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+__all__ = ["save_trigger_grid"]
