@@ -65,6 +65,9 @@ _MIA_TABLE_METRICS = {
     "threshold",
     "clean_rejected",
     "detection_rate",
+    "anomaly_index_max",
+    "top_label",
+    "flagged",
 }
 
 
@@ -334,10 +337,20 @@ def eval_backdoor(
             help="STRIP: a suspected trigger, patch:SIZE[:VALUE][:CORNER] (VALUE 0-1, default 1 = white).",
         ),
     ] = None,
+    steps: Annotated[
+        int, typer.Option("--steps", min=1, help="Neural Cleanse: optimisation steps per label, at most.")
+    ] = 200,
+    labels_per_batch: Annotated[
+        int | None,
+        typer.Option("--labels-per-batch", min=1, help="Neural Cleanse: labels optimised at once (default: what fits memory)."),
+    ] = None,
+    budget_s: Annotated[
+        float, typer.Option("--budget-s", min=1, help="Neural Cleanse: refuse above this estimate (seconds).")
+    ] = 1800.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     plot: Annotated[
         Path | None,
-        typer.Option("--plot", help="Write the STRIP entropy histograms to this image."),
+        typer.Option("--plot", help="Write the STRIP entropy histograms or the reversed triggers to this image."),
     ] = None,
     where: WhereOpt = None,
     data_dir: DataDirOpt = None,
@@ -348,11 +361,13 @@ def eval_backdoor(
     force: ForceOpt = False,
     fmt: FormatOpt = TableFormat.TABLE,
 ) -> None:
-    """Look for a backdoor in each entry: STRIP's entropy threshold at --frr, the clean
-    inputs it rejects and, with --trigger, the triggered inputs it catches; stored in the
-    catalogue as attack 'backdoor-detection' (see `securitynet results`)."""
+    """Look for a backdoor in each entry. STRIP: the entropy threshold at --frr, the clean
+    inputs it rejects and, with --trigger, the triggered inputs it catches. Neural Cleanse:
+    a reversed trigger per label, their L1 norms, the anomaly index, the flagged labels.
+    Stored in the catalogue as attack 'backdoor-detection' (see `securitynet results`)."""
     from pydantic import ValidationError
 
+    from securitynet.attacks.backdoor.cleanse import CleanseConfig
     from securitynet.attacks.backdoor.strip import StripConfig
     from securitynet.errors import AttackError
     from securitynet.evaluate import DataSpec
@@ -371,6 +386,8 @@ def eval_backdoor(
                 "seed": seed,
                 "trigger": PatchTrigger.parse(trigger) if trigger else None,
                 "strip": StripConfig(frr=frr, copies=copies, seed=seed),
+                "cleanse": CleanseConfig(max_steps=steps, labels_per_batch=labels_per_batch, seed=seed),
+                "budget_s": budget_s,
             }
         )
     except ValidationError as exc:
@@ -380,9 +397,9 @@ def eval_backdoor(
     _emit(report, fmt)
     if plot is not None:
         written = plot_backdoor(report, plot)
-        if written is not None:
-            note(f"figure: {written}")
-        else:
+        for path in written:
+            note(f"figure: {path}")
+        if not written:
             note("nothing to plot (results reused from the catalogue, or failed); --force runs again")
     if report.failed:
         raise typer.Exit(1)

@@ -6,7 +6,14 @@ STRIP: the seeded sample of ``max_samples`` clean images is cut in three: overla
 onto every input), calibration (the entropy threshold at ``frr``) and held-out clean inputs
 (the fraction rejected, which should come out near ``frr``). Where a suspected trigger is
 given it is stamped on the raw pixels of the held-out inputs, before the entry's transform,
-as an attacker would, and the fraction of them rejected is the detection rate."""
+as an attacker would, and the fraction of them rejected is the detection rate.
+
+Neural Cleanse: a trigger is reverse-engineered per label from the seeded sample of clean
+images; stored are the L1 norm of every label's mask (``norm_<label>``), the anomaly index
+of the smallest one (``anomaly_index_max``: the paper's figure, the largest index on the
+side a backdoor lies), that label (``top_label``), and each flagged label's index
+(``flagged_<label>``) with their count. An index that is infinite (all other norms equal)
+is stored as ``INFINITE_INDEX``."""
 
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from securitynet.attacks.backdoor.cleanse import CleanseConfig
 from securitynet.attacks.backdoor.strip import StripConfig
 from securitynet.data.sets import ImageSet, load_dataset, split_sizes
 from securitynet.errors import AttackError
@@ -33,6 +41,10 @@ if TYPE_CHECKING:
 ATTACK = "backdoor-detection"
 METHODS = ("strip", "neural-cleanse")
 _CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+#: What an infinite anomaly index is stored as (figures are finite numbers).
+INFINITE_INDEX = 1e9
+#: CleanseConfig fields that change how fast a verdict comes, not the verdict.
+_CLEANSE_SPEED = {"labels_per_batch", "memory_budget_mb"}
 
 
 class PatchTrigger(BaseModel):
@@ -75,7 +87,13 @@ class PatchTrigger(BaseModel):
         """The raw uint8 batch (N x C x H x W) with the patch stamped on its pixels."""
         from securitynet.attacks.backdoor.badnets import stamp
 
-        return stamp(raw, size=self.size, value=round(255 * self.value), corner=self.corner, margin=self.margin)
+        return stamp(
+            raw,
+            size=self.size,
+            value=round(255 * self.value),
+            corner=self.corner,
+            margin=self.margin,
+        )
 
 
 class BackdoorRequest(BaseModel):
@@ -95,6 +113,10 @@ class BackdoorRequest(BaseModel):
         default=None, description="STRIP: a suspected trigger to measure the detection rate on."
     )
     strip: StripConfig = Field(default_factory=StripConfig)
+    cleanse: CleanseConfig = Field(default_factory=CleanseConfig)
+    budget_s: float = Field(
+        default=1800.0, gt=0, description="Neural Cleanse: refuse above this estimated time."
+    )
 
     def variant_config(self) -> dict[str, Any]:
         """What changes the figures (the reuse key's configuration)."""
@@ -107,6 +129,8 @@ class BackdoorRequest(BaseModel):
         if self.method == "strip":
             config["strip"] = self.strip.model_dump(mode="json")
             config["trigger"] = self.trigger.model_dump(mode="json") if self.trigger else None
+        else:
+            config["cleanse"] = self.cleanse.model_dump(mode="json", exclude=_CLEANSE_SPEED)
         return config
 
 
@@ -137,7 +161,9 @@ def run_backdoor_task(
     outcome = EntryOutcome(entry_id=record.id)
     started = time.perf_counter()
     try:
-        sizes = split_sizes(data.name, settings=settings)  # an unknown data set fails before the net loads
+        sizes = split_sizes(
+            data.name, settings=settings
+        )  # an unknown data set fails before the net loads
         if request.split not in sizes:
             raise AttackError(
                 f"{dataset} has no split {request.split!r}; it has {', '.join(sorted(sizes))}"
@@ -148,7 +174,8 @@ def run_backdoor_task(
         if request.method == "strip":
             metrics, protocol, extra = _strip(images, loaded.transform, query, request)
         else:
-            raise AttackError(f"backdoor detection method {request.method!r} is not available")
+            metrics, protocol, extra = _cleanse(images, loaded.transform, query, request)
+            extra["class_names"] = tuple(loaded.labels) if loaded.labels else None
     except Exception as exc:  # the batch boundary: recorded as failed, never raised
         outcome.evaluations = [
             _failed(record.id, ATTACK, request.method, exc, dataset=dataset, digest=digest)
@@ -180,18 +207,22 @@ def _draw(images: ImageSet, request: BackdoorRequest) -> np.ndarray:
     rng = np.random.default_rng(request.seed)
     n = min(request.max_samples, len(images))
     if n < 3:
-        raise AttackError(f"{request.split} holds {len(images)} images; STRIP needs at least 3")
+        raise AttackError(f"{request.split} holds {len(images)} images; at least 3 are needed")
     return rng.permutation(len(images))[:n]
 
 
-def _batch(images: ImageSet, indices: np.ndarray, transform: Any, trigger: PatchTrigger | None = None) -> torch.Tensor:
+def _batch(
+    images: ImageSet, indices: np.ndarray, transform: Any, trigger: PatchTrigger | None = None
+) -> torch.Tensor:
     """The images at ``indices`` through the entry's transform, stamped first where asked."""
     import torch
 
     raw = images.raw(indices)
     if trigger is not None:
         if not isinstance(raw, torch.Tensor):
-            raise AttackError(f"a trigger can be stamped on array data sets only, not {images.name}")
+            raise AttackError(
+                f"a trigger can be stamped on array data sets only, not {images.name}"
+            )
         raw = trigger.apply(raw)
     if isinstance(raw, torch.Tensor):
         return transform(raw)
@@ -209,7 +240,9 @@ def _strip(
         calibration=_batch(images, cal_idx, transform),
         clean=_batch(images, clean_idx, transform),
         overlays=_batch(images, overlay_idx, transform),
-        triggered=_batch(images, clean_idx, transform, request.trigger) if request.trigger else None,
+        triggered=_batch(images, clean_idx, transform, request.trigger)
+        if request.trigger
+        else None,
         config=request.strip,
     )
     n = len(clean_idx)
@@ -222,7 +255,9 @@ def _strip(
     if result.detection_rate is not None and result.triggered_entropy is not None:
         low, high = wilson(round(result.detection_rate * n), n)
         metrics += [
-            MetricResult(metric="detection_rate", value=result.detection_rate, lower=low, upper=high),
+            MetricResult(
+                metric="detection_rate", value=result.detection_rate, lower=low, upper=high
+            ),
             MetricResult(
                 metric="triggered_entropy_median", value=float(np.median(result.triggered_entropy))
             ),
@@ -243,9 +278,12 @@ def _strip(
     return metrics, protocol, extra
 
 
-def plot_backdoor(report: Any, path: Path) -> Path | None:
-    """The figure of a backdoor batch (STRIP entropy histograms, one panel per entry); None
-    when no outcome ran here (all reused, or failed)."""
+def plot_backdoor(report: Any, path: Path) -> list[Path]:
+    """The figures of a backdoor batch: STRIP's entropy histograms (one panel per entry) at
+    ``path``; Neural Cleanse's reversed triggers, one grid per entry (``path`` itself for
+    one entry, ``<stem>-<n><suffix>`` for several). Empty when nothing ran here (all
+    reused, or failed)."""
+    from securitynet.attacks.backdoor.plot import save_trigger_grid
     from securitynet.attacks.backdoor.strip_plot import StripPanel, plot_strip
 
     panels = {
@@ -253,4 +291,53 @@ def plot_backdoor(report: Any, path: Path) -> Path | None:
         for o in report.outcomes
         if (s := o.extra.get("strip"))
     }
-    return plot_strip(panels, path) if panels else None
+    if panels:
+        return [plot_strip(panels, path)]
+    scans = [o.extra["neural-cleanse"] for o in report.outcomes if o.extra.get("neural-cleanse")]
+    if len(scans) == 1:
+        return [save_trigger_grid(scans[0]["result"], path, class_names=scans[0]["class_names"])]
+    return [
+        save_trigger_grid(
+            scan["result"],
+            path.with_name(f"{path.stem}-{i}{path.suffix}"),
+            class_names=scan["class_names"],
+        )
+        for i, scan in enumerate(scans, 1)
+    ]
+
+
+def _finite(value: float) -> float:
+    return min(value, INFINITE_INDEX)
+
+
+def _cleanse(
+    images: ImageSet, transform: Any, query: Any, request: BackdoorRequest
+) -> tuple[list[MetricResult], dict[str, Any], dict[str, Any]]:
+    from securitynet.attacks.backdoor.cleanse import neural_cleanse
+
+    indices = _draw(images, request)
+    result = neural_cleanse(
+        query, _batch(images, indices, transform), request.cleanse, budget_s=request.budget_s
+    )
+    norms = np.asarray(result.norms)
+    top = int(np.argmin(norms))
+    index = dict(zip(result.labels, result.anomaly_index, strict=True))
+    metrics = [
+        MetricResult(metric="anomaly_index_max", value=_finite(result.anomaly_index[top])),
+        MetricResult(metric="top_label", value=float(result.labels[top])),
+        MetricResult(metric="flagged", value=float(len(result.flagged))),
+        MetricResult(metric="norm_median", value=float(np.median(norms))),
+        MetricResult(metric="labels", value=float(len(result.labels))),
+        MetricResult(metric="steps", value=float(result.total_steps)),
+        MetricResult(metric="unreached", value=float(len(result.reached) - sum(result.reached))),
+    ]
+    metrics += [
+        MetricResult(metric=f"norm_{y}", value=n)
+        for y, n in zip(result.labels, result.norms, strict=True)
+    ]
+    metrics += [
+        MetricResult(metric=f"flagged_{y}", value=_finite(index[y])) for y in result.flagged
+    ]
+    protocol = {"split": request.split, "clean": len(indices), "seed": request.seed}
+    extra = {"result": result, "estimate_s": result.estimate.seconds, "flagged": result.flagged}
+    return metrics, protocol, extra

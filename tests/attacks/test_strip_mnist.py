@@ -5,15 +5,25 @@ The held-out clean images are split as the evaluation splits them: overlays, cal
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+import torch
 
 from securitynet.attacks.backdoor.strip import StripConfig, StripResult, run_strip
 from securitynet.attacks.membership.query import NetQuery
 from tests.attacks.mnist_backdoor import BackdoorPair, Mnist, trigger
 
 FRR = 0.01
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """STRIP's small batches on one thread: on a loaded machine two cost several times more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def strip_both(mnist: Mnist, pair: BackdoorPair) -> tuple[StripResult, StripResult]:

@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from securitynet.catalogue.api import Catalogue
@@ -17,6 +18,8 @@ from tests.evaluate.conftest import NORMAL
 
 STRIP = ("eval", "backdoor", NORMAL, "--method", "strip", "--data", "mnist", "--max-samples", "600",
          "--trigger", "patch:3")  # fmt: skip
+CLEANSE = ("eval", "backdoor", NORMAL, "--method", "neural-cleanse", "--data", "mnist", "--max-samples", "512",
+           "--steps", "10")  # fmt: skip
 
 
 @pytest.fixture
@@ -25,6 +28,9 @@ def run(mnist_catalogue: Catalogue, shared_dir: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("SECURITYNET_OFFLINE", "1")
     monkeypatch.setenv("SECURITYNET_DATA_DIR", str(shared_dir / "data"))
     monkeypatch.delenv("SECURITYNET_DEBUG", raising=False)
+    # one thread: on a loaded machine two threads per small batch cost several times more
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     runner = CliRunner()
 
     def invoke(*args: str) -> tuple[int, str, str]:
@@ -36,7 +42,8 @@ def run(mnist_catalogue: Catalogue, shared_dir: Path, monkeypatch: pytest.Monkey
                 code = exc.code if isinstance(exc.code, int) else 1
             return code, out.getvalue().decode(), err.getvalue().decode()
 
-    return invoke
+    yield invoke
+    torch.set_num_threads(threads)
 
 
 def test_strip_on_a_clean_public_net_rejects_about_frr_of_anything_and_is_stored(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -58,6 +65,30 @@ def test_strip_on_a_clean_public_net_rejects_about_frr_of_anything_and_is_stored
     code, out, _ = run("results", "--attack", "backdoor-detection", "--metric", "detection_rate", "--format", "json")
     (stored,) = [r for r in json.loads(out) if r["entry_id"] == NORMAL and r["variant"] == "strip"]
     assert code == 0 and stored["value"] == pytest.approx(detection["value"]) and stored["dataset"] == "MNIST"
+
+
+def test_neural_cleanse_scans_every_label_stores_norms_and_draws_the_triggers(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    grid = tmp_path / "triggers.png"
+    code, out, err = run(*CLEANSE, "--plot", str(grid), "--format", "json")
+    assert code == 0, err
+    rows = {r["metric"]: r["value"] for r in json.loads(out) if r["variant"] == "neural-cleanse"}
+    norms = [rows[f"norm_{y}"] for y in range(10)]
+    assert rows["labels"] == 10 and all(0 < n < 28 * 28 for n in norms)
+    assert rows["top_label"] == norms.index(min(norms)) and rows["anomaly_index_max"] >= 0
+    flagged = {k for k in rows if k.startswith("flagged_")}
+    assert rows["flagged"] == len(flagged)  # each flagged label is its own figure
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"figure: {grid}" in err
+    code, _, err = run(*CLEANSE, "--labels-per-batch", "5")  # batching changes the speed, not the verdict
+    assert code == 0 and "0 stored, 1 reused" in err
+    code, out, _ = run("results", "--attack", "backdoor-detection", "--variant", "neural-cleanse", "--format", "json")
+    stored = {r["metric"]: r["value"] for r in json.loads(out) if r["entry_id"] == NORMAL}
+    assert stored["anomaly_index_max"] == pytest.approx(rows["anomaly_index_max"])
+
+
+def test_neural_cleanse_over_its_budget_is_refused_and_recorded(run) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = run("eval", "backdoor", NORMAL, "--method", "neural-cleanse", "--max-samples", "64",
+                       "--steps", "100000", "--budget-s", "1")
+    assert code == 1 and "over the budget" in err and "1 failed" in err
 
 
 def test_user_errors_are_one_line(run) -> None:  # type: ignore[no-untyped-def]

@@ -85,7 +85,9 @@ def strip_entropy(
     with torch.no_grad():
         for start in range(0, len(inputs), per_batch):
             x = inputs[start : start + per_batch]
-            blended = (x.unsqueeze(1) + overlays[picks[start : start + len(x)]] - low).clamp(low, high)
+            blended = (x.unsqueeze(1) + overlays[picks[start : start + len(x)]] - low).clamp(
+                low, high
+            )
             logp = query.log_probs(blended.flatten(0, 1)).float().cpu()
             entropy = -(logp.exp() * logp).nan_to_num().sum(1)
             out[start : start + len(x)] = entropy.view(len(x), copies).mean(1).double().numpy()
