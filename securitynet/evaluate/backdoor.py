@@ -35,6 +35,7 @@ from securitynet.records import EntryRecord, EvaluationRecord, MetricResult, con
 if TYPE_CHECKING:
     import torch
 
+    from securitynet.evaluate.harness import BatchReport
     from securitynet.settings import Settings
 
 #: The ``attack`` column of a backdoor-detection evaluation.
@@ -161,9 +162,8 @@ def run_backdoor_task(
     outcome = EntryOutcome(entry_id=record.id)
     started = time.perf_counter()
     try:
-        sizes = split_sizes(
-            data.name, settings=settings
-        )  # an unknown data set fails before the net loads
+        # an unknown data set or split fails before the net loads
+        sizes = split_sizes(data.name, settings=settings)
         if request.split not in sizes:
             raise AttackError(
                 f"{dataset} has no split {request.split!r}; it has {', '.join(sorted(sizes))}"
@@ -278,7 +278,7 @@ def _strip(
     return metrics, protocol, extra
 
 
-def plot_backdoor(report: Any, path: Path) -> list[Path]:
+def plot_backdoor(report: BatchReport, path: Path) -> list[Path]:
     """The figures of a backdoor batch: STRIP's entropy histograms (one panel per entry) at
     ``path``; Neural Cleanse's reversed triggers, one grid per entry (``path`` itself for
     one entry, ``<stem>-<n><suffix>`` for several). Empty when nothing ran here (all
