@@ -376,6 +376,10 @@ def eval_backdoor(
     _quiet_for(fmt)
     if method not in METHODS:
         raise AttackError(f"unknown backdoor detection method {method!r}; known: {', '.join(METHODS)}")
+    if trigger and method != "strip":
+        raise AttackError(
+            "--trigger is for STRIP (Neural Cleanse reverse-engineers the triggers itself)"
+        )
     try:
         request = BackdoorRequest.model_validate(
             {

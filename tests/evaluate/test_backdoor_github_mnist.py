@@ -98,6 +98,8 @@ def test_user_errors_are_one_line(run) -> None:  # type: ignore[no-untyped-def]
     assert code == 1 and "bad trigger 'patch:3:2.5'" in err and "Traceback" not in err
     code, _, err = run("eval", "backdoor", NORMAL, "--method", "activation-clustering")
     assert code == 1 and "unknown backdoor detection method" in err
+    code, _, err = run("eval", "backdoor", NORMAL, "--method", "neural-cleanse", "--trigger", "patch:3")
+    assert code == 1 and "--trigger is for STRIP" in err
     code, _, err = run("eval", "backdoor", NORMAL, "--split", "validation", "--max-samples", "30")
     assert code == 1 and "no split 'validation'" in err and "1 failed" in err
     # a patch that does not fit the image is this entry's failure, stored and reported
