@@ -3,8 +3,8 @@
 - BadNets (:mod:`.badnets`): stamp a patch trigger on normalised batches, poison a
   training set (a seeded fraction stamped and relabelled to a target);
 - Neural Cleanse (:mod:`.cleanse`): per-label trigger reverse-engineering, L1 norms of
-  the masks, anomaly index, flagged labels; :func:`save_trigger_grid` (:mod:`.plot`) draws
-  the reversed triggers;
+  the masks; the verdict (:mod:`.verdict`): anomaly index, flagged labels;
+  :func:`save_trigger_grid` (:mod:`.plot`) draws the reversed triggers;
 - STRIP (:mod:`.strip`): entropy of predictions on superimposed inputs, detection rates at
   a chosen false-rejection rate.
 
@@ -21,18 +21,16 @@ from securitynet.attacks.backdoor.badnets import (
     stamp,
 )
 from securitynet.attacks.backdoor.cleanse import (
-    ANOMALY_THRESHOLD,
     CleanseConfig,
     CleanseCost,
     CleanseResult,
-    anomaly_index,
     choose_labels_per_batch,
     estimate_cleanse_cost,
-    flagged_labels,
     neural_cleanse,
 )
 from securitynet.attacks.backdoor.plot import save_trigger_grid
 from securitynet.attacks.backdoor.strip import detection_rate, strip_entropy, threshold_at_frr
+from securitynet.attacks.backdoor.verdict import ANOMALY_THRESHOLD, anomaly_index, flagged_labels
 
 __all__ = [
     "ANOMALY_THRESHOLD",

@@ -28,7 +28,7 @@ applied per label, and every label sees the same mini-batches whatever the batch
 batched run reaches the verdict of one label at a time. ``labels_per_batch`` defaults to
 what fits ``memory_budget_mb`` (activations measured on one input).
 
-The verdict: ``anomaly_index = |norm - median| / (1.4826 * MAD)`` over the labels' L1
+The verdict (:mod:`.verdict`): ``anomaly_index = |norm - median| / (1.4826 * MAD)`` over the labels' L1
 norms; a label is flagged when its norm is below the median and its index exceeds 2.
 
 Before optimising, :func:`estimate_cleanse_cost` states the work (forward/backward passes,
@@ -41,12 +41,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from securitynet.attacks.backdoor.verdict import anomaly_index, flagged_labels
 from securitynet.attacks.membership.query import NetQuery
 from securitynet.errors import AttackBudgetError, AttackError, DataShapeError
 
@@ -55,10 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: MAD -> standard deviation of a normal distribution.
-MAD_CONSISTENCY = 1.4826
-#: The paper's threshold on the anomaly index.
-ANOMALY_THRESHOLD = 2.0
 _EPS = 1e-7
 
 
@@ -123,34 +119,18 @@ class CleanseResult(BaseModel):
     def total_steps(self) -> int:
         return sum(self.steps)
 
-
-def anomaly_index(norms: Sequence[float] | np.ndarray) -> np.ndarray:
-    """``|norm - median| / (1.4826 * MAD)`` per label. With a MAD of zero a norm equal to
-    the median scores 0 and any other norm infinity."""
-    values = np.asarray(norms, dtype=np.float64)
-    if values.ndim != 1 or len(values) < 3:
-        raise AttackError("the anomaly index needs the norms of at least 3 labels")
-    deviation = np.abs(values - np.median(values))
-    mad = float(np.median(deviation))
-    if mad == 0:
-        return np.where(deviation == 0, 0.0, np.inf)
-    return deviation / (MAD_CONSISTENCY * mad)
-
-
-def flagged_labels(
-    labels: Sequence[int], norms: Sequence[float], *, threshold: float = ANOMALY_THRESHOLD
-) -> list[int]:
-    """Labels whose norm lies below the median with an anomaly index above ``threshold``."""
-    values = np.asarray(norms, dtype=np.float64)
-    if len(values) != len(labels):
-        raise AttackError(f"{len(labels)} labels but {len(values)} norms")
-    index = anomaly_index(values)
-    low = values < np.median(values)
-    return [int(label) for label, hit in zip(labels, low & (index > threshold), strict=True) if hit]
+    @property
+    def suspect(self) -> int | None:
+        """The flagged label with the highest anomaly index (the likeliest backdoor target;
+        on small nets a clean label may cross the threshold beside it), or None."""
+        if not self.flagged:
+            return None
+        return max(self.flagged, key=lambda label: self.anomaly_index[self.labels.index(label)])
 
 
 def _activation_bytes(query: NetQuery, sample: torch.Tensor) -> int:
-    """Bytes of every module output for one input: what a backward pass keeps alive."""
+    """Bytes of the input and of every leaf module's output for one input: what a backward
+    pass keeps alive."""
     import torch
 
     total = 0
@@ -160,7 +140,8 @@ def _activation_bytes(query: NetQuery, sample: torch.Tensor) -> int:
         if isinstance(output, torch.Tensor):
             total += output.numel() * output.element_size()
 
-    handles = [m.register_forward_hook(hook) for m in query.net.modules()]
+    leaves = [m for m in query.net.modules() if next(m.children(), None) is None]
+    handles = [m.register_forward_hook(hook) for m in leaves]
     try:
         with torch.no_grad():
             query.log_probs(sample)
@@ -219,6 +200,7 @@ class _Scan:
         self.watch = [math.inf] * n
         self.steps = [0] * n
         self.per_batch = len(inputs) // config.batch_size
+        self.orders: dict[int, torch.Tensor] = {}
         if self.per_batch < 1:
             raise AttackError(
                 f"Neural Cleanse needs at least batch_size={config.batch_size} clean inputs, got {len(inputs)}"
@@ -236,8 +218,10 @@ class _Scan:
         import torch
 
         epoch, slot = divmod(number, self.per_batch)
-        gen = torch.Generator().manual_seed(self.config.seed * 7919 + epoch)
-        order = torch.randperm(len(self.inputs), generator=gen)
+        order = self.orders.get(epoch)
+        if order is None:
+            gen = torch.Generator().manual_seed(self.config.seed * 7919 + epoch)
+            order = self.orders[epoch] = torch.randperm(len(self.inputs), generator=gen)
         size = self.config.batch_size
         return order[slot * size : (slot + 1) * size]
 
@@ -484,13 +468,10 @@ def _success(
 
 
 __all__ = [
-    "ANOMALY_THRESHOLD",
     "CleanseConfig",
     "CleanseCost",
     "CleanseResult",
-    "anomaly_index",
     "choose_labels_per_batch",
     "estimate_cleanse_cost",
-    "flagged_labels",
     "neural_cleanse",
 ]
