@@ -1,4 +1,4 @@
-"""Evaluation commands: ``eval accuracy|mia|steal|reuse`` and ``results``. Thin: options in,
+"""Evaluation commands: ``eval accuracy|mia|steal|backdoor|reuse`` and ``results``. Thin: options in,
 one call into :mod:`securitynet.evaluate` or the catalogue, rows out."""
 
 from __future__ import annotations
@@ -66,6 +66,12 @@ _MIA_TABLE_METRICS = {
     "clean_accuracy_delta",
     "feature_drift",
     "strip_flagged_malicious",
+    "threshold",
+    "clean_rejected",
+    "detection_rate",
+    "anomaly_index_max",
+    "top_label",
+    "flagged",
 }
 
 
@@ -442,6 +448,102 @@ def eval_reuse(
         raise typer.Exit(1)
 
 
+def eval_backdoor(
+    entries: EntriesArg = None,
+    method: Annotated[
+        str, typer.Option("--method", help="strip (entropy of blended inputs) or neural-cleanse.")
+    ] = "strip",
+    data: DataOpt = "mnist",
+    split: Annotated[str, typer.Option("--split", help="Clean images from this split.")] = "test",
+    max_samples: Annotated[
+        int, typer.Option("--max-samples", min=3, help="Clean images drawn (seeded).")
+    ] = 3000,
+    frr: Annotated[
+        float,
+        typer.Option("--frr", min=0, max=0.99, help="STRIP: clean inputs falsely rejected at the threshold."),
+    ] = 0.01,
+    copies: Annotated[
+        int, typer.Option("--copies", min=1, help="STRIP: overlays blended onto each input.")
+    ] = 20,
+    trigger: Annotated[
+        str | None,
+        typer.Option(
+            "--trigger",
+            help="STRIP: a suspected trigger, patch:SIZE[:VALUE][:CORNER] (VALUE 0-1, default 1 = white).",
+        ),
+    ] = None,
+    steps: Annotated[
+        int, typer.Option("--steps", min=1, help="Neural Cleanse: optimisation steps per label, at most.")
+    ] = 200,
+    labels_per_batch: Annotated[
+        int | None,
+        typer.Option("--labels-per-batch", min=1, help="Neural Cleanse: labels optimised at once (default: what fits memory)."),
+    ] = None,
+    budget_s: Annotated[
+        float, typer.Option("--budget-s", min=1, help="Neural Cleanse: refuse above this estimate (seconds).")
+    ] = 1800.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Write the STRIP entropy histograms or the reversed triggers to this image."),
+    ] = None,
+    where: WhereOpt = None,
+    data_dir: DataDirOpt = None,
+    batch_size: BatchOpt = 512,
+    device: DeviceOpt = "cpu",
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    force: ForceOpt = False,
+    fmt: FormatOpt = TableFormat.TABLE,
+) -> None:
+    """Look for a backdoor in each entry. STRIP: the entropy threshold at --frr, the clean
+    inputs it rejects and, with --trigger, the triggered inputs it catches. Neural Cleanse:
+    a reversed trigger per label, their L1 norms, the anomaly index, the flagged labels.
+    Stored in the catalogue as attack 'backdoor-detection' (see `securitynet results`)."""
+    from pydantic import ValidationError
+
+    from securitynet.attacks.backdoor.cleanse import CleanseConfig
+    from securitynet.attacks.backdoor.strip import StripConfig
+    from securitynet.errors import AttackError
+    from securitynet.evaluate import DataSpec
+    from securitynet.evaluate.backdoor import METHODS, BackdoorRequest, PatchTrigger, plot_backdoor
+
+    _quiet_for(fmt)
+    if method not in METHODS:
+        raise AttackError(f"unknown backdoor detection method {method!r}; known: {', '.join(METHODS)}")
+    if trigger and method != "strip":
+        raise AttackError(
+            "--trigger is for STRIP (Neural Cleanse reverse-engineers the triggers itself)"
+        )
+    try:
+        request = BackdoorRequest.model_validate(
+            {
+                "data": DataSpec(name=data, data_dir=data_dir, batch_size=batch_size, device=device),
+                "method": method,
+                "split": split,
+                "max_samples": max_samples,
+                "seed": seed,
+                "trigger": PatchTrigger.parse(trigger) if trigger else None,
+                "strip": StripConfig(frr=frr, copies=copies, seed=seed),
+                "cleanse": CleanseConfig(max_steps=steps, labels_per_batch=labels_per_batch, seed=seed),
+                "budget_s": budget_s,
+            }
+        )
+    except ValidationError as exc:
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise AttackError(f"bad backdoor options: {reasons}") from exc
+    report = _run(request, entries, where, executor, address, force)
+    _emit(report, fmt)
+    if plot is not None:
+        written = plot_backdoor(report, plot)
+        for path in written:
+            note(f"figure: {path}")
+        if not written:
+            note("nothing to plot (results reused from the catalogue, or failed); --force runs again")
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def results(
     entry: Annotated[str | None, typer.Option("--entry", help="Only this entry.")] = None,
     attack: Annotated[str | None, typer.Option("--attack", help="mia, accuracy, ...")] = None,
@@ -522,11 +624,11 @@ def results(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``eval accuracy|mia|steal|reuse`` and ``results`` to ``app`` (once)."""
+    """Add ``eval accuracy|mia|steal|backdoor|reuse`` and ``results`` to ``app`` (once)."""
     if any(g.name == "eval" for g in app.registered_groups):
         return
     eval_app = typer.Typer(
-        help="Evaluate entries: accuracy, membership inference, model stealing, model reuse.",
+        help="Evaluate entries: accuracy, membership inference, model stealing, backdoor detection, model reuse.",
         no_args_is_help=True,
     )
     app.add_typer(eval_app, name="eval")
@@ -534,4 +636,5 @@ def register(app: typer.Typer) -> None:
     eval_app.command("mia")(eval_mia)
     eval_app.command("steal")(eval_steal)
     eval_app.command("reuse")(eval_reuse)
+    eval_app.command("backdoor")(eval_backdoor)
     app.command("results")(results)

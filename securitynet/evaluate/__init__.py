@@ -3,6 +3,7 @@ process or on Ray. See :mod:`securitynet.evaluate.harness`."""
 
 from __future__ import annotations
 
+from securitynet.evaluate.backdoor import BackdoorRequest, PatchTrigger, plot_backdoor
 from securitynet.evaluate.executors import InProcessExecutor, RayExecutor, make_executor
 from securitynet.evaluate.harness import (
     BatchReport,
@@ -17,11 +18,13 @@ from securitynet.evaluate.stealing import StealingRequest, budget_curves, plot_s
 
 __all__ = [
     "AccuracyRequest",
+    "BackdoorRequest",
     "BatchReport",
     "DataSpec",
     "EntryOutcome",
     "InProcessExecutor",
     "MembershipRequest",
+    "PatchTrigger",
     "RayExecutor",
     "ReuseRequest",
     "StealingRequest",
@@ -30,6 +33,7 @@ __all__ = [
     "evaluate",
     "list_failures",
     "make_executor",
+    "plot_backdoor",
     "plot_outcomes",
     "plot_reuse_outcomes",
     "plot_stealing",

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from securitynet.errors import InvalidQueryError
+from securitynet.evaluate.backdoor import ATTACK as BACKDOOR
+from securitynet.evaluate.backdoor import BackdoorRequest, backdoor_digest, run_backdoor_task
 from securitynet.evaluate.executors import Executor, InProcessExecutor
 from securitynet.evaluate.reuse import ATTACK as REUSE
 from securitynet.evaluate.reuse import ReuseRequest, reuse_digest, run_reuse_task
@@ -111,8 +113,11 @@ def select_entries(cat: Catalogue, entries: Sequence[str], where: str | None) ->
     return ids
 
 
+Request = AccuracyRequest | MembershipRequest | StealingRequest | BackdoorRequest | ReuseRequest
+
+
 def evaluate(
-    request: AccuracyRequest | MembershipRequest | StealingRequest | ReuseRequest,
+    request: Request,
     *,
     entries: Sequence[str] = (),
     where: str | None = None,
@@ -184,6 +189,18 @@ def evaluate(
             else:
                 jobs.append((record, request, digest, cat.settings))
         fn = run_reuse_task
+    elif isinstance(request, BackdoorRequest):
+        jobs = []
+        for eid, record in records.items():
+            digest = backdoor_digest(record, request)
+            reused = _reuse(cat, eid, BACKDOOR, {request.method: digest}, force)
+            if reused:
+                report.outcomes.append(
+                    EntryOutcome(entry_id=eid, evaluations=list(reused.values()), reused=list(reused))
+                )
+            else:
+                jobs.append((record, request, digest, cat.settings))
+        fn = run_backdoor_task
     else:
         jobs = []
         for eid, record in records.items():
@@ -232,7 +249,7 @@ def _merge(report: BatchReport, outcome: EntryOutcome) -> None:
 def _store(
     cat: Catalogue,
     outcome: EntryOutcome,
-    request: AccuracyRequest | MembershipRequest | StealingRequest | ReuseRequest,
+    request: Request,
 ) -> None:
     from securitynet.catalogue.results import add_evaluations
 

@@ -176,7 +176,10 @@ def wilson(correct: int, total: int, z: float = 1.959964) -> tuple[float, float]
     p = correct / total
     centre = (p + z * z / (2 * total)) / (1 + z * z / total)
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at 0 or ``total`` the bound is the proportion itself (rounding must not cross it)
+    low = 0.0 if correct == 0 else max(0.0, centre - half)
+    high = 1.0 if correct == total else min(1.0, centre + half)
+    return low, high
 
 
 def run_accuracy(

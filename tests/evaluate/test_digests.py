@@ -38,6 +38,8 @@ def test_wilson_interval() -> None:
     low, high = wilson(96, 100)
     assert low == pytest.approx(0.9016, abs=1e-3) and high == pytest.approx(0.9843, abs=1e-3)
     assert wilson(0, 10)[0] == pytest.approx(0.0, abs=1e-12) and wilson(10, 10)[1] == pytest.approx(1.0)
+    # the bounds never cross the proportion itself (a figure's interval must contain it)
+    assert wilson(0, 300)[0] == 0.0 and wilson(300, 300)[1] == 1.0
 
 
 def test_a_stealing_policy_is_in_the_key_and_names_the_variant() -> None:

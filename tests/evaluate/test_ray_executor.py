@@ -11,14 +11,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from securitynet.attacks.backdoor.strip import StripConfig
 from securitynet.attacks.membership.run import MembershipConfig
 from securitynet.attacks.stealing import StealingConfig
 from securitynet.catalogue.api import Catalogue
 from securitynet.cli.app import main
 from securitynet.errors import ConfigurationError
 from securitynet.evaluate import (
+    BackdoorRequest,
     DataSpec,
     MembershipRequest,
+    PatchTrigger,
     RayExecutor,
     StealingRequest,
     evaluate,
@@ -107,3 +110,18 @@ def test_executor_names() -> None:
         make_executor("dask")
     with pytest.raises(ConfigurationError):
         make_executor("local", address="ray://x:10001")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_backdoor_detection_on_ray_gives_the_in_process_figures(mnist_catalogue: Catalogue, local_ray: None) -> None:
+    request = BackdoorRequest(
+        data=DataSpec(name="mnist"), method="strip", max_samples=150, trigger=PatchTrigger(size=3),
+        strip=StripConfig(copies=8),
+    )
+    local = evaluate(request, entries=[NORMAL], catalogue=mnist_catalogue, force=True)
+    remote = evaluate(request, entries=[NORMAL], catalogue=mnist_catalogue, force=True, executor=RayExecutor())
+    assert remote.executor == "ray" and remote.failed == 0 and remote.stored == 1
+    (got,), (want,) = remote.outcomes[0].evaluations, local.outcomes[0].evaluations
+    assert {m.metric: m.value for m in got.metrics} == pytest.approx({m.metric: m.value for m in want.metrics})
+    assert remote.outcomes[0].extra["strip"]["triggered"] == pytest.approx(local.outcomes[0].extra["strip"]["triggered"])
