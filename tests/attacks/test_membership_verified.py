@@ -31,15 +31,15 @@ class Functional(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.centre) / 0.5 * 1.5 + 0.1
-        x = F.max_pool2d(torch.relu(self.conv(x)), 2)
-        x = x.view(x.size(0), -1)
+        x = F.max_pool2d(F.relu(self.conv(x), inplace=True), 2)
+        x = x.view(x.size()[0], -1)
         return F.log_softmax(self.fc(x), dim=1)
 
 
 def _nets() -> dict[str, nn.Module]:
     torch.manual_seed(0)
     seq = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True), nn.MaxPool2d(2),
         nn.Conv2d(4, 8, 3), nn.LeakyReLU(0.1), nn.AvgPool2d(2), nn.Flatten(), nn.Dropout(0.5),
         nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 10),
     )

@@ -126,7 +126,7 @@ def _ops() -> tuple[dict[type, str], dict[Any, str], frozenset[str]]:
         torch.softmax: "final",
         torch.log_softmax: "final",
     }
-    methods = frozenset({"view", "reshape", "flatten", "contiguous", "relu", "size", "dim"})
+    methods = frozenset({"view", "reshape", "flatten", "contiguous", "relu"})
     return modules, functions, methods
 
 
@@ -198,12 +198,16 @@ class IntervalNet:
             logits = logits.args[0]  # type: ignore[assignment]
         self.logits: fx.Node = logits
         self.interval: set[fx.Node] = set(inputs)
+        self.shapes: set[fx.Node] = set()  # x.size(), x.dim(): plain values, from either end
         bad: list[str] = []
         for node in nodes:
             if node.op in ("placeholder", "output", "get_attr"):
                 continue
             if not any(a in self.interval for a in node.all_input_nodes):
                 continue  # shapes, constants: evaluated as the forward would
+            if node.op == "call_method" and node.target in ("size", "dim"):
+                self.shapes.add(node)
+                continue
             self.interval.add(node)
             if node is result and self.final is not None:
                 continue
@@ -239,6 +243,9 @@ class IntervalNet:
                 env[node] = _fetch(self.graph, str(node.target))
             elif node.op == "output":
                 break
+            elif node in self.shapes:
+                obj, *rest = fx_map(node.args, env)
+                env[node] = getattr(obj.lo, str(node.target))(*rest)
             elif node not in self.interval:
                 env[node] = _concrete(self.graph, node, env)
             else:
@@ -273,11 +280,11 @@ class IntervalNet:
                 shape = (1, -1) + (1,) * (x.lo.dim() - 2)
                 s, b = scale.view(shape), shift.view(shape)
                 return Box.around(x.mid * s + b, x.rad * s.abs())
+            if getattr(module, "inplace", False):  # never write into a shared bound
+                return x.map(lambda t: module(t.clone()))
             return x.map(module)  # monotone, leaky (slope >= 0)
         if node.op == "call_method":
             name = str(node.target)
-            if name in ("size", "dim"):
-                return getattr(args[0].lo, name)(*args[1:], **kwargs)
             return _both_ends(lambda obj, *a, **k: getattr(obj, name)(*a, **k), args, kwargs)
         if rule == "identity":
             return args[0]
@@ -351,6 +358,8 @@ def _both_ends(fn: Callable[..., Any], args: Any, kwargs: Any) -> Box:
     """A monotone non-decreasing or shape operation, applied to the lower ends of its Box
     arguments, then to the upper ends."""
     import torch.fx
+
+    kwargs = {**kwargs, "inplace": False} if "inplace" in kwargs else kwargs
 
     def call(end: str) -> Any:
         pick = lambda a: getattr(a, end) if isinstance(a, Box) else a  # noqa: E731
