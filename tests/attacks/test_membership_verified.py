@@ -85,13 +85,14 @@ def test_bounds_hold_against_pgd_and_are_exact_without_a_ball(name: str) -> None
     candidates += [torch.where(torch.rand_like(x) < 0.5, box.lo, box.hi) for _ in range(20)]
     query = NetQuery(net, "log_softmax" if bounded.final else "logits")
     candidates.append(pgd(query, x, y, PGDConfig(eps=eps, steps=40, seed=1), mean=MEAN, std=STD))
-    for j in range(10):
-        adv = x.clone()
-        for _ in range(30):
-            adv.requires_grad_(True)
-            (grad,) = torch.autograd.grad(-_margins(net(adv), y)[:, j].sum(), adv)
-            adv = torch.max(torch.min(adv.detach() + 0.05 * grad.sign(), box.hi), box.lo)
-        candidates.append(adv)
+    classes = torch.arange(10).repeat_interleave(len(y))[:, None]  # one copy of the batch per class
+    ys, lo, hi = y.repeat(10), box.lo.repeat(10, 1, 1, 1), box.hi.repeat(10, 1, 1, 1)
+    adv = x.repeat(10, 1, 1, 1)
+    for _ in range(30):
+        adv.requires_grad_(True)
+        (grad,) = torch.autograd.grad(-_margins(net(adv), ys).gather(1, classes).sum(), adv)
+        adv = torch.max(torch.min(adv.detach() + 0.05 * grad.sign(), hi), lo)
+    candidates += list(adv.view(10, *x.shape).unbind(0))
     found = torch.full_like(lower, float("inf"))
     with torch.no_grad():
         for c in candidates:
