@@ -1,7 +1,8 @@
 """Scientific checks on real MNIST (seeded, CPU, small): a deliberately overfit net leaks
 clearly and its regularised twin much less, on every seed; (slow) a PGD-trained net leaks
 more than its natural twin and on it the PGD-input attack beats the clean-input one. The
-LiRA and verified (IBP) checks are in benchmarks/mia_scientific.py (figures in the README)."""
+LiRA check is in benchmarks/mia_scientific.py (figures in the README), the verified (IBP)
+one in test_membership_verified.py."""
 
 from __future__ import annotations
 
