@@ -20,6 +20,7 @@ does symbolically); a layer IBP cannot bound is refused with
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ def input_box(
     return Box(((pixels - eps).clamp_min(0.0) - m) / s, ((pixels + eps).clamp_max(1.0) - m) / s)
 
 
+@functools.cache
 def _ops() -> tuple[dict[type, str], dict[Any, str], frozenset[str]]:
     """(module class -> rule, function -> rule, method names), built on first use (torch)."""
     import torch
