@@ -169,6 +169,15 @@ class DataShapeError(AttackError, ValueError):
     """Evaluation data does not have the shape the net expects."""
 
 
+class UnsupportedLayerError(AttackError):
+    """A net holds layers that interval bound propagation cannot bound (``layers`` names them)."""
+
+    hint = (
+        "The verified attacks bound Sequential-style nets of linear, conv, batch-norm, "
+        "ReLU-like, pooling and shape layers; use the other attacks on this net."
+    )
+
+
 class AttackBudgetError(AttackError):
     """An attack's estimated cost (shadow-model training) exceeds the budget it was given."""
 

@@ -95,6 +95,10 @@ def _emit(report: BatchReport, fmt: TableFormat) -> None:
         for ev in outcome.evaluations:
             if ev.status != "ok":
                 note(f"failed: {outcome.entry_id} {ev.variant}: {ev.error}")
+        skipped: dict[str, str] = outcome.extra.get("skipped", {})
+        for reason in dict.fromkeys(skipped.values()):
+            names = ", ".join(v for v, r in skipped.items() if r == reason)
+            note(f"skipped: {outcome.entry_id} {names}: {reason}")
 
 
 def _run(
@@ -165,7 +169,7 @@ def eval_mia(
         str,
         typer.Option(
             "--attacks",
-            help="all, metric, learned, robust, lira, or names: confidence,mlp_top3,...",
+            help="all, metric, learned, robust, verified, lira, or names: confidence,mlp_top3,...",
         ),
     ] = "metric,learned",
     max_samples: Annotated[
@@ -178,6 +182,16 @@ def eval_mia(
         typer.Option("--eps", min=0, max=1, help="PGD L-inf radius in pixels (robust attacks)."),
     ] = 0.3,
     pgd_steps: Annotated[int, typer.Option("--pgd-steps", min=1)] = 10,
+    verified_eps: Annotated[
+        float | None,
+        typer.Option(
+            "--verified-eps",
+            min=0,
+            max=1,
+            help="Certified L-inf radius in pixels (verified attacks); default: the entry's "
+            "certified-training epsilon.",
+        ),
+    ] = None,
     shadows: Annotated[int, typer.Option("--shadows", min=2, help="LiRA shadow nets.")] = 16,
     shadow_epochs: Annotated[int, typer.Option("--shadow-epochs", min=1)] = 20,
     budget_s: Annotated[
@@ -212,6 +226,7 @@ def eval_mia(
     from securitynet.attacks.membership.lira import ShadowRecipe
     from securitynet.attacks.membership.robust import PGDConfig
     from securitynet.attacks.membership.run import MembershipConfig
+    from securitynet.attacks.membership.verified import VerifiedConfig
     from securitynet.evaluate import DataSpec, MembershipRequest, plot_outcomes
 
     _quiet_for(fmt)
@@ -220,6 +235,7 @@ def eval_mia(
         seed=seed,
         bootstrap=bootstrap,
         pgd=PGDConfig(eps=eps, steps=pgd_steps),
+        verified=VerifiedConfig(eps=verified_eps),
         shadow=ShadowRecipe(n_shadow=shadows, epochs=shadow_epochs),
         budget_s=budget_s,
     )

@@ -89,9 +89,36 @@ def membership_protocol(
     return protocol, members, nonmembers
 
 
+def entry_facts(record: EntryRecord) -> dict[str, Any]:
+    """The entry's scalar facts: those it was ingested with, and (a catalogue entry) every
+    stored fact row."""
+    facts = dict(record.extra_facts)
+    for fact in getattr(record, "facts", ()):
+        facts.setdefault(fact.key, fact.value)
+    return facts
+
+
+def for_entry(record: EntryRecord, request: MembershipRequest) -> MembershipRequest:
+    """``request`` with what comes from the entry filled in: the verified attacks' epsilon,
+    when the user gave none, from the entry's certified-training facts."""
+    from securitynet.attacks.membership.run import VERIFIED
+    from securitynet.attacks.membership.verified import certified_epsilon
+
+    config = request.config
+    if config.verified.eps is not None or not set(VERIFIED) & set(config.attacks):
+        return request
+    eps, _ = certified_epsilon(entry_facts(record))
+    if eps is None:
+        return request
+    verified = config.verified.model_copy(update={"eps": eps})
+    return request.model_copy(update={"config": config.model_copy(update={"verified": verified})})
+
+
 def variant_config(request: MembershipRequest, variant: str) -> dict[str, Any]:
     """What changes one attack's figures (the attack list itself does not)."""
-    config = request.config.model_dump(mode="json", exclude={"attacks"})
+    config = request.config.model_dump(mode="json", exclude={"attacks", "conditional"})
+    if not variant.startswith("verified_"):
+        config.pop("verified")
     if not variant.startswith("adv_"):
         config.pop("pgd")
     if not variant.startswith("lira"):
@@ -104,6 +131,7 @@ def variant_config(request: MembershipRequest, variant: str) -> dict[str, Any]:
 def membership_digest(
     record: EntryRecord, request: MembershipRequest, protocol: MembershipProtocol, variant: str
 ) -> str:
+    request = for_entry(record, request)
     return config_digest(
         {
             "kind": "mia",
@@ -250,7 +278,10 @@ def run_membership_task(
     digests: dict[str, str],
     settings: Settings | None = None,
 ) -> EntryOutcome:
-    """The membership attacks named in ``digests`` (variant -> config digest) on ``record``."""
+    """The membership attacks named in ``digests`` (variant -> config digest) on ``record``.
+    An attack skipped as not applicable (see :mod:`securitynet.attacks.membership.run`)
+    stores nothing; its reason is in ``extra["skipped"]``."""
+    request = for_entry(record, request)
     variants = list(digests)
     dataset = dataset_label(request.data.name)
     outcome = EntryOutcome(entry_id=record.id)
@@ -272,6 +303,8 @@ def run_membership_task(
         return outcome
     versions = library_versions()
     for variant in variants:
+        if variant in result.skipped:
+            continue
         base = EvaluationRecord(
             attack="mia",
             variant=variant,
@@ -309,6 +342,8 @@ def run_membership_task(
     outcome.extra = {k: v for k, v in result.extra.items() if k != "target_accuracy"} | {
         "target_accuracy": extra
     }
+    if result.skipped:
+        outcome.extra["skipped"] = dict(result.skipped)
     return outcome
 
 

@@ -1,5 +1,5 @@
 """A tiny net trained here on scikit-learn's digits (in the wheel): the target of the
-PGD and LiRA mechanics tests."""
+PGD and LiRA mechanics tests; IBP training for the verified attacks."""
 
 from __future__ import annotations
 
@@ -46,6 +46,30 @@ def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: 
     return net.eval()
 
 
+def ibp_fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, epochs: int, seed: int = 0) -> nn.Module:
+    """IBP training (Gowal et al.): natural loss mixed with the worst-case loss, eps and mix ramped."""
+    from securitynet.attacks.membership.ibp import IntervalNet
+    from securitynet.attacks.membership.verified import worst_case_logits
+
+    bounded = IntervalNet(net)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    gen = torch.Generator().manual_seed(seed)
+    batches = [torch.randperm(len(y), generator=gen).split(50) for _ in range(epochs)]
+    total = sum(len(b) for b in batches)
+    net.train()
+    step = 0
+    for epoch in batches:
+        for i in epoch:
+            ramp = min(1.0, 2 * step / total)
+            worst = worst_case_logits(bounded, x[i], y[i], eps * ramp, mean=MEAN, std=STD)
+            loss = (1 - ramp / 2) * nn.functional.cross_entropy(net(x[i]), y[i]) + ramp / 2 * nn.functional.cross_entropy(worst, y[i])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+    return net.eval()
+
+
 @pytest.fixture(scope="session")
 def digits() -> Digits:
     train, test = load_dataset("digits", "train"), load_dataset("digits", "test")
@@ -67,6 +91,7 @@ __all__ = [
     "Digits",
     "accuracy",
     "fit",
+    "ibp_fit",
     "mnist",
     "mnist_backdoor",
     "mnist_backdoor_pair",

@@ -127,6 +127,7 @@ def test_ml_leaks_mlp_learns_sharpness_and_finds_nothing_where_there_is_none() -
 def test_attack_names_and_groups() -> None:
     assert expand_attacks(["metric"]) == ["correctness", "confidence", "entropy", "modified_entropy"]
     assert expand_attacks(["confidence,lira", "confidence"]) == ["confidence", "lira_online", "lira_offline"]
-    assert len(expand_attacks(["all"])) == 12
+    assert len(expand_attacks(["all"])) == 16  # 4 metric, 2 learned, 4 PGD, 4 verified, 2 LiRA
+    assert expand_attacks(["verified"]) == ["verified_correctness", "verified_confidence", "verified_entropy", "verified_modified_entropy"]
     with pytest.raises(AttackError, match="unknown membership attack"):
         expand_attacks(["shokri"])

@@ -7,7 +7,9 @@
 ``members`` and ``nonmembers`` are zero-argument callables that yield ``(inputs, labels)``
 batches (already through the entry's transform); they are called again for each pass over
 the data (clean posteriors, PGD, LiRA's pool). A failing attack is recorded in
-``errors`` and the others still run.
+``errors`` and the others still run. An attack that came in through a group (``all``)
+and does not apply to the net (the verified ones, without a certified epsilon or on a net
+interval bounds cannot pass through) is ``skipped``, with the reason, instead.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from securitynet.attacks.membership.learned import learned_attack
 from securitynet.attacks.membership.lira import (
@@ -44,6 +46,7 @@ from securitynet.attacks.membership.signals import (
     Posteriors,
     metric_attack,
 )
+from securitynet.attacks.membership.verified import VerifiedConfig, verified_posteriors
 from securitynet.errors import AttackError, SecurityNetError
 
 if TYPE_CHECKING:
@@ -57,18 +60,21 @@ METRIC = SIGNALS
 LEARNED = ("mlp_sorted", "mlp_top3")
 ROBUST = tuple(f"adv_{s}" for s in SIGNALS)
 LIRA = ("lira_online", "lira_offline")
+VERIFIED = tuple(f"verified_{s}" for s in SIGNALS)
 GROUPS: dict[str, tuple[str, ...]] = {
     "metric": METRIC,
     "learned": LEARNED,
     "robust": ROBUST,
+    "verified": VERIFIED,
     "lira": LIRA,
-    "all": METRIC + LEARNED + ROBUST + LIRA,
+    "all": METRIC + LEARNED + ROBUST + VERIFIED + LIRA,
 }
 ATTACKS: tuple[str, ...] = GROUPS["all"]
 
 
 def expand_attacks(names: Iterable[str]) -> list[str]:
-    """Attack and group names (``all``, ``metric``, ``learned``, ``robust``, ``lira``) -> attacks, in order."""
+    """Attack and group names (``all``, ``metric``, ``learned``, ``robust``, ``verified``,
+    ``lira``) -> attacks, in order."""
     out: list[str] = []
     for raw in names:
         for name in (n.strip() for n in raw.split(",")):
@@ -95,11 +101,27 @@ class MembershipConfig(BaseModel):
     seed: int = 0
     bootstrap: int = Field(default=200, ge=0)
     pgd: PGDConfig = Field(default_factory=PGDConfig)
+    verified: VerifiedConfig = Field(default_factory=VerifiedConfig)
     shadow: ShadowRecipe = Field(default_factory=ShadowRecipe)
     budget_s: float | None = Field(
         default=1800.0, gt=0, description="Refuse LiRA above this estimate."
     )
     threshold_source: str = "cross-fit"
+    conditional: list[str] = Field(
+        default_factory=list,
+        description="Attacks that came in only through ``all``: skipped, with the reason, "
+        "where they do not apply (filled from ``attacks``).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _conditional(cls, data: object) -> object:
+        if not isinstance(data, dict) or "conditional" in data:
+            return data
+        named = {n.strip() for raw in data.get("attacks", ()) for n in str(raw).split(",")}
+        if "all" not in named or named & {"verified", *VERIFIED}:
+            return data
+        return {**data, "conditional": list(VERIFIED)}
 
     @field_validator("attacks")
     @classmethod
@@ -112,6 +134,7 @@ class MembershipResult:
     metrics: dict[str, AttackMetrics] = field(default_factory=dict)
     roc: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -128,15 +151,16 @@ def run_membership(
     cache_dir: Path | None = None,
 ) -> MembershipResult:
     """Run ``config.attacks`` on ``query``; ``mean``/``std`` (the entry's normalisation)
-    are needed by the robustness-aware attacks, ``cache_dir`` keeps LiRA's shadow nets."""
+    are needed by the robustness-aware and verified attacks, ``cache_dir`` keeps LiRA's
+    shadow nets."""
     run = _Run(query, members, nonmembers, config, mean, std, architecture, cache_dir)
     return run.all()
 
 
 @dataclass
 class _Run:
-    """One run: the clean posteriors, and the adversarial posteriors, LiRA pool and shadow
-    nets built the first time an attack needs them."""
+    """One run: the clean posteriors, and the adversarial and worst-case posteriors, LiRA
+    pool and shadow nets built the first time an attack needs them."""
 
     query: NetQuery
     members: Batches
@@ -148,6 +172,7 @@ class _Run:
     cache_dir: Path | None
     result: MembershipResult = field(default_factory=MembershipResult)
     _adversarial: MembershipPosteriors | None = None
+    _verified: MembershipPosteriors | SecurityNetError | None = None
     _pool: ShadowPool | None = None
     _shadows: ShadowSet | None = None
 
@@ -176,8 +201,12 @@ class _Run:
                 fpr, tpr, _ = roc_curve(scored.member, scored.nonmember)
                 self.result.roc[name] = (fpr, tpr)
             except SecurityNetError as exc:
-                log.warning("membership attack %s failed: %s", name, exc)
-                self.result.errors[name] = f"{type(exc).__name__}: {exc}"
+                if name in self.config.conditional:
+                    log.info("membership attack %s skipped: %s", name, exc)
+                    self.result.skipped[name] = str(exc)
+                else:
+                    log.warning("membership attack %s failed: %s", name, exc)
+                    self.result.errors[name] = f"{type(exc).__name__}: {exc}"
             self.result.seconds[name] = time.perf_counter() - t0
         return self.result
 
@@ -189,6 +218,8 @@ class _Run:
             return learned_attack(name.removeprefix("mlp_"), self.clean, seed=seed)
         if name in ROBUST:
             return metric_attack(name.removeprefix("adv_"), self.adversarial(), seed=seed)
+        if name in VERIFIED:
+            return metric_attack(name.removeprefix("verified_"), self.worst_case(), seed=seed)
         pool, shadows = self.shadows()
         n_m = len(self.clean.member)
         rows_m, rows_n = np.arange(n_m), np.arange(n_m, len(pool))
@@ -203,6 +234,32 @@ class _Run:
             adv_n = q.posteriors(adversarial_batches(q, self.nonmembers(), pgd, mean=mean, std=std))
             self._adversarial = MembershipPosteriors(Posteriors(*adv_m), Posteriors(*adv_n))
         return self._adversarial
+
+    def worst_case(self) -> MembershipPosteriors:
+        """The verified worst-case posteriors (computed once; a refusal is kept and raised
+        again for every verified attack)."""
+        if self._verified is None:
+            try:
+                self._verified = self._bound()
+            except SecurityNetError as exc:
+                self._verified = exc
+        if isinstance(self._verified, SecurityNetError):
+            raise self._verified
+        return self._verified
+
+    def _bound(self) -> MembershipPosteriors:
+        eps = self.config.verified.eps
+        if eps is None:
+            raise AttackError(
+                "the verified attacks need a certified epsilon: the entry's (facts "
+                "'certified_training' and 'epsilon') or one given (--verified-eps)"
+            )
+        if self.mean is None or self.std is None:
+            raise AttackError("the verified attacks need the entry's mean and std")
+        q, mean, std = self.query, self.mean, self.std
+        member = verified_posteriors(q, self.members(), eps, mean=mean, std=std)
+        nonmember = verified_posteriors(q, self.nonmembers(), eps, mean=mean, std=std)
+        return MembershipPosteriors(Posteriors(*member), Posteriors(*nonmember))
 
     def shadows(self) -> tuple[ShadowPool, ShadowSet]:
         """LiRA's pool (members, then non-members) and its shadow nets."""
