@@ -124,7 +124,9 @@ class ClassThresholds:
         return cls(per_class=per_class, fallback=fallback)
 
     def decide(self, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        t = np.array([self.per_class.get(int(c), self.fallback) for c in labels], dtype=np.float64)
+        t = np.full(len(labels), self.fallback, dtype=np.float64)
+        for c, threshold in self.per_class.items():
+            t[labels == c] = threshold
         return scores >= t
 
 
