@@ -1,15 +1,19 @@
-"""The web view at scale: server time of ``/browse.json`` with a facet and a range (the page,
-its total and four facet counts) and of ``/entry/<id>.json``, on a synthetic catalogue of
-1,000,000 entries, against the same questions asked through ``securitynet sql``'s guard
+"""The web view at scale: server time of each page on a synthetic catalogue of 1,000,000
+entries, against the same questions asked through ``securitynet sql``'s guard
 (``Catalogue.sql``: one statement per question, in a read-only child process on SQLite).
 
-    python benchmarks/bench_web.py                        # SQLite (a temporary file)
-    python benchmarks/bench_web.py --pg-url postgresql://user@host/db   # and PostgreSQL
+    python benchmarks/bench_web.py                                   # SQLite (a temporary file)
+    python benchmarks/bench_web.py --database-url postgresql://user@host/db   # and PostgreSQL
+    python benchmarks/bench_web.py --sqlite-file /tmp/1m.db --keep   # fill once, measure again
 
-The catalogue is :func:`bench_query.fill`'s (12 data sets, 4 sources, skewed). Requests go
-through Starlette's TestClient (in-process ASGI, no socket), so the figure is server time
-plus a small constant of the test client. Each figure is the median of ``--repeat`` runs
-after a warm-up; the last line per backend is the comparable figure.
+Pages: ``/browse.json`` with a data set and a top-1 range (the page, its total and four
+facet counts), ``/browse.json`` unfiltered, ``/index.json`` (home: counts per source, data
+set, family) and ``/entry/<id>.json``. Each is measured **cold** (an app that keeps nothing:
+every request counts afresh) and **warm** (the app's counts kept per catalogue state, as
+``securitynet serve`` runs). The catalogue is :func:`bench_query.fill`'s (12 data sets, 4
+sources, skewed). Requests go through Starlette's TestClient (in-process ASGI, no socket),
+so a figure is server time plus a small constant of the test client. Each figure is the
+median of ``--repeat`` runs after a warm-up.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from starlette.testclient import TestClient
 
@@ -47,52 +53,88 @@ BROWSE_SQL = [
 ]
 
 
-def bench(url: str, rows: int, repeat: int) -> dict[str, float]:
+UNFILTERED_SQL = [
+    "SELECT id, top1 FROM entry WHERE NOT removed_upstream AND same_weights_as IS NULL AND NOT test_net "
+    "ORDER BY top1 DESC NULLS LAST, id LIMIT 50",
+    "SELECT count(*) FROM entry WHERE NOT removed_upstream AND same_weights_as IS NULL AND NOT test_net",
+] + [
+    f"SELECT {col}, count(*) AS n FROM entry WHERE NOT removed_upstream AND same_weights_as IS NULL "
+    f"AND NOT test_net AND {col} IS NOT NULL GROUP BY {col} ORDER BY n DESC LIMIT 15"
+    for col in ("dataset", "family", "source", "licence")
+]
+
+
+def _get(client: TestClient, path: str, params: dict[str, str] | None = None) -> Callable[[], Any]:
+    def call() -> Any:
+        response = client.get(path, params=params)
+        response.raise_for_status()
+        return response.json()
+
+    return call
+
+
+def bench(url: str, rows: int, repeat: int, *, refill: bool = True) -> dict[str, float]:
     with Catalogue(url) as cat:
         backend = cat.engine.url.get_backend_name()
-        print(f"[{backend}] filling {rows:,} entries ...", flush=True)
-        print(f"[{backend}] filled in {fill(cat, rows):.1f} s", flush=True)
+        if refill:
+            print(f"[{backend}] filling {rows:,} entries ...", flush=True)
+            print(f"[{backend}] filled in {fill(cat, rows):.1f} s", flush=True)
         entry_id = cat.search(dataset="CIFAR-10", limit=1)[0].id
-        with TestClient(create_app(cat)) as client:
+        pages = {
+            "browse CIFAR-10, top-1 >= 90": ("/browse.json", BROWSE),
+            "browse, no filter": ("/browse.json", {}),
+            "home": ("/index.json", None),
+            "entry": (f"/entry/{entry_id}.json", None),
+        }
+        figures: dict[str, float] = {}
+        for mode, cache in (("cold", False), ("warm", True)):
+            with TestClient(create_app(cat, cache=cache)) as client:
+                for name, (path, params) in pages.items():
+                    seconds, answer = timed(_get(client, path, params), repeat)
+                    figures[f"{name} ({mode})"] = seconds * 1000
+                    matched = f" ({answer['total']:,} match)" if name.startswith("browse") else ""
+                    print(f"[{backend}] web {name} ({mode}): {seconds * 1000:.1f} ms{matched}", flush=True)
+        if backend == "postgresql" and not cat.settings.sql_database_url:
+            # securitynet sql refuses the superuser: the README's reader role, as the tests make it
+            from tests.catalogue.pgreader import create_reader
 
-            def browse() -> object:
-                response = client.get("/browse.json", params=BROWSE)
-                response.raise_for_status()
-                return response.json()
-
-            def entry() -> object:
-                response = client.get(f"/entry/{entry_id}.json")
-                response.raise_for_status()
-                return response.json()
-
-            browse_s, page = timed(browse, repeat)
-            entry_s, _ = timed(entry, repeat)
-        sql_s, _ = timed(lambda: [cat.sql(q) for q in BROWSE_SQL], max(1, repeat // 5))
-        entry_sql_s, _ = timed(
-            lambda: cat.sql(f"SELECT * FROM entry WHERE id = '{entry_id}'"), max(1, repeat // 5)
-        )
-    print(f"[{backend}] browse: {page['total']:,} entries match")  # type: ignore[index]
-    print(
-        f"[{backend}] browse page {browse_s * 1000:.1f} ms | same 6 queries via sql "
-        f"{sql_s * 1000:.1f} ms | sql / web = {sql_s / browse_s:.1f}x"
-    )
-    print(
-        f"[{backend}] entry page {entry_s * 1000:.1f} ms | entry row via sql "
-        f"{entry_sql_s * 1000:.1f} ms | sql / web = {entry_sql_s / entry_s:.1f}x"
-    )
-    return {"browse_ms": browse_s * 1000, "entry_ms": entry_s * 1000}
+            cat.settings = cat.settings.model_copy(update={"sql_database_url": create_reader(url)})
+        browse_sql, _ = timed(lambda: [cat.sql(q, timeout=300) for q in BROWSE_SQL], max(1, repeat // 5))
+        unfiltered_sql, _ = timed(lambda: [cat.sql(q, timeout=300) for q in UNFILTERED_SQL], max(1, repeat // 5))
+        entry_sql, _ = timed(lambda: cat.sql(f"SELECT * FROM entry WHERE id = '{entry_id}'"), max(1, repeat // 5))
+    sql = {
+        "browse CIFAR-10, top-1 >= 90": (browse_sql, "the same 6 questions"),
+        "browse, no filter": (unfiltered_sql, "the same 6 questions"),
+        "entry": (entry_sql, "its entry row alone"),
+    }
+    for name, ms in figures.items():
+        base = name.rsplit(" (", 1)[0]
+        line = f"[{backend}] {name:<38} {ms:8.1f} ms"
+        if base in sql:
+            seconds, what = sql[base]
+            line += f" | {what} via sql {seconds * 1000:8.1f} ms | sql / web = {seconds * 1000 / ms:.1f}x"
+        print(line)
+    return figures
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--pg-url", help="also run on this PostgreSQL database (emptied first)")
+    parser.add_argument(
+        "--database-url", "--pg-url", dest="database_url",
+        help="also run on this (PostgreSQL) database: its entries are replaced",
+    )  # fmt: skip
+    parser.add_argument("--sqlite-file", type=Path, help="the SQLite file to fill (default: a temporary one)")
+    parser.add_argument("--keep", action="store_true", help="measure the catalogues as they are: no refill")
+    parser.add_argument("--no-sqlite", action="store_true", help="only the --database-url run")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        bench(f"sqlite:///{Path(tmp) / 'bench.db'}", args.rows, args.repeat)
-    if args.pg_url:
-        bench(args.pg_url, args.rows, args.repeat)
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = args.sqlite_file or Path(tmp) / "bench.db"
+            bench(f"sqlite:///{path}", args.rows, args.repeat, refill=not args.keep)
+    if args.database_url:
+        bench(args.database_url, args.rows, args.repeat, refill=not args.keep)
     return 0
 
 

@@ -76,9 +76,9 @@ def _labels_from_id2label(id2label: Any, facts: ConfigFacts, where: str) -> None
     facts.evidence["num_classes"] = f"{where}: id2label ({facts.num_classes} entries)"
 
 
-def _floats(value: Any) -> tuple[float, ...] | None:
+def _floats(value: Any, channels: int = 3) -> tuple[float, ...] | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (float(value),) * 3
+        return (float(value),) * channels
     if (
         isinstance(value, (list, tuple))
         and value
@@ -97,6 +97,56 @@ def _side(size: Any) -> int | None:
             value = size.get(key)
             if isinstance(value, int) and value > 0:
                 return value
+    return None
+
+
+def preprocessing_from_hf(pre: Mapping[str, Any], *, channels: int = 3) -> dict[str, Any]:
+    """LoadSpec preprocessing fields from a Hub ``preprocessor_config.json``.
+
+    The one reading of that file: the catalogue's facts and the loader's transform both come
+    from here, so ``show`` and ``load`` cannot disagree about an entry's input."""
+    out: dict[str, Any] = {}
+    if pre.get("do_normalize", True) is False:  # the processor leaves pixels in [0, 1]
+        out["mean"], out["std"] = (0.0,) * channels, (1.0,) * channels
+    else:
+        mean, std = _floats(pre.get("image_mean"), channels), _floats(pre.get("image_std"), channels)
+        if mean and std:
+            out["mean"], out["std"] = mean, std
+    if isinstance(pre.get("resample"), int) and pre["resample"] in _PIL_RESAMPLE:
+        out["interpolation"] = _PIL_RESAMPLE[pre["resample"]]
+    size, crop = pre.get("size"), pre.get("crop_size")
+    if isinstance(size, int):
+        size = {"shortest_edge": size}
+    if isinstance(crop, int):
+        crop = {"height": crop, "width": crop}
+    crop_dims, size_dims = _dims(crop), _dims(size)
+    center = bool(pre.get("do_center_crop")) and crop_dims is not None
+    if size_dims is not None:
+        h, w = size_dims
+        if center and crop_dims is not None:
+            out.update(input_size=(channels, *crop_dims), crop_mode="squash", crop_pct=crop_dims[0] / h)
+        else:
+            out.update(input_size=(channels, h, w), crop_mode="squash", crop_pct=1.0)
+    elif isinstance(size, Mapping) and _positive(size.get("shortest_edge")):
+        edge = int(size["shortest_edge"])
+        crop_pct = pre.get("crop_pct")
+        if isinstance(crop_pct, (int, float)) and 0 < crop_pct <= 2:  # ConvNeXt-style
+            out.update(input_size=(channels, edge, edge), crop_mode="center", crop_pct=float(crop_pct))
+        elif center and crop_dims is not None:
+            out.update(input_size=(channels, *crop_dims), crop_mode="center", crop_pct=crop_dims[0] / edge)
+        else:
+            out.update(input_size=(channels, edge, edge), crop_mode="center", crop_pct=1.0)
+    return out
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _dims(size: Any) -> tuple[int, int] | None:
+    """``(height, width)`` of a processor's ``{"height": h, "width": w}`` size."""
+    if isinstance(size, Mapping) and _positive(size.get("height")) and _positive(size.get("width")):
+        return int(size["height"]), int(size["width"])
     return None
 
 
@@ -127,29 +177,18 @@ def read_transformers_config(
             facts.input_size = (channels, side, side)
             facts.evidence["input_size"] = "config.json: image_size"
     if preprocessor:
-        side = (
-            _side(preprocessor.get("crop_size"))
-            if preprocessor.get("do_center_crop", True)
-            else None
-        )
-        side = side or _side(preprocessor.get("size"))
-        if side:
-            channels = facts.input_size[0] if facts.input_size else 3
-            facts.input_size = (channels, side, side)
-            facts.evidence["input_size"] = "preprocessor_config.json: crop_size/size"
-        if preprocessor.get("do_normalize", True):
-            facts.mean = _floats(preprocessor.get("image_mean"))
-            facts.std = _floats(preprocessor.get("image_std"))
-            if facts.mean and facts.std:
-                facts.evidence["mean"] = facts.evidence["std"] = (
-                    "preprocessor_config.json: image_mean/image_std"
-                )
-        resample = preprocessor.get("resample")
-        if isinstance(resample, int) and resample in _PIL_RESAMPLE:
-            facts.interpolation = _PIL_RESAMPLE[resample]
-        crop_pct = preprocessor.get("crop_pct")
-        if isinstance(crop_pct, (int, float)) and 0 < crop_pct <= 2:
-            facts.crop_pct = float(crop_pct)
+        channels = facts.input_size[0] if facts.input_size else 3
+        found = preprocessing_from_hf(preprocessor, channels=channels)
+        for key, value in found.items():
+            setattr(facts, key, value)
+        where = "preprocessor_config.json"
+        if "input_size" in found:
+            facts.evidence["input_size"] = f"{where}: size/crop_size"
+        if "mean" in found:
+            facts.evidence["mean"] = facts.evidence["std"] = (
+                f"{where}: image_mean/image_std" if preprocessor.get("do_normalize", True)
+                else f"{where}: do_normalize false"
+            )
     return facts
 
 

@@ -1,1 +1,1 @@
-"""attacks."""
+"""attacks: membership/, stealing/, backdoor/ (STRIP), reuse/ (model-reuse, Ji et al.)."""

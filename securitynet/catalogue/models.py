@@ -95,6 +95,11 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
+#: What a browse page reads besides its data set and top-1: the visibility flags, the
+#: other facets and the parameter count.
+_BROWSE_TAIL = ("removed_upstream", "test_net", "same_weights_as", "family", "source", "licence", "params")
+
+
 class Entry(Base):
     __tablename__ = "entry"
 
@@ -192,6 +197,10 @@ class Entry(Base):
     __table_args__ = (
         Index("ix_entry_dataset_top1", "dataset", "top1"),
         Index("ix_entry_source_removed", "source", "removed_upstream"),
+        # covering indexes of the web view's browse (migration 0006): a page, its total and
+        # its facet counts read from the index alone
+        Index("ix_entry_browse_dataset", "dataset", "top1", *_BROWSE_TAIL),
+        Index("ix_entry_browse_top1", "top1", "dataset", *_BROWSE_TAIL),
     )
 
     def __repr__(self) -> str:

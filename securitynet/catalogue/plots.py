@@ -27,7 +27,11 @@ from typing import TYPE_CHECKING, Any
 from securitynet.errors import InvalidQueryError, SecurityNetError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pandas as pd
+
+    from securitynet.records import ResultRecord
 
 #: How groups can be ordered, and what each means.
 ORDERS: dict[str, str] = {
@@ -40,6 +44,9 @@ ORDERS: dict[str, str] = {
 #: At most this many data-set panels in one figure.
 MAX_PANELS = 6
 UNKNOWN_GROUP = "(unknown)"
+#: Points drawn per group's strip (a larger group shows a fixed random sample; its box
+#: still summarises every value), so a figure of a million entries stays a small file.
+MAX_POINTS = 1000
 
 
 @dataclass
@@ -100,11 +107,82 @@ def plot_frame(
 ) -> PlotSummary:
     """Draw top-1 per ``by`` group of ``frame`` (rows of ``Catalogue.to_dataframe``) to
     ``path``; see the module docstring for the rules. Returns what was drawn and left out."""
-    from matplotlib.figure import Figure
-
     from securitynet.catalogue.stats import STATS_BY, check_by
 
     by = check_by(by)
+    return _plot_groups(
+        frame,
+        path,
+        by=by,
+        value="top1",
+        xlabel=f"top-1 accuracy (%) per {STATS_BY[by]}",
+        empty="no entry here has a top-1 claim to plot",
+        max_groups=max_groups,
+        order=order,
+        title=title,
+    )
+
+
+def plot_results(
+    results: Sequence[ResultRecord],
+    path: str | Path,
+    *,
+    max_groups: int = 25,
+    order: str = "median",
+    title: str | None = None,
+) -> PlotSummary:
+    """Draw evaluation figures (rows of ``v_results``, one metric) per variant and source,
+    one panel per data set, by the same rules as :func:`plot_frame` (figures of different
+    data sets are never pooled)."""
+    import pandas as pd
+
+    metrics = sorted({r.metric for r in results})
+    if len(metrics) > 1:
+        raise InvalidQueryError(
+            f"one metric per figure, not {len(metrics)} ({', '.join(metrics[:4])}...)",
+            hint="Pick one with metric=.",
+        )
+    frame = pd.DataFrame(
+        {
+            "dataset": [r.dataset for r in results],
+            "group": [f"{r.variant or r.attack} ({r.source})" for r in results],
+            "value": [r.value for r in results],
+        },
+        dtype=object,
+    )
+    frame["value"] = frame["value"].astype(float)
+    attack = results[0].attack if results else "attack"
+    return _plot_groups(
+        frame,
+        path,
+        by="group",
+        value="value",
+        xlabel=f"{attack} {metrics[0] if metrics else ''} per variant (source)",
+        empty="no evaluation figure here to plot",
+        max_groups=max_groups,
+        order=order,
+        title=title,
+        panel_title="evaluated on {}",
+        label_width=48,
+    )
+
+
+def _plot_groups(
+    frame: pd.DataFrame,
+    path: str | Path,
+    *,
+    by: str,
+    value: str,
+    xlabel: str,
+    empty: str,
+    max_groups: int,
+    order: str,
+    title: str | None,
+    panel_title: str = "trained on {}",
+    label_width: int = 36,
+) -> PlotSummary:
+    from matplotlib.figure import Figure
+
     order = order.strip().lower()
     if order not in ORDERS:
         raise InvalidQueryError(
@@ -114,11 +192,9 @@ def plot_frame(
         )
     if max_groups < 1:
         raise InvalidQueryError("max_groups must be at least 1", value=max_groups)
-    rated = frame.loc[frame["top1"].notna()]
+    rated = frame.loc[frame[value].notna()]
     if rated.empty:
-        raise InvalidQueryError(
-            "no entry here has a top-1 claim to plot", hint="Loosen the filters."
-        )
+        raise InvalidQueryError(empty, hint="Loosen the filters.")
 
     def label(value: Any) -> str:
         return UNKNOWN_GROUP if value is None or value != value else str(value)  # NaN != NaN
@@ -140,7 +216,7 @@ def plot_frame(
     for panel, rows in panels.items():
         groups = {
             label(name): values.to_numpy(dtype=float)
-            for name, values in rows.groupby(rows[by].astype(object).map(label), sort=False)["top1"]
+            for name, values in rows.groupby(rows[by].astype(object).map(label), sort=False)[value]
         }
         ranked_groups = sorted(groups, key=lambda g: _rank_key(order, groups[g], g))
         kept, cut = ranked_groups[:max_groups], ranked_groups[max_groups:]
@@ -154,10 +230,10 @@ def plot_frame(
     ratios = [max(1, len(kept)) + 2 for _, kept, _ in drawn]
     axes = fig.subplots(len(drawn), 1, squeeze=False, gridspec_kw={"height_ratios": ratios})[:, 0]
     for ax, (panel, kept, groups) in zip(axes, drawn, strict=True):
-        _draw_panel(ax, kept, groups)
+        _draw_panel(ax, kept, groups, label_width)
         if panel:
-            ax.set_title(f"trained on {panel}", loc="left", fontsize="medium")
-    axes[-1].set_xlabel(f"top-1 accuracy (%) per {STATS_BY[by]}")
+            ax.set_title(panel_title.format(panel), loc="left", fontsize="medium")
+    axes[-1].set_xlabel(xlabel)
     if title:
         fig.suptitle(title, x=0.01, ha="left")
 
@@ -193,7 +269,7 @@ def _metadata(fmt: str) -> dict[str, Any] | None:
     return None
 
 
-def _draw_panel(ax: Any, kept: list[str], groups: dict[str, Any]) -> None:
+def _draw_panel(ax: Any, kept: list[str], groups: dict[str, Any], label_width: int = 36) -> None:
     import numpy as np
 
     top_down = list(reversed(kept))  # the best group at the top of the axis
@@ -214,6 +290,8 @@ def _draw_panel(ax: Any, kept: list[str], groups: dict[str, Any]) -> None:
     rng = np.random.default_rng(0)  # the same jitter every time: the same picture for the same data
     for pos, values in zip(positions, data, strict=True):
         alpha = min(0.6, 8 / np.sqrt(len(values)))  # fainter points where they crowd
+        if len(values) > MAX_POINTS:  # the box has every value; the strip a fixed sample
+            values = rng.choice(values, MAX_POINTS, replace=False)
         ax.scatter(
             values,
             pos + rng.uniform(-0.2, 0.2, len(values)),
@@ -222,5 +300,5 @@ def _draw_panel(ax: Any, kept: list[str], groups: dict[str, Any]) -> None:
             color="#1f2937",
             linewidths=0,
         )
-    ax.set_yticks(positions, [f"{_shorten(g)}  (n={len(groups[g])})" for g in top_down])
+    ax.set_yticks(positions, [f"{_shorten(g, label_width)}  (n={len(groups[g])})" for g in top_down])
     ax.grid(axis="x", linestyle=":", alpha=0.6)

@@ -144,7 +144,10 @@ def search_statement(
     limit: int | None = None,
     offset: int = 0,
     columns: Sequence[str] = SUMMARY_COLUMNS,
+    nulls: bool = True,
 ) -> Select[Any]:
+    """``flt``'s entries in ``sort`` order (NULLs last); ``nulls=False``: only those with a
+    value to sort on (then the order needs no NULLS LAST, which an index can give)."""
     stmt = select(*(getattr(Entry, c) for c in columns)).where(*_conditions(flt))
     if sort:
         key = sort.lstrip("-")
@@ -157,7 +160,9 @@ def search_statement(
         column = SORT_KEYS[key]
         desc = descending if not sort.startswith("-") else True
         order = column.desc() if desc else column.asc()
-        if _may_be_null(column, flt):
+        if not nulls:
+            stmt = stmt.where(column.is_not(None))
+        elif _may_be_null(column, flt):
             # NULLs last either way, so "best first" lists start with real figures. Said as
             # NULLS LAST (not as a sort on "column IS NULL") so an index can still give the order.
             order = order.nulls_last()
@@ -184,6 +189,47 @@ def search(
         search_statement(flt, sort=sort, descending=descending, limit=limit, offset=offset)
     )
     return [EntrySummary.model_validate(dict(row._mapping)) for row in rows]
+
+
+def search_page(
+    session: Session,
+    flt: EntryFilter,
+    *,
+    sort: str = "top1",
+    descending: bool = True,
+    limit: int,
+    offset: int = 0,
+) -> list[EntrySummary]:
+    """What :func:`search` returns for one page, asked so that an index gives the order on
+    PostgreSQL too: a sort on a column with NULLs (NULLs last) is asked as the page of
+    non-NULL values first, then, only where that page runs short, the NULL rows after them.
+    (PostgreSQL's btree index gives ``DESC NULLS FIRST``, not ``DESC NULLS LAST``: asked in
+    one statement, a million rows would be sorted for the first page.)"""
+    column = SORT_KEYS.get(sort.lstrip("+-"))
+    if column is None or not _may_be_null(column, flt):
+        return search(session, flt, sort=sort, descending=descending, limit=limit, offset=offset)
+
+    def page(stmt: Select[Any]) -> list[EntrySummary]:
+        return [EntrySummary.model_validate(dict(r._mapping)) for r in session.execute(stmt)]
+
+    rated = page(search_statement(flt, sort=sort, descending=descending, limit=limit, offset=offset, nulls=False))
+    if len(rated) == limit:
+        return rated
+    # rated rows end inside this page (or before it): that tells how many there are
+    if rated or offset == 0:
+        before = offset + len(rated)
+    else:
+        stmt = select(func.count()).select_from(Entry).where(*_conditions(flt), column.is_not(None))
+        before = int(session.scalar(stmt) or 0)
+    # the NULL rows, in the order search gives them (the sort column is equal: by id)
+    unrated = (
+        select(*(getattr(Entry, c) for c in SUMMARY_COLUMNS))
+        .where(*_conditions(flt), column.is_(None))
+        .order_by(Entry.id)
+        .limit(limit - len(rated))
+        .offset(max(0, offset - before))
+    )
+    return rated + page(unrated)
 
 
 def count(session: Session, flt: EntryFilter) -> int:

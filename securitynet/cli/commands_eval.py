@@ -1,4 +1,4 @@
-"""Evaluation commands: ``eval accuracy``, ``eval mia`` and ``results``. Thin: options in,
+"""Evaluation commands: ``eval accuracy|mia|steal|reuse`` and ``results``. Thin: options in,
 one call into :mod:`securitynet.evaluate` or the catalogue, rows out."""
 
 from __future__ import annotations
@@ -62,6 +62,10 @@ _MIA_TABLE_METRICS = {
     "top1",
     "agreement",
     "accuracy",
+    "attack_success",
+    "clean_accuracy_delta",
+    "feature_drift",
+    "strip_flagged_malicious",
 }
 
 
@@ -307,6 +311,91 @@ def eval_steal(
         raise typer.Exit(1)
 
 
+def eval_reuse(
+    target_input: Annotated[
+        str,
+        typer.Option("--target-input", help="DATASET:SPLIT[INDEX] (mnist:test[17]) or an image file."),
+    ],
+    target_class: Annotated[
+        int, typer.Option("--target-class", min=0, help="The class the host should see.")
+    ],
+    entries: EntriesArg = None,
+    host_data: Annotated[
+        str,
+        typer.Option("--host-data", help="The host's task: its train split trains the host's head."),
+    ] = "mnist",
+    fine_tune: Annotated[
+        str, typer.Option("--fine-tune", help="head (primitive frozen) or full.")
+    ] = "head",
+    param_fraction: Annotated[
+        float, typer.Option("--param-fraction", help="Share of parameters perturbed.")
+    ] = 0.02,
+    max_drift: Annotated[
+        float, typer.Option("--max-drift", help="Bound on clean inputs' relative feature change.")
+    ] = 0.05,
+    steps: Annotated[int, typer.Option("--steps", min=1)] = 200,
+    host_train: Annotated[int, typer.Option("--host-train", min=10)] = 5000,
+    host_test: Annotated[int, typer.Option("--host-test", min=10)] = 2000,
+    host_seeds: Annotated[int, typer.Option("--host-seeds", min=1, max=20)] = 3,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Write the target and its class scores on both hosts here."),
+    ] = None,
+    where: WhereOpt = None,
+    data_dir: DataDirOpt = None,
+    batch_size: BatchOpt = 512,
+    device: DeviceOpt = "cpu",
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    force: ForceOpt = False,
+    fmt: FormatOpt = TableFormat.TABLE,
+) -> None:
+    """Model-reuse attack (Ji et al.) with each entry as the benign primitive: craft a malicious
+    copy that makes a host built on it classify the target as --target-class; store the
+    attack's success, the hosts' clean-accuracy change and the feature drift."""
+    from pydantic import ValidationError
+
+    from securitynet.attacks.reuse import ReuseConfig
+    from securitynet.errors import AttackError
+    from securitynet.evaluate import DataSpec, ReuseRequest, plot_reuse_outcomes
+
+    _quiet_for(fmt)
+    try:
+        config = ReuseConfig.model_validate(
+            {
+                "fine_tune": fine_tune,
+                "param_fraction": param_fraction,
+                "max_drift": max_drift,
+                "steps": steps,
+                "host_train": host_train,
+                "host_test": host_test,
+                "host_seeds": host_seeds,
+                "seed": seed,
+            }
+        )
+    except ValidationError as exc:
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise AttackError(f"bad model-reuse options: {reasons}") from exc
+    request = ReuseRequest(
+        data=DataSpec(name=host_data, data_dir=data_dir, batch_size=batch_size, device=device),
+        target=target_input,
+        target_class=target_class,
+        config=config,
+    )
+    request.target_input()  # a bad target fails before any entry loads
+    report = _run(request, entries, where, executor, address, force)
+    _emit(report, fmt)
+    if plot is not None:
+        written = plot_reuse_outcomes(report, plot)
+        if written is not None:
+            note(f"target scores: {written}")
+        else:
+            note("nothing to plot (results reused from the catalogue, or failed); --force runs again")
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def results(
     entry: Annotated[str | None, typer.Option("--entry", help="Only this entry.")] = None,
     attack: Annotated[str | None, typer.Option("--attack", help="mia, accuracy, ...")] = None,
@@ -387,14 +476,16 @@ def results(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``eval accuracy|mia|steal`` and ``results`` to ``app`` (once)."""
+    """Add ``eval accuracy|mia|steal|reuse`` and ``results`` to ``app`` (once)."""
     if any(g.name == "eval" for g in app.registered_groups):
         return
     eval_app = typer.Typer(
-        help="Evaluate entries: accuracy, membership inference, model stealing.", no_args_is_help=True
+        help="Evaluate entries: accuracy, membership inference, model stealing, model reuse.",
+        no_args_is_help=True,
     )
     app.add_typer(eval_app, name="eval")
     eval_app.command("accuracy")(eval_accuracy)
     eval_app.command("mia")(eval_mia)
     eval_app.command("steal")(eval_steal)
+    eval_app.command("reuse")(eval_reuse)
     app.command("results")(results)

@@ -42,4 +42,4 @@ def register(app: typer.Typer) -> None:
 
         with Catalogue(database_url, upgrade=False) as cat:
             typer.echo(f"serving {cat.url} at http://{host}:{port} (read-only; Ctrl-C stops)", err=True)
-            uvicorn.run(create_app(cat), host=host, port=port, log_level="warning")
+            uvicorn.run(create_app(cat, warm=True), host=host, port=port, log_level="warning")

@@ -11,6 +11,7 @@ from securitynet.evaluate.harness import (
     plot_outcomes,
     select_entries,
 )
+from securitynet.evaluate.reuse import ReuseRequest, TargetInput, plot_reuse_outcomes
 from securitynet.evaluate.spec import AccuracyRequest, DataSpec, EntryOutcome, MembershipRequest
 from securitynet.evaluate.stealing import StealingRequest
 
@@ -22,10 +23,13 @@ __all__ = [
     "InProcessExecutor",
     "MembershipRequest",
     "RayExecutor",
+    "ReuseRequest",
     "StealingRequest",
+    "TargetInput",
     "evaluate",
     "list_failures",
     "make_executor",
     "plot_outcomes",
+    "plot_reuse_outcomes",
     "select_entries",
 ]

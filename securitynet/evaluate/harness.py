@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from securitynet.errors import InvalidQueryError
 from securitynet.evaluate.executors import Executor, InProcessExecutor
+from securitynet.evaluate.reuse import ATTACK as REUSE
+from securitynet.evaluate.reuse import ReuseRequest, reuse_digest, run_reuse_task
 from securitynet.evaluate.spec import AccuracyRequest, EntryOutcome, MembershipRequest
 from securitynet.evaluate.stealing import ATTACK as STEALING
 from securitynet.evaluate.stealing import StealingRequest, run_stealing_task, stealing_digest
@@ -112,7 +114,7 @@ def select_entries(cat: Catalogue, entries: Sequence[str], where: str | None) ->
 
 
 def evaluate(
-    request: AccuracyRequest | MembershipRequest | StealingRequest,
+    request: AccuracyRequest | MembershipRequest | StealingRequest | ReuseRequest,
     *,
     entries: Sequence[str] = (),
     where: str | None = None,
@@ -170,6 +172,19 @@ def evaluate(
                     )
                 )
         fn = run_stealing_task
+    elif isinstance(request, ReuseRequest):
+        jobs = []
+        variant = request.variant()
+        for eid, record in records.items():
+            digest = reuse_digest(record, request)
+            reused = _reuse(cat, eid, REUSE, {variant: digest}, force)
+            if reused:
+                report.outcomes.append(
+                    EntryOutcome(entry_id=eid, evaluations=list(reused.values()), reused=[variant])
+                )
+            else:
+                jobs.append((record, request, digest, cat.settings))
+        fn = run_reuse_task
     else:
         jobs = []
         for eid, record in records.items():
@@ -218,7 +233,7 @@ def _merge(report: BatchReport, outcome: EntryOutcome) -> None:
 def _store(
     cat: Catalogue,
     outcome: EntryOutcome,
-    request: AccuracyRequest | MembershipRequest | StealingRequest,
+    request: AccuracyRequest | MembershipRequest | StealingRequest | ReuseRequest,
 ) -> None:
     from securitynet.catalogue.results import add_evaluations
 

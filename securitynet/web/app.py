@@ -11,14 +11,19 @@ at all and styles only from our own static file. Nothing here writes to the cata
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
+import threading
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -28,7 +33,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from securitynet.errors import NotFoundError, SecurityNetError
-from securitynet.web import views
+from securitynet.web import boards, views
+from securitynet.web.cache import StateCache
 
 if TYPE_CHECKING:
     from securitynet.catalogue.api import Catalogue
@@ -76,6 +82,7 @@ def _environment() -> Environment:
     env.filters["safe_href"] = safe_href
     env.filters["qs"] = lambda params: urlencode(params)
     env.filters["entry_url"] = lambda entry_id: "/entry/" + quote(str(entry_id), safe="/:@")
+    env.filters["board_url"] = lambda name, kind: f"/leaderboards/{kind}/" + quote(str(name), safe="")
     return env
 
 
@@ -103,9 +110,22 @@ def _csv_response(columns: list[str], rows: list[list[Any]]) -> Response:
     return PlainTextResponse(buffer.getvalue(), media_type="text/csv; charset=utf-8")
 
 
-def create_app(catalogue: Catalogue) -> Starlette:
-    """The web view of ``catalogue`` (open it with ``upgrade=False``: serving migrates nothing)."""
+#: Served figures are SVG documents with inline styles and no script: opened on their own
+#: (not through an <img>), they may style themselves and nothing else.
+FIGURE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+
+
+def create_app(catalogue: Catalogue, *, cache: bool = True, warm: bool = False) -> Starlette:
+    """The web view of ``catalogue`` (open it with ``upgrade=False``: serving migrates nothing).
+
+    ``cache``: keep facet counts and figures per catalogue state (off: every request
+    counts and draws afresh, as a benchmark of the cold path wants). ``warm``: count the
+    home page and the unfiltered browse page once at start-up, in the background (on a
+    million entries these broad counts take seconds; every narrower page is counted when
+    asked, in milliseconds)."""
     env = _environment()
+    figures = StateCache(32 if cache else 0)  # SVG figures
+    counts = StateCache(256 if cache else 0)  # facet counts of browse pages and home
 
     def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = env.get_template(template).render(request=request, **context)
@@ -120,16 +140,19 @@ def create_app(catalogue: Catalogue) -> Starlette:
 
     def home(request: Request) -> Response:
         _, fmt = _split_format(request.url.path)
-        data = views.home(catalogue)
+        data = views.home(catalogue, cache=counts)
         if fmt == "json":
             return JSONResponse(data)
+        if fmt == "csv":
+            rows = [[facet, r["value"], r["count"]] for facet, counts in data["counts"].items() for r in counts]
+            return _csv_response(["facet", "value", "entries"], rows)
         return render(request, "home.html", data=data)
 
     def browse(request: Request) -> Response:
         _, fmt = _split_format(request.url.path)
         try:
             query = views.parse_browse(request.query_params)
-            data = views.browse(catalogue, query)
+            data = views.browse(catalogue, query, cache=counts)
         except SecurityNetError as exc:
             return error(request, fmt, exc)
         if fmt == "json":
@@ -151,10 +174,58 @@ def create_app(catalogue: Catalogue) -> Starlette:
         if fmt == "json":
             return JSONResponse(data)
         if fmt == "csv":
-            claims = data["claims"]
-            columns = ["dataset", "split", "metric", "value", "img_size", "kind", "source", "evidence"]
-            return _csv_response(columns, [[c.get(k) for k in columns] for c in claims])
+            return _csv_response(list(views.FACT_COLUMNS), views.entry_facts(data))
         return render(request, "entry.html", e=data)
+
+    def leaderboard_index(request: Request) -> Response:
+        _, fmt = _split_format(request.url.path)
+        data = boards.index(catalogue)
+        if fmt == "json":
+            return JSONResponse(data)
+        if fmt == "csv":
+            rows = [["dataset", "top1", d["dataset"], None, d["entries"], None, None] for d in data["datasets"]]
+            rows += [
+                ["attack", a["attack"], a["dataset"], a["metric"], a["entries"], a["ours"], a["published"]]
+                for a in data["attacks"]
+            ]
+            return _csv_response(["board", "name", "dataset", "metric", "entries", "ours", "published"], rows)
+        return render(request, "leaderboards.html", data=data)
+
+    def dataset_board(request: Request) -> Response:
+        return leaderboard(request, "dataset")
+
+    def attack_board(request: Request) -> Response:
+        return leaderboard(request, "attack")
+
+    def leaderboard(request: Request, kind: str) -> Response:
+        name, fmt = _split_format(request.path_params["name"])
+        try:
+            if kind == "dataset":
+                data = boards.dataset_board(catalogue, name, request.query_params)
+                to_csv = boards.dataset_csv
+            else:
+                data = boards.attack_board(catalogue, name, request.query_params)
+                to_csv = boards.attack_csv
+        except SecurityNetError as exc:
+            return error(request, fmt, exc)
+        if fmt == "json":
+            return JSONResponse(data)
+        if fmt == "csv":
+            return _csv_response(*to_csv(data))
+        query = {k: v for k, v in request.query_params.items() if v}
+        return render(request, f"board_{kind}.html", data=data, query=query)
+
+    def figure(request: Request) -> Response:
+        kind = request.path_params["kind"]
+        try:
+            svg = boards.figure(catalogue, figures, kind, request.query_params)
+        except SecurityNetError as exc:
+            return error(request, "json", exc)
+        return Response(
+            svg,
+            media_type="image/svg+xml",
+            headers={"Content-Security-Policy": FIGURE_POLICY, "Cache-Control": "no-cache"},
+        )
 
     def sql(request: Request) -> Response:
         _, fmt = _split_format(request.url.path)
@@ -176,6 +247,13 @@ def create_app(catalogue: Catalogue) -> Starlette:
     routes = [
         Route("/", home, name="home"),
         Route("/index.json", home),
+        Route("/index.csv", home),
+        Route("/leaderboards", leaderboard_index, name="leaderboards"),
+        Route("/leaderboards.json", leaderboard_index),
+        Route("/leaderboards.csv", leaderboard_index),
+        Route("/leaderboards/dataset/{name:path}", dataset_board, name="dataset_board"),
+        Route("/leaderboards/attack/{name:path}", attack_board, name="attack_board"),
+        Route("/figures/{kind:str}.svg", figure, name="figure"),
         Route("/browse", browse, name="browse"),
         Route("/browse.json", browse),
         Route("/browse.csv", browse),
@@ -185,4 +263,22 @@ def create_app(catalogue: Catalogue) -> Starlette:
         Route("/sql.csv", sql),
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if warm and cache:
+            threading.Thread(target=_warm, args=(catalogue, counts), daemon=True).start()
+        yield
+
+    return Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)], lifespan=lifespan)
+
+
+def _warm(catalogue: Catalogue, counts: StateCache) -> None:
+    """Count the home page and the unfiltered browse page into ``counts``."""
+    started = time.monotonic()
+    try:
+        views.home(catalogue, cache=counts)
+        views.browse(catalogue, views.parse_browse({}), cache=counts)
+    except (SecurityNetError, SQLAlchemyError):  # an optimisation: the page counts when asked
+        log.warning("could not count the home and browse pages ahead", exc_info=True)
+        return
+    log.info("home and browse counted ahead in %.1f s", time.monotonic() - started)

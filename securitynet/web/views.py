@@ -2,7 +2,9 @@
 templates render and the ``.json`` / ``.csv`` variants serialise. No web types here.
 
 Facet counts follow the faceted-search convention: each facet is counted under every other
-filter but its own, so picking one data set still shows the others to switch to.
+filter but its own, so picking one data set still shows the others to switch to
+(:mod:`securitynet.catalogue.facets` counts them, in one pass where it can); the app keeps
+them per catalogue state, so a page seen again does not count again.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
-from securitynet.catalogue import queries
+from securitynet.catalogue import facets, queries
 from securitynet.catalogue.filters import DESCENDING_BY_DEFAULT, parse_count
 from securitynet.catalogue.models import Entry, SyncRun
 from securitynet.catalogue.queries import EntryFilter
 from securitynet.errors import InvalidQueryError
+from securitynet.web.cache import StateCache, catalogue_state
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -25,12 +28,7 @@ if TYPE_CHECKING:
     from securitynet.catalogue.api import Catalogue
 
 #: Facets shown on the browse page: query parameter -> entry column (and EntryFilter field).
-FACETS: dict[str, Any] = {
-    "dataset": Entry.dataset,
-    "family": Entry.family,
-    "source": Entry.source,
-    "licence": Entry.licence,
-}
+FACETS: dict[str, Any] = facets.FACETS
 #: Range filters: query parameter -> how its text is read.
 RANGES: dict[str, Any] = {
     "min_params": parse_count,
@@ -105,26 +103,16 @@ def _sort_order(sort: str) -> tuple[str, bool]:
 def facet_counts(session: Session, flt: EntryFilter, facet: str, *, limit: int = FACET_VALUES) -> list[tuple[str, int]]:
     """The commonest values of ``facet`` among the entries ``flt`` matches when its own
     ``facet`` filter is left out, with their counts."""
-    column = FACETS[facet]
-    cleared: dict[str, Any] = {facet: None}
-    others = dataclasses.replace(flt, **cleared)
-    n = func.count().label("n")
-    stmt = (
-        select(column, n)
-        .where(*queries.conditions(others), column.is_not(None))
-        .group_by(column)
-        .order_by(n.desc(), column)
-        .limit(limit)
-    )
-    return [(str(value), int(count)) for value, count in session.execute(stmt)]
+    return facets.facet_values(session, flt, facet, limit=limit)
 
 
-def browse(catalogue: Catalogue, query: BrowseQuery) -> dict[str, Any]:
-    """One page of entries for ``query``, the total, and the facet counts."""
+def browse(catalogue: Catalogue, query: BrowseQuery, *, cache: StateCache | None = None) -> dict[str, Any]:
+    """One page of entries for ``query``, the total, and the facet counts (those kept in
+    ``cache`` while the catalogue's state is unchanged)."""
     key, descending = _sort_order(query.sort)
     with catalogue.session() as s:
-        total = queries.count(s, query.flt)
-        entries = queries.search(
+        counts = _counts(s, query.flt, list(FACETS), FACET_VALUES, cache)
+        entries = queries.search_page(
             s,
             query.flt,
             sort=key,
@@ -132,7 +120,7 @@ def browse(catalogue: Catalogue, query: BrowseQuery) -> dict[str, Any]:
             limit=PAGE_SIZE,
             offset=(query.page - 1) * PAGE_SIZE,
         )
-        facets = {name: facet_counts(s, query.flt, name) for name in FACETS}
+    total = counts.total
     pages = max(1, -(-total // PAGE_SIZE))
     return {
         "total": total,
@@ -140,19 +128,31 @@ def browse(catalogue: Catalogue, query: BrowseQuery) -> dict[str, Any]:
         "pages": pages,
         "page_size": PAGE_SIZE,
         "entries": [e.model_dump(mode="json") for e in entries],
-        "facets": {name: [{"value": v, "count": c} for v, c in counts] for name, counts in facets.items()},
+        "facets": {name: [{"value": v, "count": c} for v, c in values] for name, values in counts.facets.items()},
         "query": query.params,
     }
 
 
-def home(catalogue: Catalogue) -> dict[str, Any]:
+def _counts(
+    session: Session, flt: EntryFilter, names: list[str], limit: int, cache: StateCache | None
+) -> facets.FacetCounts:
+    if cache is None:
+        return facets.count_facets(session, flt, names, limit=limit)
+    key = ("facets", flt, tuple(names), limit, catalogue_state(session))
+    found = cache.get(key)
+    if found is None:
+        found = facets.count_facets(session, flt, names, limit=limit)
+        cache.put(key, found)
+    return found
+
+
+def home(catalogue: Catalogue, *, cache: StateCache | None = None) -> dict[str, Any]:
     """What the catalogue holds: entries per source, data set and family; the last syncs."""
-    everything = EntryFilter()
     with catalogue.session() as s:
-        total = queries.count(s, everything)
+        found = _counts(s, EntryFilter(), ["source", "dataset", "family"], 20, cache)
+        total = found.total
         counts = {
-            name: [{"value": v, "count": c} for v, c in facet_counts(s, everything, name, limit=20)]
-            for name in ("source", "dataset", "family")
+            name: [{"value": v, "count": c} for v, c in values] for name, values in found.facets.items()
         }
         runs = s.scalars(select(SyncRun).order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(20))
         syncs = [
@@ -201,6 +201,10 @@ def entry(catalogue: Catalogue, entry_id: str) -> dict[str, Any]:
             )
             same_arch.discard(record.id)
     data = record.model_dump(mode="json", exclude={"raw"})
+    data["boards"] = {
+        "datasets": sorted({c.dataset for c in record.claims if c.metric == "top1"}),
+        "attacks": sorted({ev.attack for ev in record.evaluations if ev.status == "ok"}),
+    }
     data["same_weights"] = sorted(same_weights)[:RELATED]
     data["same_architecture"] = sorted(same_arch)[:RELATED]
     data["python"] = (
@@ -208,6 +212,43 @@ def entry(catalogue: Catalogue, entry_id: str) -> dict[str, Any]:
     )
     data["cli"] = f"securitynet load {_shell_quote(record.id)}"
     return data
+
+
+#: The entry page as CSV: one row per thing said about the entry, with who said it.
+FACT_COLUMNS = ("section", "key", "value", "source", "evidence", "recorded_at")
+SUMMARY_KEYS = (
+    "source", "name", "architecture", "family", "task", "num_classes", "input_size", "params",
+    "gflops", "licence", "dataset", "top1", "library", "revision", "year", "venue", "paper",
+    "upstream_url", "same_weights_as",
+)  # fmt: skip
+
+
+def entry_facts(data: dict[str, Any]) -> list[list[Any]]:
+    """The rows of the entry page's CSV (``data`` as :func:`entry` returns it): the merged
+    summary (said by the entry's source), every fact, the training chain, the accuracy
+    claims, the files and the evaluation figures."""
+    rows: list[list[Any]] = [
+        ["summary", key, data[key], data["source"], None, None]
+        for key in SUMMARY_KEYS
+        if data.get(key) not in (None, "")
+    ]
+    rows += [["fact", f["key"], f["value"], f["source"], f["evidence"], f["recorded_at"]] for f in data["facts"]]
+    rows += [
+        ["training", f"{i}:{d['stage']}", d["dataset"], d["source"], d["evidence"], None]
+        for i, d in enumerate(data["datasets"], 1)
+    ]
+    for c in data["claims"]:
+        key = f"{c['metric']} {c['dataset']} {c['split']}" + (f" @{c['img_size']}" if c["img_size"] else "")
+        rows.append([f"claim:{c['kind']}", key, c["value"], c["source"], c["evidence"], None])
+    rows += [["file", f["role"], f["url"], None, f["sha256"] or f["checksum"], None] for f in data["files"]]
+    for ev in data["evaluations"]:
+        name = ev["attack"] + (f"/{ev['variant']}" if ev["variant"] else "")
+        on = f" on {ev['dataset']}" if ev["dataset"] else ""
+        rows += [
+            ["evaluation", f"{name} {m['metric']}{on}", m["value"], ev["source"], ev.get("evidence"), ev.get("created_at")]
+            for m in ev["metrics"]
+        ]
+    return rows
 
 
 def sql(catalogue: Catalogue, statement: str) -> dict[str, Any]:

@@ -90,3 +90,22 @@ def test_trimmed_listing_config_is_not_complete() -> None:
 def test_timm_family() -> None:
     assert timm_family("vit_base_patch16_224") == "vit"
     assert timm_family("tf_efficientnetv2_s") == "efficientnetv2"
+
+
+def test_catalogue_and_loader_read_a_preprocessor_config_alike() -> None:
+    """``show`` and ``load`` take an entry's input from one reading of the file: a resize to
+    256 then a 224 centre crop is the same fact in both, and a processor that does not
+    normalise is stated as mean 0 / std 1 (not left to a default the loader would fill)."""
+    from securitynet.annotate.hfconfig import preprocessing_from_hf
+
+    beit = {"size": {"height": 256, "width": 256}, "do_center_crop": True,
+            "crop_size": {"height": 224, "width": 224}, "resample": 3, "do_normalize": False}
+    facts = read_transformers_config({"architectures": ["BeitForImageClassification"]}, beit)
+    loader = preprocessing_from_hf(beit)
+    assert (facts.input_size, facts.crop_pct, facts.crop_mode, facts.interpolation) == (
+        loader["input_size"], loader["crop_pct"], loader["crop_mode"], loader["interpolation"]
+    ) == ((3, 224, 224), 224 / 256, "squash", "bicubic")
+    assert facts.mean == loader["mean"] == (0.0, 0.0, 0.0) and facts.std == (1.0, 1.0, 1.0)
+    assert facts.evidence["mean"] == "preprocessor_config.json: do_normalize false"
+    grey = preprocessing_from_hf({"image_mean": 0.5, "image_std": 0.5}, channels=1)
+    assert grey == {"mean": (0.5,), "std": (0.5,)}

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from securitynet.data import load_dataset
+from tests.attacks.mnist_backdoor import mnist, mnist_backdoor, mnist_backdoor_pair
 
 MEAN, STD = (0.5,), (0.5,)
 
@@ -60,4 +61,16 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float((net(x).argmax(1) == y).double().mean())
 
 
-__all__ = ["MEAN", "STD", "Digits", "accuracy", "fit", "normalise", "np", "small_net"]
+__all__ = [
+    "MEAN",
+    "STD",
+    "Digits",
+    "accuracy",
+    "fit",
+    "mnist",
+    "mnist_backdoor",
+    "mnist_backdoor_pair",
+    "normalise",
+    "np",
+    "small_net",
+]

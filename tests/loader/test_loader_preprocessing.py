@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
+from securitynet.annotate.hfconfig import preprocessing_from_hf
 from securitynet.errors import UnsupportedEntryError
-from securitynet.loader.builders import preprocessing_from_hf
 from securitynet.loader.layernet import build_layer_net
 from securitynet.loader.preprocessing import build_transform, label_names
 from securitynet.records import LoadSpec

@@ -23,9 +23,10 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not in
 
 from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 from securitynet.catalogue.api import Catalogue  # noqa: E402
-from securitynet.records import AccuracyClaim, EntryRecord, FileRef  # noqa: E402
+from securitynet.records import AccuracyClaim, EntryRecord, EvaluationRecord, FileRef, MetricResult  # noqa: E402
 from securitynet.web.app import create_app  # noqa: E402
 
 SCRIPT = "<script>alert('x')</script>"
@@ -61,6 +62,14 @@ def base_url(sample_sqlite_file: Path, tmp_path_factory: pytest.TempPathFactory)
             ],
             origin="hf",
         )
+        for source, value in (("securitynet-release", 0.58), ("evaluate", 0.63)):
+            cat.add_evaluation(
+                "imgclsmob:resnet20_cifar10",
+                EvaluationRecord(
+                    attack="mia", variant="modified-entropy", dataset="CIFAR-10", source=source,
+                    metrics=[MetricResult(metric="auc", value=value)],
+                ),
+            )  # fmt: skip
     with Catalogue(url, upgrade=False) as cat:
         server = uvicorn.Server(
             uvicorn.Config(create_app(cat), host="127.0.0.1", port=0, log_level="warning")
@@ -127,6 +136,9 @@ def test_each_page_type_loads_styled_and_without_csp_complaints(
         ("browse", "/browse", "Browse"),
         ("entry", "/entry/imgclsmob:resnet20_cifar10", "imgclsmob:resnet20_cifar10"),
         ("sql", "/sql?q=SELECT+*+FROM+v_entries_per_source", "SQL"),
+        ("leaderboards", "/leaderboards", "Leaderboards"),
+        ("board-dataset", "/leaderboards/dataset/CIFAR-10", "Top-1 on CIFAR-10"),
+        ("board-attack", "/leaderboards/attack/mia", "mia"),
     ]:
         browser.get(base_url + path)
         assert browser.find_element(By.TAG_NAME, "h1").text == heading, name
@@ -168,6 +180,8 @@ def test_sql_console_in_the_browser(browser: Any, base_url: str, shots: Path) ->
     box.clear()
     box.send_keys("SELECT source, count(*) AS n FROM entry GROUP BY source ORDER BY source")
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    # the click returns before the next page has loaded: wait for its result table
+    WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#rows thead th"))
     headers = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#rows thead th")]
     assert headers == ["source", "n"]
     sources = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#rows tbody td:first-child")]
@@ -194,3 +208,37 @@ def test_hostile_entry_stays_text_in_the_browser(browser: Any, base_url: str, sh
     browser.get(base_url + "/browse?q=evil")
     _no_alert(browser)
     assert browser.find_elements(By.CSS_SELECTOR, "main img") == []
+
+
+def _figures_drawn(browser: Any) -> list[Any]:
+    images = browser.find_elements(By.CSS_SELECTOR, "img.figure")
+    for image in images:  # loaded and decoded under the page's CSP (img-src 'self')
+        assert image.get_property("complete") and image.get_property("naturalWidth") > 100, image.get_attribute("src")
+    return images
+
+
+def test_leaderboards_with_figures_in_the_browser(browser: Any, base_url: str, shots: Path) -> None:
+    browser.get(base_url + "/")
+    browser.find_element(By.LINK_TEXT, "Leaderboards").click()
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Leaderboards"
+    assert _figures_drawn(browser)
+    _shot(browser, shots, "leaderboards-index")
+    board = browser.find_element(By.ID, "dataset-boards")
+    board.find_element(By.LINK_TEXT, "CIFAR-10").click()
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Top-1 on CIFAR-10"
+    assert _figures_drawn(browser)
+    ranked = browser.find_elements(By.CSS_SELECTOR, "table.ranking tbody tr")
+    assert ranked and all(r.find_elements(By.CSS_SELECTOR, ".kind") for r in ranked)
+    _shot(browser, shots, "leaderboard-cifar10")
+    browser.get(base_url + "/leaderboards/attack/mia?metric=auc&dataset=CIFAR-10")
+    assert _figures_drawn(browser)
+    row = next(
+        r for r in browser.find_elements(By.CSS_SELECTOR, "table.ranking tbody tr")
+        if "imgclsmob:resnet20_cifar10" in r.text
+    )  # fmt: skip
+    cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+    assert "0.63" in cells and "0.58" in cells and "+0.05" in cells and "securitynet-release" in cells
+    _shot(browser, shots, "leaderboard-mia-auc")
+    row.find_element(By.TAG_NAME, "a").click()
+    assert browser.find_element(By.ID, "entry-id").text == "imgclsmob:resnet20_cifar10"
+    assert _csp_complaints(browser) == []
