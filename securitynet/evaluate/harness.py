@@ -33,6 +33,7 @@ from securitynet.evaluate.stealing import ATTACK as STEALING
 from securitynet.evaluate.stealing import StealingRequest, run_stealing_task, stealing_digest
 from securitynet.evaluate.tasks import (
     accuracy_digest,
+    load_membership_sets,
     membership_digest,
     membership_protocol,
     run_accuracy,
@@ -42,6 +43,7 @@ from securitynet.records import EvaluationRecord
 
 if TYPE_CHECKING:
     from securitynet.catalogue.api import Catalogue
+    from securitynet.data.sets import ImageSet
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,8 @@ def evaluate(
                 update={"cache_dir": cat.settings.resolved_cache_dir / "shadows"}
             )
         protocol, _, _ = membership_protocol(request)  # a bad protocol fails here, before any entry
+        sets: dict[str, ImageSet] | None = None
+        sets_tried = False
         jobs: list[tuple[Any, ...]] = []
         for eid, record in records.items():
             digests = {
@@ -148,7 +152,9 @@ def evaluate(
             reused = _reuse(cat, eid, "mia", digests, force)
             todo = {v: d for v, d in digests.items() if v not in reused}
             if todo:
-                jobs.append((record, request, todo, cat.settings))
+                if not sets_tried:  # the data once for the batch, only if anything runs
+                    sets, sets_tried = load_membership_sets(request, cat.settings), True
+                jobs.append((record, request, todo, cat.settings, sets))
             if reused:
                 report.outcomes.append(
                     EntryOutcome(

@@ -20,6 +20,7 @@ import numpy as np
 from securitynet.data.protocol import MembershipProtocol, Selection, check_disjoint, parse_selection
 from securitynet.data.sets import (
     CATALOGUE_NAMES,
+    ImageSet,
     canonical_name,
     iter_batches,
     load_dataset,
@@ -126,6 +127,26 @@ def variant_config(request: MembershipRequest, variant: str) -> dict[str, Any]:
         config.pop("budget_s")
     config["batch_size"] = request.data.batch_size
     return config
+
+
+def load_membership_sets(
+    request: MembershipRequest, settings: Settings | None = None
+) -> dict[str, ImageSet] | None:
+    """The splits a membership request reads, loaded once for the whole batch (every entry
+    shares them; Ray ships them to its object store once). ``None`` when they do not load:
+    each entry then tries itself and records the failure, as it would without sharing."""
+    from securitynet.errors import SecurityNetError
+
+    _, members, nonmembers = membership_protocol(request)
+    data = request.data
+    try:
+        return {
+            split: load_dataset(data.name, split, data_dir=data.data_dir, settings=settings)
+            for split in sorted({members.split, nonmembers.split})
+        }
+    except SecurityNetError as exc:
+        log.warning("%s does not load (%s): each entry will record the failure", data.name, exc)
+        return None
 
 
 def membership_digest(
@@ -277,10 +298,12 @@ def run_membership_task(
     request: MembershipRequest,
     digests: dict[str, str],
     settings: Settings | None = None,
+    sets: dict[str, ImageSet] | None = None,
 ) -> EntryOutcome:
-    """The membership attacks named in ``digests`` (variant -> config digest) on ``record``.
-    An attack skipped as not applicable (see :mod:`securitynet.attacks.membership.run`)
-    stores nothing; its reason is in ``extra["skipped"]``."""
+    """The membership attacks named in ``digests`` (variant -> config digest) on ``record``;
+    ``sets`` (from :func:`load_membership_sets`) saves loading the data again. An attack
+    skipped as not applicable (see :mod:`securitynet.attacks.membership.run`) stores nothing;
+    its reason is in ``extra["skipped"]``."""
     request = for_entry(record, request)
     variants = list(digests)
     dataset = dataset_label(request.data.name)
@@ -291,7 +314,7 @@ def run_membership_task(
         protocol, members, nonmembers = membership_protocol(request)
         protocol_json = {**protocol.model_dump(mode="json"), "digest": protocol.digest}
         loaded = _load(record, request.data.device, settings)
-        result, extra = _attack(loaded, request, members, nonmembers, variants, settings)
+        result, extra = _attack(loaded, request, members, nonmembers, variants, settings, sets)
     except Exception as exc:  # the batch boundary: every asked variant is recorded as failed
         outcome.evaluations = [
             _failed(
@@ -354,6 +377,7 @@ def _attack(
     nonmembers: Selection,
     variants: list[str],
     settings: Settings | None,
+    shared: dict[str, ImageSet] | None,
 ) -> tuple[MembershipResult, dict[str, float]]:
     import json
 
@@ -361,10 +385,9 @@ def _attack(
     from securitynet.attacks.membership.run import run_membership
 
     data = request.data
-    sets = {
-        split: load_dataset(data.name, split, data_dir=data.data_dir, settings=settings)
-        for split in {members.split, nonmembers.split}
-    }
+    sets = dict(shared or {})
+    for split in {members.split, nonmembers.split} - set(sets):
+        sets[split] = load_dataset(data.name, split, data_dir=data.data_dir, settings=settings)
     query = NetQuery(loaded.net, loaded.spec.output or "logits", data.device)
 
     def batches(sel: Selection) -> Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]:

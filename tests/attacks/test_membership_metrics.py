@@ -131,3 +131,71 @@ def test_attack_names_and_groups() -> None:
     assert expand_attacks(["verified"]) == ["verified_correctness", "verified_confidence", "verified_entropy", "verified_modified_entropy"]
     with pytest.raises(AttackError, match="unknown membership attack"):
         expand_attacks(["shokri"])
+
+
+def _evaluate_scores_one_resample_at_a_time(
+    scored: ScoredMembership, *, bootstrap: int, seed: int
+) -> np.ndarray:
+    """The bootstrap as it was first written (each resample sorted and scored from scratch):
+    the reference the vectorised one must reproduce. Returns point + draws, (1 + B) x 4."""
+    from securitynet.attacks.membership.metrics import LOW_FPRS, balanced_accuracy
+
+    m, n = np.asarray(scored.member, dtype=float), np.asarray(scored.nonmember, dtype=float)
+    dm, dn = scored.decided_member, scored.decided_nonmember
+
+    def figures(mi: np.ndarray | slice, ni: np.ndarray | slice) -> list[float]:
+        fpr, tpr, _ = roc_curve(m[mi], n[ni])
+        area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+        bal = float(np.max((tpr + 1.0 - fpr) / 2.0))
+        low = [float(tpr[fpr <= f + 1e-12].max()) for f in LOW_FPRS]
+        if dm is not None and dn is not None:
+            bal = balanced_accuracy(dm[mi], dn[ni])
+        return [area, bal, *low]
+
+    rng = np.random.default_rng(seed)
+    draws = [figures(slice(None), slice(None))]
+    for _ in range(bootstrap):
+        draws.append(figures(rng.integers(0, len(m), len(m)), rng.integers(0, len(n), len(n))))
+    return np.array(draws)
+
+
+@pytest.mark.parametrize(
+    "case", ["continuous", "ties", "correctness", "hard_decisions", "tiny", "unbalanced"]
+)
+def test_vectorised_bootstrap_reproduces_scoring_each_resample_from_scratch(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import securitynet.attacks.membership.metrics as metrics
+
+    rng = np.random.default_rng(11)
+    n_m, n_n = {"tiny": (1, 3), "unbalanced": (2000, 70)}.get(case, (400, 600))
+    m, n = rng.normal(0.4, 1, n_m), rng.normal(0, 1, n_n)
+    dm = dn = None
+    if case == "ties":
+        m, n = np.round(m * 2), np.round(n * 2)
+    if case == "correctness":
+        m, n = (m > -0.8).astype(float), (n > -0.4).astype(float)
+    if case == "hard_decisions":
+        dm, dn = m > 0.3, n > 0.3
+    scored = ScoredMembership(m, n, dm, dn)
+    # small blocks, so several blocks of resamples (and a short last one) are exercised
+    monkeypatch.setattr(metrics, "_BLOCK_CELLS", 7 * (n_m + n_n) * 3)
+    for seed in (0, 5):
+        expected = _evaluate_scores_one_resample_at_a_time(scored, bootstrap=57, seed=seed)
+        rng_now = np.random.default_rng(seed)
+        draws = metrics._bootstrap_figures(m, n, dm, dn, rng_now, 57)
+        np.testing.assert_allclose(draws, expected[1:], rtol=0, atol=1e-12)
+        result = evaluate_scores(scored, bootstrap=57, seed=seed)
+        for k, name in enumerate(("auc", "balanced_accuracy", "tpr_at_0_1_fpr", "tpr_at_1_fpr")):
+            iv = getattr(result, name)
+            assert iv.value == pytest.approx(expected[0, k], abs=1e-12)
+            assert iv.low == pytest.approx(np.quantile(expected[1:, k], 0.025), abs=1e-12)
+            assert iv.high == pytest.approx(np.quantile(expected[1:, k], 0.975), abs=1e-12)
+    assert len(metrics._bootstrap_figures(m, n, dm, dn, np.random.default_rng(0), 0)) == 0
+
+
+def test_average_ranks_average_over_ties() -> None:
+    from securitynet.attacks.membership.metrics import _average_ranks
+
+    ranks = _average_ranks(np.array([3.0, 1.0, 3.0, 2.0, 3.0, 1.0]))
+    assert ranks.tolist() == [5.0, 1.5, 5.0, 3.0, 5.0, 1.5]

@@ -4,6 +4,12 @@ AUC is the Mann-Whitney statistic with ties counted half; the ROC curve steps th
 every distinct score; TPR at a fixed FPR is the best TPR whose FPR does not exceed it
 (LiRA's convention, so a low-FPR figure is never flattered by interpolation). Intervals
 are percentile bootstraps that resample members and non-members separately.
+
+The bootstrap never sorts a resample: the scores are sorted once into groups of equal
+value, a resample is a count per group (``bincount`` of its drawn indices), and every
+figure follows from cumulative counts, for a block of resamples at a time. A group a
+resample does not draw adds a repeated ROC point, which changes no figure, so the
+intervals equal those of scoring each resample from scratch.
 """
 
 from __future__ import annotations
@@ -36,8 +42,8 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     boundaries = np.flatnonzero(np.diff(sorted_values)) + 1
     starts = np.concatenate(([0], boundaries))
     ends = np.concatenate((boundaries, [len(values)]))
-    for s, e in zip(starts, ends, strict=True):
-        ranks[order[s:e]] = (s + e + 1) / 2.0  # 1-based average rank of the tie group
+    # every member of a tie group gets its 1-based average rank
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
     return ranks
 
 
@@ -148,6 +154,70 @@ def _roc_figures(m: np.ndarray, n: np.ndarray) -> tuple[float, float, float, flo
     return area, bal, low[0], low[1]
 
 
+#: Resample-by-group cells (resamples x (draws + groups)) held at once by the bootstrap.
+_BLOCK_CELLS = 1_000_000
+
+
+def _score_groups(m: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Each score's group (0 = the highest distinct value) and the number of groups."""
+    scores = np.concatenate((m, n))
+    order = np.argsort(-scores, kind="mergesort")
+    starts = np.r_[True, np.diff(scores[order]) != 0]
+    group = np.empty(len(scores), dtype=np.int64)
+    group[order] = np.cumsum(starts) - 1
+    return group[: len(m)], group[len(m) :], int(starts.sum())
+
+
+def _group_counts(groups: np.ndarray, draws: np.ndarray, n_groups: int) -> np.ndarray:
+    """``draws`` (resamples x size, indices into ``groups``) -> counts (resamples x groups)."""
+    rows = len(draws)
+    cells = groups[draws] + (np.arange(rows) * n_groups)[:, None]
+    return np.bincount(cells.ravel(), minlength=rows * n_groups).reshape(rows, n_groups)
+
+
+def _bootstrap_figures(
+    m: np.ndarray,
+    n: np.ndarray,
+    dm: np.ndarray | None,
+    dn: np.ndarray | None,
+    rng: np.random.Generator,
+    bootstrap: int,
+) -> np.ndarray:
+    """``bootstrap`` x 4 figures (AUC, balanced accuracy, TPR at the two low FPRs) of
+    resamples drawn from ``rng`` in the order a resample-at-a-time loop draws them
+    (members, then non-members, per resample)."""
+    n_m, n_n = len(m), len(n)
+    out = np.empty((bootstrap, 4))
+    if bootstrap == 0:
+        return out
+    gm, gn, n_groups = _score_groups(m, n)
+    block = max(1, _BLOCK_CELLS // (n_m + n_n + 2 * n_groups))
+    for lo in range(0, bootstrap, block):
+        rows = min(block, bootstrap - lo)
+        draw_m = np.empty((rows, n_m), dtype=np.int64)
+        draw_n = np.empty((rows, n_n), dtype=np.int64)
+        for r in range(rows):
+            draw_m[r] = rng.integers(0, n_m, n_m)
+            draw_n[r] = rng.integers(0, n_n, n_n)
+        tp = _group_counts(gm, draw_m, n_groups)
+        fp = _group_counts(gn, draw_n, n_groups)
+        tp_cum, fp_cum = np.cumsum(tp, axis=1), np.cumsum(fp, axis=1)
+        # Mann-Whitney U, ties half, in exact integers: 2U = sum_g fp_g (2 TP_above_g + tp_g)
+        twice_u = np.sum(fp * (2 * (tp_cum - tp) + tp), axis=1)
+        out[lo : lo + rows, 0] = twice_u / (2.0 * n_m * n_n)
+        # the ROC points after each group; the (0, 0) point before them is the floor
+        tpr, fpr = tp_cum / n_m, fp_cum / n_n
+        if dm is not None and dn is not None:
+            hits_m = dm[draw_m].sum(axis=1, dtype=np.float64)
+            hits_n = dn[draw_n].sum(axis=1, dtype=np.float64)
+            out[lo : lo + rows, 1] = (hits_m / n_m + (1.0 - hits_n / n_n)) / 2.0
+        else:
+            out[lo : lo + rows, 1] = np.maximum(np.max((tpr + 1.0 - fpr) / 2.0, axis=1), 0.5)
+        for k, f in enumerate(LOW_FPRS):
+            out[lo : lo + rows, 2 + k] = np.max(np.where(fpr <= f + 1e-12, tpr, 0.0), axis=1)
+    return out
+
+
 def evaluate_scores(
     scored: ScoredMembership, *, bootstrap: int = 200, level: float = 0.95, seed: int = 0
 ) -> AttackMetrics:
@@ -155,21 +225,13 @@ def evaluate_scores(
     m, n = _check(scored.member, scored.nonmember)
     dm, dn = scored.decided_member, scored.decided_nonmember
     hard = dm is not None and dn is not None
-
-    def figures(mi: np.ndarray | slice, ni: np.ndarray | slice) -> list[float]:
-        area, bal, t01, t1 = _roc_figures(m[mi], n[ni])
-        if dm is not None and dn is not None:
-            bal = balanced_accuracy(dm[mi], dn[ni])
-        return [area, bal, t01, t1]
-
-    point = figures(slice(None), slice(None))
+    area, bal, t01, t1 = _roc_figures(m, n)
+    if dm is not None and dn is not None:
+        dm, dn = np.asarray(dm, dtype=bool), np.asarray(dn, dtype=bool)
+        bal = balanced_accuracy(dm, dn)
+    point = [area, bal, t01, t1]
     rng = np.random.default_rng(seed)
-    draws = np.array(
-        [
-            figures(rng.integers(0, len(m), len(m)), rng.integers(0, len(n), len(n)))
-            for _ in range(bootstrap)
-        ]
-    ).reshape(bootstrap, 4)
+    draws = _bootstrap_figures(m, n, dm, dn, rng, bootstrap)
     alpha = (1.0 - level) / 2.0
     names = ("auc", "balanced_accuracy", "tpr_at_0_1_fpr", "tpr_at_1_fpr")
     intervals = {

@@ -63,10 +63,18 @@ class MembershipPosteriors:
         self, seed: int
     ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """Two disjoint (member idx, non-member idx) halves, drawn with ``seed``."""
-        rng = np.random.default_rng(seed)
-        pm, pn = rng.permutation(len(self.member)), rng.permutation(len(self.nonmember))
-        hm, hn = len(pm) // 2, len(pn) // 2
-        return (pm[:hm], pn[:hn]), (pm[hm:], pn[hn:])
+        return cross_fit_halves(len(self.member), len(self.nonmember), seed)
+
+
+def cross_fit_halves(
+    members: int, nonmembers: int, seed: int
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The two (member idx, non-member idx) halves the attacks without a shadow model fit
+    on and score by turns; another library's attack compared with ours gets the same."""
+    rng = np.random.default_rng(seed)
+    pm, pn = rng.permutation(members), rng.permutation(nonmembers)
+    hm, hn = members // 2, nonmembers // 2
+    return (pm[:hm], pn[:hn]), (pm[hm:], pn[hn:])
 
 
 def signal(name: str, post: Posteriors) -> np.ndarray:
@@ -124,7 +132,9 @@ class ClassThresholds:
         return cls(per_class=per_class, fallback=fallback)
 
     def decide(self, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        t = np.array([self.per_class.get(int(c), self.fallback) for c in labels], dtype=np.float64)
+        t = np.full(len(labels), self.fallback, dtype=np.float64)
+        for c, threshold in self.per_class.items():
+            t[labels == c] = threshold
         return scores >= t
 
 
