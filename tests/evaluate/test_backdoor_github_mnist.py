@@ -10,10 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from securitynet.catalogue.api import Catalogue
-from securitynet.cli.app import main
 from tests.evaluate.conftest import NORMAL
 
 STRIP = ("eval", "backdoor", NORMAL, "--method", "strip", "--data", "mnist", "--max-samples", "600",
@@ -23,26 +20,11 @@ CLEANSE = ("eval", "backdoor", NORMAL, "--method", "neural-cleanse", "--data", "
 
 
 @pytest.fixture
-def run(mnist_catalogue: Catalogue, shared_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("SECURITYNET_HOME", str(mnist_catalogue.settings.home))
-    monkeypatch.setenv("SECURITYNET_OFFLINE", "1")
-    monkeypatch.setenv("SECURITYNET_DATA_DIR", str(shared_dir / "data"))
-    monkeypatch.delenv("SECURITYNET_DEBUG", raising=False)
+def run(run):  # type: ignore[no-untyped-def]
     # one thread: on a loaded machine two threads per small batch cost several times more
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    runner = CliRunner()
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        with runner.isolation() as (out, err, _mixed):
-            try:
-                main(list(args))
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            return code, out.getvalue().decode(), err.getvalue().decode()
-
-    yield invoke
+    yield run
     torch.set_num_threads(threads)
 
 

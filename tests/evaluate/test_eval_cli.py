@@ -8,31 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from securitynet.catalogue.api import Catalogue
-from securitynet.cli.app import main
 from tests.evaluate.conftest import OVERFITTED
-
-
-@pytest.fixture
-def run(mnist_catalogue: Catalogue, shared_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("SECURITYNET_HOME", str(mnist_catalogue.settings.home))
-    monkeypatch.setenv("SECURITYNET_OFFLINE", "1")
-    monkeypatch.setenv("SECURITYNET_DATA_DIR", str(shared_dir / "data"))
-    monkeypatch.delenv("SECURITYNET_DEBUG", raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        with runner.isolation() as (out, err, _mixed):
-            try:
-                main(list(args))
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            return code, out.getvalue().decode(), err.getvalue().decode()
-
-    return invoke
 
 
 def test_eval_mia_prints_every_metric_stores_them_and_draws_the_roc(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -13,11 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from securitynet.attacks.reuse import ReuseConfig
 from securitynet.catalogue.api import Catalogue
-from securitynet.cli.app import main
 from securitynet.evaluate import DataSpec, ReuseRequest, evaluate
 from tests.evaluate.conftest import NORMAL
 
@@ -42,24 +40,9 @@ def readme_command() -> list[str]:
 
 
 @pytest.fixture
-def run(mnist_catalogue: Catalogue, shared_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("SECURITYNET_HOME", str(mnist_catalogue.settings.home))
-    monkeypatch.setenv("SECURITYNET_OFFLINE", "1")
-    monkeypatch.setenv("SECURITYNET_DATA_DIR", str(shared_dir / "data"))
-    monkeypatch.delenv("SECURITYNET_DEBUG", raising=False)
-    monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        with runner.isolation() as (out, err, _mixed):
-            try:
-                main(list(args))
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            return code, out.getvalue().decode(), err.getvalue().decode()
-
-    return invoke
+def run(run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)  # the README command writes its figure here
+    return run
 
 
 def test_the_readme_reuse_command_hits_its_target_and_keeps_clean_accuracy(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

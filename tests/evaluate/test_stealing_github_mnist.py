@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from securitynet.attacks.stealing import predict, score_surrogate
 from securitynet.catalogue.api import Catalogue
-from securitynet.cli.app import main
 from securitynet.data import load_dataset
 from securitynet.loader import load_entry
 from tests.evaluate.conftest import NORMAL, REPO
@@ -58,24 +56,6 @@ def test_our_stealing_beats_the_public_attacker_at_equal_budgets(run, tmp_path: 
     assert fig.read_bytes().startswith(b"\x89PNG")
 
 
-@pytest.fixture
-def run(mnist_catalogue: Catalogue, shared_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("SECURITYNET_HOME", str(mnist_catalogue.settings.home))
-    monkeypatch.setenv("SECURITYNET_OFFLINE", "1")
-    monkeypatch.setenv("SECURITYNET_DATA_DIR", str(shared_dir / "data"))
-    monkeypatch.delenv("SECURITYNET_DEBUG", raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        with runner.isolation() as (out, err, _mixed):
-            try:
-                main(list(args))
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            return code, out.getvalue().decode(), err.getvalue().decode()
-
-    return invoke
 
 
 def test_eval_steal_reports_agreement_per_budget_and_stores_it(run) -> None:  # type: ignore[no-untyped-def]
