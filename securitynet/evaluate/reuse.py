@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from securitynet.attacks.reuse.config import ReuseConfig
 from securitynet.data.sets import canonical_name, load_dataset
 from securitynet.errors import AttackError, InvalidQueryError
-from securitynet.evaluate.spec import SOURCE, DataSpec, EntryOutcome, library_versions
+from securitynet.evaluate.spec import SOURCE, DataSpec, EntryOutcome, library_versions, over_seeds
 from securitynet.evaluate.tasks import _failed, _load, dataset_label, weights_identity
 from securitynet.records import EntryRecord, EvaluationRecord, MetricResult, config_digest
 
@@ -150,18 +150,8 @@ def run_reuse_task(
         return outcome
     config = request.config
     metrics = [
-        MetricResult(
-            metric="attack_success",
-            value=result.attack_success,
-            lower=min(result.success_per_seed),
-            upper=max(result.success_per_seed),
-        ),
-        MetricResult(
-            metric="clean_accuracy_delta",
-            value=result.clean_accuracy_delta,
-            lower=min(result.delta_per_seed),
-            upper=max(result.delta_per_seed),
-        ),
+        over_seeds("attack_success", result.attack_success, result.success_per_seed),
+        over_seeds("clean_accuracy_delta", result.clean_accuracy_delta, result.delta_per_seed),
         MetricResult(metric="feature_drift", value=result.feature_drift),
         MetricResult(metric="benign_success", value=result.benign_success),
         MetricResult(metric="clean_accuracy", value=result.clean_accuracy_malicious),

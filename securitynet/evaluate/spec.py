@@ -4,13 +4,14 @@ Ray worker and be stored), and what it hands back."""
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from securitynet.attacks.membership.run import MembershipConfig
-from securitynet.records import EvaluationRecord
+from securitynet.records import EvaluationRecord, MetricResult
 
 #: The evaluation's own "source" in the results table.
 SOURCE = "evaluate"
@@ -93,3 +94,8 @@ class EntryOutcome(BaseModel):
     )
     roc: dict[str, tuple[list[float], list[float]]] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
+
+
+def over_seeds(metric: str, value: float, per_seed: Sequence[float]) -> MetricResult:
+    """A figure summarised over seeds (a median or a mean), its bounds the seeds' range."""
+    return MetricResult(metric=metric, value=value, lower=min(per_seed), upper=max(per_seed))

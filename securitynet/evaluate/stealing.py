@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from securitynet.attacks.stealing.knockoff import StealingConfig
 from securitynet.data.sets import load_dataset, split_sizes
-from securitynet.evaluate.spec import SOURCE, DataSpec, EntryOutcome, library_versions
+from securitynet.evaluate.spec import SOURCE, DataSpec, EntryOutcome, library_versions, over_seeds
 from securitynet.evaluate.tasks import _failed, _load, dataset_label, weights_identity
 from securitynet.records import EntryRecord, EvaluationRecord, MetricResult, config_digest
 
@@ -165,18 +165,8 @@ def run_stealing_task(
                 duration_s=(result.query_seconds + result.train_seconds + result.select_seconds)
                 / len(budgets),
                 metrics=[
-                    MetricResult(
-                        metric="agreement",
-                        value=figures.median_agreement,
-                        lower=min(figures.agreement),
-                        upper=max(figures.agreement),
-                    ),
-                    MetricResult(
-                        metric="accuracy",
-                        value=figures.median_accuracy,
-                        lower=min(figures.accuracy),
-                        upper=max(figures.accuracy),
-                    ),
+                    over_seeds("agreement", figures.median_agreement, figures.agreement),
+                    over_seeds("accuracy", figures.median_accuracy, figures.accuracy),
                     MetricResult(metric="target_accuracy", value=result.target_accuracy),
                     MetricResult(metric="queries", value=float(budget)),
                 ],
