@@ -119,16 +119,31 @@ class Catalogue:
             link_shared_weights(self.engine)
         if changed or full or curated:
             self.refresh_statistics()
+        else:  # a statement that wrote nothing may still have marked the counts stale
+            self.refresh_facet_counts(only_if_stale=True)
         if changed:
             analyze(self.engine)
         return summaries
 
     def refresh_statistics(self) -> float:
-        """Recompute the stored statistics (``stats``, ``v_accuracy_per_dataset``) from the
-        entries; every write of this API does it. Returns the seconds it took."""
+        """Recompute the stored statistics (``stats``, ``v_accuracy_per_dataset``) and the
+        facet counts (the web view's browse) from the entries; every write of this API that
+        changed entries does it. Returns the seconds it took."""
         from securitynet.catalogue.stats_table import refresh_statistics
 
-        return refresh_statistics(self.engine)
+        return refresh_statistics(self.engine) + self.refresh_facet_counts()
+
+    def refresh_facet_counts(self, *, only_if_stale: bool = False) -> float:
+        """Rebuild the stored facet counts (:mod:`~securitynet.catalogue.facet_table`);
+        ``only_if_stale``: only when a write since the last rebuild made them stale.
+        Returns the seconds it took."""
+        from securitynet.catalogue import facet_table
+
+        if only_if_stale:
+            with self.engine.connect() as conn:
+                if facet_table.counts_are_fresh(conn):
+                    return 0.0
+        return facet_table.refresh_facet_counts(self.engine)
 
     def import_from(self, importer: str, location: str | None = None) -> ImportSummary:
         """Import a published document: ``securitynet-release`` (the SecurityNet database) or
@@ -170,6 +185,8 @@ class Catalogue:
         curated = apply_curated_annotations(self.engine)
         if summary.added or summary.updated or curated:
             self.refresh_statistics()
+        else:
+            self.refresh_facet_counts(only_if_stale=True)
         summary.seconds = time.perf_counter() - started
         return summary
 

@@ -5,13 +5,20 @@
     >>> counts.total, counts.facets["family"][:3]
 
 Each facet is counted under every filter but its own (picking one data set still lists the
-others to switch to). The facets whose own filter is not set share one filter: under a data-set filter, one
-``GROUP BY`` over their columns together answers all of them and the total in a single
-pass over the matching rows (with ``ix_entry_browse_dataset`` of migration 0006, a pass
-over one range of the index alone); otherwise, and for a facet whose own filter is set,
-each facet gets a query of its own. Where the values
-combine into more than :data:`MAX_COMBINATIONS` groups (a broad query on a varied
-catalogue), each facet is counted on its own instead, so memory stays bounded.
+others to switch to). Pre-training data is a set per entry: an entry counts once under each
+data set it was pre-trained on, so those counts may add up to more than the total.
+
+Where the filter names facets alone (data set, family, source, licence, task, pre-training
+data, input size), the counts come from ``facet_count``, stored at write time
+(:mod:`~securitynet.catalogue.facet_table`): a ``GROUP BY`` over one row per combination of
+facet values, whatever the number of entries. Where it also names a top-1 or parameter
+range, text, an architecture or a number of classes, or the stored counts are stale, they
+are counted over the matching entries: under a data-set filter, one ``GROUP BY`` over the
+single-valued facets together answers all of them and the total in one pass over the
+matching rows (with ``ix_entry_browse_dataset`` of migration 0006, a pass over one range of
+the index alone); otherwise each facet gets a query of its own. Where the values combine
+into more than :data:`MAX_COMBINATIONS` groups, each facet is counted on its own instead,
+so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -25,16 +32,22 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from securitynet.catalogue import queries
-from securitynet.catalogue.models import Entry
+from securitynet.catalogue.facet_table import counts_are_fresh
+from securitynet.catalogue.models import Entry, EntryDataset, FacetCount, FacetPretrain
 from securitynet.catalogue.queries import EntryFilter
+from securitynet.records import Stage
 
-#: Facets that can be counted: name -> entry column (and EntryFilter field of that name).
-FACETS: dict[str, Any] = {
+#: Single-valued facets: name -> entry column (and EntryFilter field of that name).
+COLUMN_FACETS: dict[str, Any] = {
     "dataset": Entry.dataset,
     "family": Entry.family,
     "source": Entry.source,
     "licence": Entry.licence,
+    "task": Entry.task,
 }
+#: Every facet that can be counted (each an EntryFilter field of that name); ``pretrain``
+#: is the set of pre-training data sets in an entry's training chain.
+FACETS: tuple[str, ...] = (*COLUMN_FACETS, "pretrain")
 MAX_COMBINATIONS = 5000
 
 
@@ -42,6 +55,8 @@ MAX_COMBINATIONS = 5000
 class FacetCounts:
     total: int
     facets: dict[str, list[tuple[str, int]]]
+    #: whether the stored counts answered (else the entries were counted)
+    stored: bool = False
 
 
 def _top(counter: Counter[Any], limit: int) -> list[tuple[str, int]]:
@@ -49,33 +64,69 @@ def _top(counter: Counter[Any], limit: int) -> list[tuple[str, int]]:
     return [(str(v), int(n)) for v, n in ranked[:limit]]
 
 
+def _without(flt: EntryFilter, facet: str) -> EntryFilter:
+    cleared: dict[str, Any] = {facet: None}
+    return dataclasses.replace(flt, **cleared)
+
+
+def answers_from_storage(flt: EntryFilter) -> bool:
+    """Whether ``facet_count`` can answer ``flt`` (it names facets alone)."""
+    return all(
+        f.name in queries.COUNTED_FIELDS or getattr(flt, f.name) is None or getattr(flt, f.name) is False
+        for f in dataclasses.fields(flt)
+    )
+
+
 def facet_values(session: Session, flt: EntryFilter, facet: str, *, limit: int) -> list[tuple[str, int]]:
     """The commonest values of ``facet`` among the entries ``flt`` matches when its own
-    filter is left out, with their counts (one ``GROUP BY``)."""
-    column = FACETS[facet]
-    cleared: dict[str, Any] = {facet: None}
-    others = dataclasses.replace(flt, **cleared)
-    n = func.count().label("n")
-    stmt = (
-        select(column, n)
-        .where(*queries.conditions(others), column.is_not(None))
-        .group_by(column)
-        .order_by(n.desc(), column)
-        .limit(limit)
-    )
+    filter is left out, with their counts (one ``GROUP BY`` over the entries)."""
+    others = _without(flt, facet)
+    counted: Any = func.count(func.distinct(EntryDataset.entry_id)) if facet == "pretrain" else func.count()
+    n = counted.label("n")
+    if facet == "pretrain":
+        column: Any = EntryDataset.dataset
+        stmt = (
+            select(column, n)
+            .join(Entry, Entry.id == EntryDataset.entry_id)
+            .where(EntryDataset.stage == Stage.PRETRAIN, *queries.conditions(others))
+        )
+    else:
+        column = COLUMN_FACETS[facet]
+        stmt = select(column, n).where(*queries.conditions(others), column.is_not(None))
+    stmt = stmt.group_by(column).order_by(n.desc(), column).limit(limit)
+    return [(str(value), int(count)) for value, count in session.execute(stmt)]
+
+
+def stored_values(session: Session, flt: EntryFilter, facet: str, *, limit: int) -> list[tuple[str, int]]:
+    """:func:`facet_values` from ``facet_count`` (``flt`` must name facets alone)."""
+    others = queries.counted_conditions(_without(flt, facet))
+    n = func.sum(FacetCount.entries).label("n")
+    if facet == "pretrain":
+        column: Any = FacetPretrain.dataset
+        stmt = select(column, n).join(FacetPretrain, FacetPretrain.pretrain == FacetCount.pretrain).where(*others)
+    else:
+        column = getattr(FacetCount, facet)
+        stmt = select(column, n).where(*others, column.is_not(None))
+    stmt = stmt.group_by(column).order_by(n.desc(), column).limit(limit)
     return [(str(value), int(count)) for value, count in session.execute(stmt)]
 
 
 def count_facets(session: Session, flt: EntryFilter, facets: Sequence[str], *, limit: int) -> FacetCounts:
     """The number of entries ``flt`` matches and the ``limit`` commonest values of each of
     ``facets`` (see the module docstring for how they are counted)."""
-    shared = [f for f in facets if getattr(flt, f) is None]
+    if answers_from_storage(flt) and counts_are_fresh(session.connection()):
+        stored = session.scalar(
+            select(func.coalesce(func.sum(FacetCount.entries), 0)).where(*queries.counted_conditions(flt))
+        )
+        found = {f: stored_values(session, flt, f, limit=limit) for f in facets}
+        return FacetCounts(total=int(stored or 0), facets=found, stored=True)
+    shared = [f for f in facets if f in COLUMN_FACETS and getattr(flt, f) is None]
     out: dict[str, list[tuple[str, int]]] = {}
     total: int | None = None
     # one pass only over one data set's rows (a range of the covering index): over a whole
     # catalogue, grouping by four columns at once costs more than four single GROUP BYs
     if shared and flt.dataset:
-        columns = [FACETS[f] for f in shared]
+        columns = [COLUMN_FACETS[f] for f in shared]
         combos = session.execute(
             select(*columns, func.count())
             .where(*queries.conditions(flt))
@@ -89,8 +140,6 @@ def count_facets(session: Session, flt: EntryFilter, facets: Sequence[str], *, l
                 for row in combos:
                     counter[row[i]] += int(row[-1])
                 out[facet] = _top(counter, limit)
-        else:
-            out.update({f: facet_values(session, flt, f, limit=limit) for f in shared})
     if total is None:
         total = queries.count(session, flt)
     for facet in facets:
@@ -99,4 +148,13 @@ def count_facets(session: Session, flt: EntryFilter, facets: Sequence[str], *, l
     return FacetCounts(total=total, facets={f: out[f] for f in facets})
 
 
-__all__ = ["FACETS", "MAX_COMBINATIONS", "FacetCounts", "count_facets", "facet_values"]
+__all__ = [
+    "COLUMN_FACETS",
+    "FACETS",
+    "MAX_COMBINATIONS",
+    "FacetCounts",
+    "answers_from_storage",
+    "count_facets",
+    "facet_values",
+    "stored_values",
+]

@@ -367,6 +367,54 @@ class AccuracyStatistics(Base):
     refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class FacetCount(Base):
+    """How many entries share one combination of the browse facets, stored: one row per
+    combination of data set, family, source, licence, task, input size, pre-training data
+    sets and the visibility flags that occurs. Refreshed after every write that changed
+    entries (:mod:`securitynet.catalogue.facet_table`); any facet count under facet filters
+    alone is a ``GROUP BY`` over these few rows instead of over every entry.
+
+    ``pretrain`` is the entry's set of pre-training data sets as a key (each name as
+    ``<length>:<name>``, concatenated), which :class:`FacetPretrain` spells out."""
+
+    __tablename__ = "facet_count"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset: Mapped[str | None] = mapped_column(String(128))
+    family: Mapped[str | None] = mapped_column(String(128))
+    source: Mapped[str | None] = mapped_column(String(32))
+    licence: Mapped[str | None] = mapped_column(String(128))
+    task: Mapped[str | None] = mapped_column(String(64))
+    input_size: Mapped[int | None] = mapped_column(Integer)
+    pretrain: Mapped[str | None] = mapped_column(Text)
+    removed_upstream: Mapped[bool] = mapped_column(Boolean)
+    shared_weights: Mapped[bool] = mapped_column(Boolean)
+    test_net: Mapped[bool] = mapped_column(Boolean)
+    entries: Mapped[int] = mapped_column(Integer)
+
+
+class FacetPretrain(Base):
+    """The pre-training data sets of each ``facet_count.pretrain`` key, one row per name."""
+
+    __tablename__ = "facet_pretrain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pretrain: Mapped[str] = mapped_column(Text, index=True)
+    dataset: Mapped[str] = mapped_column(String(128), index=True)
+
+
+class SummaryState(Base):
+    """Which stored summaries are fresh: a row per summary refreshed since the last write
+    to ``entry`` or ``entry_dataset``. Triggers (migration 0008) delete every row on such a
+    write, whoever makes it (a sync, an import, a hand-written SQL update), so a reader
+    never takes stale counts for current ones."""
+
+    __tablename__ = "summary_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Evaluation(Base):
     """One attack or defence run on one entry, or one set of figures a source published.
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from securitynet.annotate.datasets import canonical_dataset
 from securitynet.annotate.licences import spdx_licence
-from securitynet.catalogue.models import Entry, Evaluation
+from securitynet.catalogue.models import Entry, EntryDataset, Evaluation, FacetCount, FacetPretrain
 from securitynet.errors import EntryNotFoundError, InvalidQueryError
 from securitynet.ids import normalise_source, parse_id
 from securitynet.records import (
@@ -25,6 +25,7 @@ from securitynet.records import (
     FactRecord,
     FileRef,
     LoadSpec,
+    Stage,
 )
 
 #: Sort keys a user may name, and the column each sorts on.
@@ -59,6 +60,11 @@ class EntryFilter:
     max_params: int | None = None
     min_top1: float | None = None
     max_top1: float | None = None
+    task: str | None = None
+    #: a pre-training data set anywhere in the entry's training chain
+    pretrain: str | None = None
+    min_input_size: int | None = None
+    max_input_size: int | None = None
     text: str | None = None
     include_removed: bool = False
     #: every entry that loads a weight file another entry also loads (default: one per file)
@@ -86,22 +92,71 @@ def conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
     return _conditions(flt)
 
 
-def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
+#: Fields the stored facet counts (``facet_count``) can answer: the others (top-1 and
+#: parameter ranges, text, architecture, classes) need the entries themselves.
+COUNTED_FIELDS = frozenset(
+    {"source", "dataset", "family", "licence", "task", "pretrain", "min_input_size", "max_input_size",
+     "include_removed", "include_shared_weights", "include_test_nets"}
+)  # fmt: skip
+
+
+def counted_conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of ``flt`` on ``facet_count`` (each row a combination of facet
+    values with its number of entries); ``flt`` may set only :data:`COUNTED_FIELDS`."""
+    asked = {f.name for f in fields(flt) if getattr(flt, f.name) is not None and getattr(flt, f.name) is not False}
+    if not asked <= COUNTED_FIELDS:
+        raise ValueError(f"facet_count cannot answer {sorted(asked - COUNTED_FIELDS)}")
+    cond = _shared_conditions(flt, FacetCount)
+    if flt.pretrain:
+        keys = select(FacetPretrain.pretrain).where(
+            _dataset_match(FacetPretrain.dataset, flt.pretrain)
+        )
+        cond.append(FacetCount.pretrain.in_(keys))
+    if not flt.include_shared_weights:
+        cond.append(FacetCount.shared_weights.is_(False))
+    return cond
+
+
+def _dataset_match(column: Any, name: str) -> ColumnElement[bool]:
+    """``column`` names the data set a user typed (its canonical name when we know it)."""
+    wanted = resolve_dataset(name)
+    if canonical_dataset(name):
+        return column == wanted
+    return func.lower(column) == wanted.lower()
+
+
+def _shared_conditions(flt: EntryFilter, table: Any) -> list[ColumnElement[bool]]:
+    """The conditions ``entry`` and ``facet_count`` share (their columns have one name)."""
     cond: list[ColumnElement[bool]] = []
     if flt.source:
-        cond.append(Entry.source == normalise_source(flt.source))
+        cond.append(table.source == normalise_source(flt.source))
     if flt.dataset:
-        wanted = resolve_dataset(flt.dataset)
-        if canonical_dataset(flt.dataset):
-            cond.append(Entry.dataset == wanted)
-        else:
-            cond.append(func.lower(Entry.dataset) == wanted.lower())
-    if flt.family:
-        cond.append(func.lower(Entry.family) == flt.family.strip().lower())
+        cond.append(_dataset_match(table.dataset, flt.dataset))
+    for name in ("family", "task"):
+        if wanted := getattr(flt, name):
+            cond.append(func.lower(getattr(table, name)) == wanted.strip().lower())
+    if flt.licence:
+        cond.append(func.lower(table.licence) == resolve_licence(flt.licence).lower())
+    if flt.min_input_size is not None:
+        cond.append(table.input_size >= flt.min_input_size)
+    if flt.max_input_size is not None:
+        cond.append(table.input_size <= flt.max_input_size)
+    if not flt.include_removed:
+        cond.append(table.removed_upstream.is_(False))
+    if not flt.include_test_nets:
+        cond.append(table.test_net.is_(False))
+    return cond
+
+
+def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
+    cond = _shared_conditions(flt, Entry)
     if flt.architecture:
         cond.append(func.lower(Entry.architecture) == flt.architecture.strip().lower())
-    if flt.licence:
-        cond.append(func.lower(Entry.licence) == resolve_licence(flt.licence).lower())
+    if flt.pretrain:
+        pretrained = select(EntryDataset.entry_id).where(
+            EntryDataset.stage == Stage.PRETRAIN, _dataset_match(EntryDataset.dataset, flt.pretrain)
+        )
+        cond.append(Entry.id.in_(pretrained))
     if flt.num_classes is not None:
         cond.append(Entry.num_classes == flt.num_classes)
     if flt.min_params is not None:
@@ -117,17 +172,16 @@ def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
         cond.append(
             or_(func.lower(Entry.id).like(pattern), func.lower(Entry.architecture).like(pattern))
         )
-    if not flt.include_removed:
-        cond.append(Entry.removed_upstream.is_(False))
     if not flt.include_shared_weights:
         cond.append(Entry.same_weights_as.is_(None))
-    if not flt.include_test_nets:
-        cond.append(Entry.test_net.is_(False))
     return cond
 
 
 #: Filters that leave out the NULLs of a sort column.
-_BOUNDS: dict[str, tuple[str, ...]] = {"top1": ("min_top1", "max_top1"), "params": ("min_params", "max_params")}
+_BOUNDS: dict[str, tuple[str, ...]] = {
+    "top1": ("min_top1", "max_top1"),
+    "params": ("min_params", "max_params"),
+}
 
 
 def _may_be_null(column: Any, flt: EntryFilter) -> bool:
@@ -212,7 +266,11 @@ def search_page(
     def page(stmt: Select[Any]) -> list[EntrySummary]:
         return [EntrySummary.model_validate(dict(r._mapping)) for r in session.execute(stmt)]
 
-    rated = page(search_statement(flt, sort=sort, descending=descending, limit=limit, offset=offset, nulls=False))
+    rated = page(
+        search_statement(
+            flt, sort=sort, descending=descending, limit=limit, offset=offset, nulls=False
+        )
+    )
     if len(rated) == limit:
         return rated
     # rated rows end inside this page (or before it): that tells how many there are
@@ -272,7 +330,9 @@ def _to_record(e: Entry) -> CatalogueEntry:
         last_seen=e.last_seen,
         removed_upstream=e.removed_upstream,
         facts=[FactRecord.model_validate(f, from_attributes=True) for f in e.facts],
-        evaluations=[EvaluationRecord.model_validate(v, from_attributes=True) for v in e.evaluations],
+        evaluations=[
+            EvaluationRecord.model_validate(v, from_attributes=True) for v in e.evaluations
+        ],
     )
 
 
@@ -307,12 +367,16 @@ def get_entry(session: Session, entry_id: str) -> CatalogueEntry:
     return found
 
 
-def iter_entries(session: Session, entry_ids: Sequence[str], *, chunk_size: int = 500) -> Iterator[CatalogueEntry]:
+def iter_entries(
+    session: Session, entry_ids: Sequence[str], *, chunk_size: int = 500
+) -> Iterator[CatalogueEntry]:
     """The full entries ``entry_ids`` (those that exist), loaded ``chunk_size`` at a time;
     in id order when ``entry_ids`` is sorted."""
     for start in range(0, len(entry_ids), chunk_size):
         chunk = entry_ids[start : start + chunk_size]
-        entries = session.scalars(select(Entry).where(Entry.id.in_(chunk)).order_by(Entry.id).options(*_FULL)).all()
+        entries = session.scalars(
+            select(Entry).where(Entry.id.in_(chunk)).order_by(Entry.id).options(*_FULL)
+        ).all()
         yield from (_to_record(e) for e in entries)
         session.expunge_all()  # keep memory flat over a whole-catalogue export
 

@@ -160,7 +160,7 @@ def create_app(catalogue: Catalogue, *, cache: bool = True, warm: bool = False) 
         if fmt == "csv":
             columns = list(views.queries.SUMMARY_COLUMNS)
             return _csv_response(columns, [[e[c] for c in columns] for e in data["entries"]])
-        return render(request, "browse.html", data=data, query=query, facets=views.FACETS)
+        return render(request, "browse.html", data=data, query=query, facets=views.FACETS, titles=views.FACET_TITLES)
 
     def entry(request: Request) -> Response:
         raw_id = request.path_params["entry_id"]

@@ -27,14 +27,18 @@ if TYPE_CHECKING:
 
     from securitynet.catalogue.api import Catalogue
 
-#: Facets shown on the browse page: query parameter -> entry column (and EntryFilter field).
-FACETS: dict[str, Any] = facets.FACETS
+#: Facets shown on the browse page, each a query parameter (and EntryFilter field).
+FACETS: tuple[str, ...] = facets.FACETS
+#: How a facet is headed on the page.
+FACET_TITLES = {"pretrain": "pre-training data"}
 #: Range filters: query parameter -> how its text is read.
 RANGES: dict[str, Any] = {
     "min_params": parse_count,
     "max_params": parse_count,
     "min_top1": float,
     "max_top1": float,
+    "min_input_size": int,
+    "max_input_size": int,
 }
 PAGE_SIZE = 50
 FACET_VALUES = 15  # values listed per facet, most entries first

@@ -15,7 +15,6 @@ from securitynet.catalogue.api import Catalogue
 from securitynet.catalogue.ingest import seed_datasets, write_records
 from securitynet.catalogue.models import Entry
 from securitynet.catalogue.results import add_evaluations
-from securitynet.catalogue.stats_table import refresh_statistics
 from securitynet.records import (
     AccuracyClaim,
     DatasetLink,
@@ -262,4 +261,4 @@ def fill(
         session.execute(
             update(Entry).where(Entry.id.in_(list(removed))).values(removed_upstream=True)
         )
-    refresh_statistics(catalogue.engine)  # what the Catalogue API does after every write
+    catalogue.refresh_statistics()  # what the Catalogue API does after every write

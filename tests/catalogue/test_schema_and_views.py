@@ -55,7 +55,7 @@ def test_migrations_go_down_and_up_again(empty_catalogue: Catalogue) -> None:
     from alembic.config import Config
 
     engine = empty_catalogue.engine
-    assert current_revision(engine) == head_revision() == "0007"
+    assert current_revision(engine) == head_revision() == "0008"
     config = Config()
     config.set_main_option("script_location", str(resource_dir("migrations")))
     with engine.begin() as conn:
