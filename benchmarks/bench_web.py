@@ -40,7 +40,7 @@ from securitynet.web.app import create_app
 BROWSE = {"dataset": "CIFAR-10", "min_top1": "90", "sort": "top1"}
 FACETED = {"dataset": "CIFAR-10", "source": "timm", "sort": "top1"}
 BROAD = {"min_top1": "1", "sort": "top1"}
-VISIBLE = "NOT removed_upstream AND same_weights_as IS NULL AND NOT test_net"
+VISIBLE = "NOT entry.removed_upstream AND entry.same_weights_as IS NULL AND NOT entry.test_net"
 
 
 def _questions(filters: dict[str, str], order: str) -> list[str]:
@@ -51,7 +51,7 @@ def _questions(filters: dict[str, str], order: str) -> list[str]:
         return " AND ".join([c for facet, c in filters.items() if facet != leave_out] + [VISIBLE])
 
     facets = [
-        f"SELECT {col}, count(*) AS n FROM entry WHERE {where(col)} AND {col} IS NOT NULL "
+        f"SELECT {col}, count(*) AS n FROM entry WHERE {where(col)} AND entry.{col} IS NOT NULL "
         "GROUP BY 1 ORDER BY n DESC LIMIT 15"
         for col in ("dataset", "family", "source", "licence", "task")
     ]
@@ -70,8 +70,8 @@ def _questions(filters: dict[str, str], order: str) -> list[str]:
 
 #: The same questions through ``securitynet sql``, per page that has them.
 PAGE_SQL = {
-    "browse CIFAR-10, top-1 >= 90": _questions({"dataset": "dataset = 'CIFAR-10'", "top1": "top1 >= 90"}, "top1 DESC"),
-    "browse CIFAR-10, timm": _questions({"dataset": "dataset = 'CIFAR-10'", "source": "source = 'timm'"}, "top1 DESC NULLS LAST"),
+    "browse CIFAR-10, top-1 >= 90": _questions({"dataset": "entry.dataset = 'CIFAR-10'", "top1": "top1 >= 90"}, "top1 DESC"),
+    "browse CIFAR-10, timm": _questions({"dataset": "entry.dataset = 'CIFAR-10'", "source": "entry.source = 'timm'"}, "top1 DESC NULLS LAST"),
     "browse, no filter": _questions({}, "top1 DESC NULLS LAST"),
 }  # fmt: skip
 

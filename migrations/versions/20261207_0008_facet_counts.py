@@ -9,6 +9,12 @@
   column, whoever writes; the catalogue's refresh puts the row back with new counts. A
   reader that finds no row counts over the entries.
 
+- The browse covering indexes of 0006 also hold ``task`` and ``input_size`` (the facet and
+  the range browse gained), so a page with a top-1 range still counts from the index alone.
+- ``entry`` gets an index on each column a browse page sorts by that had none (``name``,
+  ``gflops``, ``first_seen``, ``last_seen``): sorted on one of them, the first page read
+  every entry and sorted them.
+
 Filled here from what the catalogue holds (this revision's statements, frozen: the
 library's refresh may change with later revisions).
 
@@ -35,6 +41,15 @@ WATCHED = {
     "entry_dataset": "entry_id, dataset, stage",
 }
 _COLUMNS = "dataset, family, source, licence, task, input_size"
+_TAIL = ["removed_upstream", "test_net", "same_weights_as", "family", "source", "licence", "params"]
+BROWSE = {"ix_entry_browse_dataset": ["dataset", "top1"], "ix_entry_browse_top1": ["top1", "dataset"]}
+SORTED = ("name", "gflops", "first_seen", "last_seen")
+
+
+def _browse_indexes(tail: list[str]) -> None:
+    for name, lead in BROWSE.items():
+        op.drop_index(name, table_name="entry")
+        op.create_index(name, "entry", [*lead, *tail])
 _FLAGS = "e.removed_upstream, (e.same_weights_as IS NOT NULL), e.test_net"
 
 
@@ -137,9 +152,15 @@ def upgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     _fill(postgres)
     _create_triggers(postgres)
+    _browse_indexes([*_TAIL, "task", "input_size"])
+    for column in SORTED:
+        op.create_index(op.f(f"ix_entry_{column}"), "entry", [column])
 
 
 def downgrade() -> None:
+    for column in SORTED:
+        op.drop_index(op.f(f"ix_entry_{column}"), table_name="entry")
+    _browse_indexes(_TAIL)
     _drop_triggers(op.get_bind().dialect.name == "postgresql")
     op.drop_table("summary_state")
     op.drop_index(op.f("ix_facet_pretrain_dataset"), table_name="facet_pretrain")

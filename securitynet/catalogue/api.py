@@ -274,9 +274,10 @@ class Catalogue:
         **filters: Any,
     ) -> list[EntrySummary]:
         """Entries matching every filter (``source``, ``dataset``, ``family``, ``architecture``,
-        ``licence``, ``num_classes``, ``min_params``, ``max_params``, ``min_top1``,
-        ``max_top1``, ``text``, ``include_removed``, ``include_shared_weights``,
-        ``include_test_nets``), best top-1 first by default. Each weight file is listed once
+        ``licence``, ``task``, ``pretrain`` (a data set anywhere in the pre-training chain),
+        ``num_classes``, ``min_params``, ``max_params``, ``min_top1``, ``max_top1``,
+        ``min_input_size``, ``max_input_size``, ``text``, ``include_removed``,
+        ``include_shared_weights``, ``include_test_nets``), best top-1 first by default. Each weight file is listed once
         (entries that share another's weights are left out) and test nets are left out,
         unless asked for."""
         flt = make_filter(**filters)

@@ -97,7 +97,10 @@ class Base(DeclarativeBase):
 
 #: What a browse page reads besides its data set and top-1: the visibility flags, the
 #: other facets and the parameter count.
-_BROWSE_TAIL = ("removed_upstream", "test_net", "same_weights_as", "family", "source", "licence", "params")
+_BROWSE_TAIL = (
+    "removed_upstream", "test_net", "same_weights_as", "family", "source", "licence", "params",
+    "task", "input_size",
+)  # fmt: skip
 
 
 class Entry(Base):
@@ -105,14 +108,14 @@ class Entry(Base):
 
     id: Mapped[str] = mapped_column(String(512), primary_key=True)
     source: Mapped[str] = mapped_column(String(32), index=True)
-    name: Mapped[str] = mapped_column(String(480))
+    name: Mapped[str] = mapped_column(String(480), index=True)
     task: Mapped[str] = mapped_column(String(64), default="image-classification", index=True)
     architecture: Mapped[str | None] = mapped_column(String(255), index=True)
     family: Mapped[str | None] = mapped_column(String(128), index=True)
     num_classes: Mapped[int | None] = mapped_column(Integer, index=True)
     input_size: Mapped[int | None] = mapped_column(Integer)
     params: Mapped[int | None] = mapped_column(BigInteger, index=True)
-    gflops: Mapped[float | None] = mapped_column(Float)
+    gflops: Mapped[float | None] = mapped_column(Float, index=True)
     licence: Mapped[str | None] = mapped_column(String(128), index=True)
     paper: Mapped[str | None] = mapped_column(String(512))
     library: Mapped[str | None] = mapped_column(String(64))
@@ -152,8 +155,8 @@ class Entry(Base):
     load_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     content_hash: Mapped[str | None] = mapped_column(String(64))
-    first_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     removed_upstream: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -197,8 +200,8 @@ class Entry(Base):
     __table_args__ = (
         Index("ix_entry_dataset_top1", "dataset", "top1"),
         Index("ix_entry_source_removed", "source", "removed_upstream"),
-        # covering indexes of the web view's browse (migration 0006): a page, its total and
-        # its facet counts read from the index alone
+        # covering indexes of the web view's browse (migration 0006; task and input size
+        # since 0008): a page, its total and its facet counts read from the index alone
         Index("ix_entry_browse_dataset", "dataset", "top1", *_BROWSE_TAIL),
         Index("ix_entry_browse_top1", "top1", "dataset", *_BROWSE_TAIL),
     )

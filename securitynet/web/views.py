@@ -42,7 +42,10 @@ RANGES: dict[str, Any] = {
 }
 PAGE_SIZE = 50
 FACET_VALUES = 15  # values listed per facet, most entries first
-MAX_PAGE = 10_000
+#: Pages go this deep (10,000 entries): a page further down would make the database skip
+#: every entry above it (seconds at a million); a narrower query, ``securitynet list`` or
+#: SQL reaches the rest.
+MAX_PAGE = 200
 RELATED = 50  # entries listed as sharing the weights or the architecture
 
 
@@ -91,7 +94,12 @@ def parse_browse(args: Mapping[str, str]) -> BrowseQuery:
     except ValueError as exc:
         raise InvalidQueryError(f"not a page number: {params['page']!r}") from exc
     if not 1 <= page <= MAX_PAGE:
-        raise InvalidQueryError(f"page must be between 1 and {MAX_PAGE}", value=page)
+        raise InvalidQueryError(
+            f"page must be between 1 and {MAX_PAGE}",
+            hint=f"Pages go {MAX_PAGE * PAGE_SIZE:,} entries deep: narrow the query with a facet "
+            "or a range, or list them all with 'securitynet list --limit 0'.",
+            value=page,
+        )
     return BrowseQuery(EntryFilter(**values), sort, page, params)
 
 
@@ -129,7 +137,8 @@ def browse(catalogue: Catalogue, query: BrowseQuery, *, cache: StateCache | None
     return {
         "total": total,
         "page": query.page,
-        "pages": pages,
+        "pages": min(pages, MAX_PAGE),
+        "deeper": pages > MAX_PAGE,  # entries beyond the last page a browse goes to
         "page_size": PAGE_SIZE,
         "entries": [e.model_dump(mode="json") for e in entries],
         "facets": {name: [{"value": v, "count": c} for v, c in values] for name, values in counts.facets.items()},

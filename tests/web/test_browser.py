@@ -174,6 +174,23 @@ def test_facet_entry_and_permalink(browser: Any, base_url: str, shots: Path) -> 
     assert again == ids
 
 
+def test_pretraining_facet_and_input_size_range(browser: Any, base_url: str, shots: Path) -> None:
+    browser.get(base_url + "/browse")
+    facet = browser.find_element(By.ID, "facet-pretrain")
+    assert facet.find_element(By.TAG_NAME, "h2").text == "pre-training data"
+    facet.find_element(By.LINK_TEXT, "ImageNet-21k").click()
+    assert parse_qs(urlsplit(browser.current_url).query)["pretrain"] == ["ImageNet-21k"]
+    ids = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#entries tbody td:first-child a")]
+    assert ids == ["timm:vit_base_patch16_224.augreg_in21k_ft_in1k"]
+    _shot(browser, shots, "browse-pretrain")
+    # the range form keeps the facet picked: nothing pre-trained on ImageNet-21k is that small
+    browser.find_element(By.NAME, "max_input_size").send_keys("64")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    query = parse_qs(urlsplit(browser.current_url).query)
+    assert query["pretrain"] == ["ImageNet-21k"] and query["max_input_size"] == ["64"]
+    assert browser.find_element(By.ID, "total").text.startswith("0 entries")
+
+
 def test_sql_console_in_the_browser(browser: Any, base_url: str, shots: Path) -> None:
     browser.get(base_url + "/sql")
     box = browser.find_element(By.NAME, "q")

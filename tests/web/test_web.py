@@ -76,6 +76,24 @@ def test_browse_facet_filters_and_counts(client: TestClient, catalogue: Catalogu
     assert any("dataset=CIFAR-10" in h and "sort=params" in h and "source=" in h for h in links)
 
 
+def test_browse_task_pretraining_and_input_size(client: TestClient, catalogue: Catalogue) -> None:
+    everything = client.get("/browse.json").json()
+    pretrained = dict((r["value"], r["count"]) for r in everything["facets"]["pretrain"])
+    # the sample's ViT was pre-trained on ImageNet-21k, then fine-tuned on ImageNet-1k
+    assert pretrained == {"ImageNet-21k": catalogue.count(pretrain="ImageNet-21k")} == {"ImageNet-21k": 1}
+    assert {r["value"] for r in everything["facets"]["task"]} == {"image-classification"}
+    vit = client.get("/browse.json", params={"pretrain": "ImageNet-21k"}).json()
+    assert [e["id"] for e in vit["entries"]] == ["timm:vit_base_patch16_224.augreg_in21k_ft_in1k"]
+    # picking a pre-training data set still lists the others to switch to, with counts
+    assert vit["facets"]["pretrain"] == everything["facets"]["pretrain"]
+    small = client.get("/browse.json", params={"max_input_size": "64"}).json()
+    assert small["total"] == catalogue.count(max_input_size=64) > 0
+    assert {e["input_size"] for e in small["entries"]} == {32}
+    page = client.get("/browse", params={"pretrain": "ImageNet-21k"}).text
+    assert "pre-training data" in page and 'name="min_input_size"' in page
+    assert client.get("/browse.json", params={"min_input_size": "big"}).status_code == 400
+
+
 def test_browse_ranges_sort_and_pages(client: TestClient, catalogue: Catalogue) -> None:
     data = client.get("/browse.json", params={"min_params": "1M", "sort": "+params"}).json()
     params = [e["params"] for e in data["entries"]]
