@@ -10,7 +10,7 @@ Pages: ``/browse.json`` with a data set and a top-1 range (the page, its total a
 facet counts, counted over the matching entries), ``/browse.json`` with facet filters alone
 (a data set and a source: counted from the stored ``facet_count``), ``/browse.json``
 unfiltered, ``/index.json`` (home: counts per source, data set, family),
-``/entry/<id>.json``, and a broad range (top-1 >= 1: nine in ten entries match, every one
+``/entry/<id>.json``, a text search (``q``: from the trigram index), and a broad range (top-1 >= 1: nine in ten entries match, every one
 counted). Each is measured **cold** (an app that keeps nothing: every request counts
 afresh) and **warm** (the app's counts kept per catalogue state, as ``securitynet serve``
 runs). The catalogue is :func:`bench_query.fill`'s (12 data sets, 4 sources, skewed); after
@@ -40,6 +40,7 @@ from securitynet.web.app import create_app
 BROWSE = {"dataset": "CIFAR-10", "min_top1": "90", "sort": "top1"}
 FACETED = {"dataset": "CIFAR-10", "source": "timm", "sort": "top1"}
 BROAD = {"min_top1": "1", "sort": "top1"}
+SEARCH = {"q": "synthetic-12345", "sort": "top1"}
 VISIBLE = "NOT entry.removed_upstream AND entry.same_weights_as IS NULL AND NOT entry.test_net"
 
 
@@ -73,6 +74,10 @@ PAGE_SQL = {
     "browse CIFAR-10, top-1 >= 90": _questions({"dataset": "entry.dataset = 'CIFAR-10'", "top1": "top1 >= 90"}, "top1 DESC"),
     "browse CIFAR-10, timm": _questions({"dataset": "entry.dataset = 'CIFAR-10'", "source": "entry.source = 'timm'"}, "top1 DESC NULLS LAST"),
     "browse, no filter": _questions({}, "top1 DESC NULLS LAST"),
+    "browse, search 'synthetic-12345'": _questions(
+        {"text": "(lower(entry.id) LIKE '%synthetic-12345%' OR lower(entry.architecture) LIKE '%synthetic-12345%')"},
+        "top1 DESC NULLS LAST",
+    ),
 }  # fmt: skip
 
 
@@ -99,6 +104,7 @@ def bench(url: str, rows: int, repeat: int, *, refill: bool = True) -> dict[str,
             "browse, no filter": ("/browse.json", {}),
             "home": ("/index.json", None),
             "entry": (f"/entry/{entry_id}.json", None),
+            "browse, search 'synthetic-12345'": ("/browse.json", SEARCH),
             "browse, top-1 >= 1 (broad)": ("/browse.json", BROAD),
         }
         figures: dict[str, float] = {}

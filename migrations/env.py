@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 
 from securitynet.catalogue.engine import create_catalogue_engine
 from securitynet.catalogue.models import Base
+from securitynet.catalogue.textsearch import include_name
 from securitynet.settings import get_settings
 
 target_metadata = Base.metadata
@@ -22,6 +23,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,  # the text-search index is the migrations' alone
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -29,7 +31,9 @@ def _run(connection: Connection) -> None:
 
 def run_migrations_offline() -> None:
     url = context.config.get_main_option("sqlalchemy.url") or get_settings().resolved_database_url
-    context.configure(url=url, target_metadata=target_metadata, literal_binds=True, compare_type=True)
+    context.configure(
+        url=url, target_metadata=target_metadata, literal_binds=True, compare_type=True, include_name=include_name
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -1,4 +1,4 @@
-"""facet counts: browse facets counted at write time, and triggers that say when they are stale
+"""facet counts, text search: browse facets counted at write time, searches from a trigram index
 
 - ``facet_count``: entries per combination of data set, family, source, licence, task,
   input size, pre-training data sets (a key) and the visibility flags; ``facet_pretrain``:
@@ -14,6 +14,11 @@
 - ``entry`` gets an index on each column a browse page sorts by that had none (``name``,
   ``gflops``, ``first_seen``, ``last_seen``): sorted on one of them, the first page read
   every entry and sorted them.
+- Text search (``securitynet.catalogue.textsearch``): on SQLite ``entry_search``, an FTS5
+  table with the trigram tokenizer over ``entry.id`` and ``entry.architecture`` (external
+  content, kept by triggers); on PostgreSQL GIN ``gin_trgm_ops`` indexes on ``lower(id)`` and
+  ``lower(architecture)`` (``pg_trgm``; where the server refuses the extension, a warning
+  and no index: searches then read every entry).
 
 Filled here from what the catalogue holds (this revision's statements, frozen: the
 library's refresh may change with later revisions).
@@ -25,10 +30,13 @@ Create Date: 2026-12-07 05:45:00
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+log = logging.getLogger("alembic.runtime.migration")
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -117,6 +125,47 @@ def _drop_triggers(postgres: bool) -> None:
         op.execute("DROP FUNCTION IF EXISTS securitynet_summaries_stale()")
 
 
+SEARCH = "entry_search"
+TRIGRAM = {"ix_entry_search_id": "id", "ix_entry_search_architecture": "architecture"}
+
+
+def _create_search(postgres: bool) -> None:
+    if postgres:
+        bind = op.get_bind()
+        try:
+            with bind.begin_nested():  # a refusal must not abort the migration's transaction
+                bind.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        except sa.exc.DBAPIError as exc:
+            log.warning("no trigram index for text search (pg_trgm: %s); searches read every entry", exc.orig)
+            return
+        for name, col in TRIGRAM.items():
+            op.execute(f"CREATE INDEX {name} ON entry USING gin (lower({col}) gin_trgm_ops)")
+        return
+    op.execute(
+        f"CREATE VIRTUAL TABLE {SEARCH} USING fts5(id, architecture, content='entry', "
+        "content_rowid='rowid', tokenize='trigram')"
+    )
+    op.execute(f"INSERT INTO {SEARCH}({SEARCH}) VALUES ('rebuild')")
+    new = f"INSERT INTO {SEARCH}(rowid, id, architecture) VALUES (new.rowid, new.id, new.architecture);"
+    old = (
+        f"INSERT INTO {SEARCH}({SEARCH}, rowid, id, architecture) "
+        "VALUES ('delete', old.rowid, old.id, old.architecture);"
+    )
+    op.execute(f"CREATE TRIGGER tr_entry_search_insert AFTER INSERT ON entry BEGIN {new} END")
+    op.execute(f"CREATE TRIGGER tr_entry_search_delete AFTER DELETE ON entry BEGIN {old} END")
+    op.execute(f"CREATE TRIGGER tr_entry_search_update AFTER UPDATE OF id, architecture ON entry BEGIN {old} {new} END")
+
+
+def _drop_search(postgres: bool) -> None:
+    if postgres:
+        for name in TRIGRAM:
+            op.execute(f"DROP INDEX IF EXISTS {name}")
+        return
+    for event in ("insert", "delete", "update"):
+        op.execute(f"DROP TRIGGER IF EXISTS tr_entry_search_{event}")
+    op.execute(f"DROP TABLE IF EXISTS {SEARCH}")
+
+
 def upgrade() -> None:
     op.create_table(
         "facet_count",
@@ -155,9 +204,11 @@ def upgrade() -> None:
     _browse_indexes([*_TAIL, "task", "input_size"])
     for column in SORTED:
         op.create_index(op.f(f"ix_entry_{column}"), "entry", [column])
+    _create_search(postgres)
 
 
 def downgrade() -> None:
+    _drop_search(op.get_bind().dialect.name == "postgresql")
     for column in SORTED:
         op.drop_index(op.f(f"ix_entry_{column}"), table_name="entry")
     _browse_indexes(_TAIL)

@@ -208,10 +208,12 @@ class LiteCatalogue:
             if filters.get(key) is not None:
                 cond.append(sql)
                 args.append(filters[key])
-        if filters.get("text"):
-            pattern = f"%{str(filters['text']).strip().lower()}%"
-            cond.append("(lower(id) LIKE ? OR lower(architecture) LIKE ?)")
-            args += [pattern, pattern]
+        if filters.get("text") and str(filters["text"]).strip():
+            from securitynet.catalogue.textsearch import sqlite_match
+
+            match, match_args = sqlite_match(str(filters["text"]))
+            cond.append(match)
+            args += match_args
         if not filters.get("include_removed"):
             cond.append("removed_upstream = 0")
         if not filters.get("include_shared_weights"):  # each checkpoint once, as the ORM path

@@ -6,11 +6,25 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.types import Boolean
 
 from securitynet.annotate.datasets import canonical_dataset
 from securitynet.annotate.licences import spdx_licence
+from securitynet.catalogue import textsearch
 from securitynet.catalogue.models import Entry, EntryDataset, Evaluation, FacetCount, FacetPretrain
 from securitynet.errors import EntryNotFoundError, InvalidQueryError
 from securitynet.ids import normalise_source, parse_id
@@ -167,14 +181,51 @@ def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
         cond.append(Entry.top1 >= flt.min_top1)
     if flt.max_top1 is not None:
         cond.append(Entry.top1 <= flt.max_top1)
-    if flt.text:
-        pattern = f"%{flt.text.strip().lower()}%"
-        cond.append(
-            or_(func.lower(Entry.id).like(pattern), func.lower(Entry.architecture).like(pattern))
-        )
+    if flt.text and flt.text.strip():
+        cond.append(TextMatch(Entry.id, Entry.architecture, flt.text))
     if not flt.include_shared_weights:
         cond.append(Entry.same_weights_as.is_(None))
     return cond
+
+
+class TextMatch(ColumnElement[bool]):
+    """The entries whose id or architecture contain ``text``: from the trigram index where
+    the database has one (:mod:`~securitynet.catalogue.textsearch`), compiled per database."""
+
+    inherit_cache = False
+    type = Boolean()
+
+    def __init__(self, id_column: Any, architecture_column: Any, text: str) -> None:
+        self.id_column = id_column
+        self.architecture_column = architecture_column
+        self.text = text
+
+    def condition(self) -> ColumnElement[bool]:
+        pattern = textsearch.like_pattern(self.text)
+        return or_(
+            func.lower(self.id_column).like(pattern, escape="/"),
+            func.lower(self.architecture_column).like(pattern, escape="/"),
+        )
+
+
+@compiles(TextMatch)
+def _compile_like(element: TextMatch, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.condition(), **kw))
+
+
+@compiles(TextMatch, "sqlite")
+def _compile_sqlite(element: TextMatch, compiler: Any, **kw: Any) -> str:
+    if not textsearch.indexed(element.text):
+        return str(compiler.process(element.condition(), **kw))
+    rowid: Any = literal_column(f"{element.id_column.table.name}.rowid")
+    candidates = and_(rowid.in_(_fts_rowids(element.text)), element.condition())
+    return str(compiler.process(candidates, **kw))
+
+
+def _fts_rowids(text: str) -> Select[Any]:
+    search = table(textsearch.SEARCH_TABLE, column("rowid"))
+    matches = literal_column(textsearch.SEARCH_TABLE).op("MATCH")(bindparam(None, textsearch.fts_phrase(text)))
+    return select(search.c.rowid).where(matches)
 
 
 #: Filters that leave out the NULLs of a sort column.

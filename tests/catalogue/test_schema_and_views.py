@@ -18,6 +18,7 @@ from securitynet.catalogue.engine import current_revision, head_revision, migrat
 from securitynet.catalogue.models import Base
 from securitynet.catalogue.schemas import render_schemas, stale_schemas
 from securitynet.catalogue.stats import summarise
+from securitynet.catalogue.textsearch import include_name
 from securitynet.resources import resource_dir
 from tests.catalogue import sample
 
@@ -39,7 +40,8 @@ def test_the_orm_and_the_migrations_agree(empty_catalogue: Catalogue) -> None:
     engine = empty_catalogue.engine  # migrated to head on first use
     with engine.connect() as conn:
         diff = compare_metadata(
-            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name}),
+            Base.metadata,
         )
     assert diff == []
 
