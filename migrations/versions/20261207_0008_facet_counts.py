@@ -10,7 +10,10 @@
   reader that finds no row counts over the entries.
 
 - The browse covering indexes of 0006 also hold ``task`` and ``input_size`` (the facet and
-  the range browse gained), so a page with a top-1 range still counts from the index alone.
+  the range browse gained), so a page with a top-1 range still counts from the index alone;
+  ``ix_entry_browse_params`` does the same for a parameter range (through the plain
+  ``ix_entry_params`` every matching row was a table look-up: 16 s for six counts of a
+  million entries).
 - ``entry`` gets an index on each column a browse page sorts by that had none (``name``,
   ``gflops``, ``first_seen``, ``last_seen``): sorted on one of them, the first page read
   every entry and sorted them.
@@ -204,11 +207,13 @@ def upgrade() -> None:
     _browse_indexes([*_TAIL, "task", "input_size"])
     for column in SORTED:
         op.create_index(op.f(f"ix_entry_{column}"), "entry", [column])
+    op.create_index("ix_entry_browse_params", "entry", ["params", "dataset", *_TAIL[:-1], "task", "input_size", "top1"])
     _create_search(postgres)
 
 
 def downgrade() -> None:
     _drop_search(op.get_bind().dialect.name == "postgresql")
+    op.drop_index("ix_entry_browse_params", table_name="entry")
     for column in SORTED:
         op.drop_index(op.f(f"ix_entry_{column}"), table_name="entry")
     _browse_indexes(_TAIL)

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
 from securitynet.catalogue import queries
@@ -77,6 +77,16 @@ def answers_from_storage(flt: EntryFilter) -> bool:
     )
 
 
+def _group_key(session: Session, column: Any) -> Any:
+    """What to ``GROUP BY`` for ``column``. SQLite would read the groups in order through the
+    column's own index, a table look-up per matching row (16 s for six counts over a million
+    entries); ``+column``, the same value without that path, has it count from a covering
+    browse index instead (a temporary b-tree of a few thousand groups)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return literal_column(f"+{column.table.name}.{column.name}")
+    return column
+
+
 def facet_values(session: Session, flt: EntryFilter, facet: str, *, limit: int) -> list[tuple[str, int]]:
     """The commonest values of ``facet`` among the entries ``flt`` matches when its own
     filter is left out, with their counts (one ``GROUP BY`` over the entries)."""
@@ -93,7 +103,7 @@ def facet_values(session: Session, flt: EntryFilter, facet: str, *, limit: int) 
     else:
         column = COLUMN_FACETS[facet]
         stmt = select(column, n).where(*queries.conditions(others), column.is_not(None))
-    stmt = stmt.group_by(column).order_by(n.desc(), column).limit(limit)
+    stmt = stmt.group_by(_group_key(session, column)).order_by(n.desc(), column).limit(limit)
     return [(str(value), int(count)) for value, count in session.execute(stmt)]
 
 
@@ -130,7 +140,7 @@ def count_facets(session: Session, flt: EntryFilter, facets: Sequence[str], *, l
         combos = session.execute(
             select(*columns, func.count())
             .where(*queries.conditions(flt))
-            .group_by(*columns)
+            .group_by(*(_group_key(session, c) for c in columns))
             .limit(MAX_COMBINATIONS + 1)
         ).all()
         if len(combos) <= MAX_COMBINATIONS:

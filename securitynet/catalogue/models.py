@@ -204,6 +204,7 @@ class Entry(Base):
         # since 0008): a page, its total and its facet counts read from the index alone
         Index("ix_entry_browse_dataset", "dataset", "top1", *_BROWSE_TAIL),
         Index("ix_entry_browse_top1", "top1", "dataset", *_BROWSE_TAIL),
+        Index("ix_entry_browse_params", "params", "dataset", *_BROWSE_TAIL[:-3], "task", "input_size", "top1"),
     )
 
     def __repr__(self) -> str:

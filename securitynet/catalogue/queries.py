@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -80,6 +80,8 @@ class EntryFilter:
     min_input_size: int | None = None
     max_input_size: int | None = None
     text: str | None = None
+    #: only these entry ids (what :func:`resolve_text` turns a narrow text search into)
+    among: frozenset[str] | None = None
     include_removed: bool = False
     #: every entry that loads a weight file another entry also loads (default: one per file)
     include_shared_weights: bool = False
@@ -183,6 +185,8 @@ def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
         cond.append(Entry.top1 <= flt.max_top1)
     if flt.text and flt.text.strip():
         cond.append(TextMatch(Entry.id, Entry.architecture, flt.text))
+    if flt.among is not None:
+        cond.append(Entry.id.in_(sorted(flt.among)))
     if not flt.include_shared_weights:
         cond.append(Entry.same_weights_as.is_(None))
     return cond
@@ -201,11 +205,13 @@ class TextMatch(ColumnElement[bool]):
         self.text = text
 
     def condition(self) -> ColumnElement[bool]:
+        """The ``LIKE`` on both columns, in parentheses (it is compiled on its own, then
+        put among the other conditions)."""
         pattern = textsearch.like_pattern(self.text)
         return or_(
             func.lower(self.id_column).like(pattern, escape="/"),
             func.lower(self.architecture_column).like(pattern, escape="/"),
-        )
+        ).self_group()
 
 
 @compiles(TextMatch)
@@ -218,7 +224,7 @@ def _compile_sqlite(element: TextMatch, compiler: Any, **kw: Any) -> str:
     if not textsearch.indexed(element.text):
         return str(compiler.process(element.condition(), **kw))
     rowid: Any = literal_column(f"{element.id_column.table.name}.rowid")
-    candidates = and_(rowid.in_(_fts_rowids(element.text)), element.condition())
+    candidates = and_(rowid.in_(_fts_rowids(element.text)), element.condition()).self_group()
     return str(compiler.process(candidates, **kw))
 
 
@@ -226,6 +232,26 @@ def _fts_rowids(text: str) -> Select[Any]:
     search = table(textsearch.SEARCH_TABLE, column("rowid"))
     matches = literal_column(textsearch.SEARCH_TABLE).op("MATCH")(bindparam(None, textsearch.fts_phrase(text)))
     return select(search.c.rowid).where(matches)
+
+
+#: A text search matching at most this many entries is looked up once per page.
+RESOLVED_TEXT = 2000
+
+
+def resolve_text(session: Session, flt: EntryFilter) -> EntryFilter:
+    """``flt`` with a narrow text search replaced by the ids it matches, looked up once: a
+    browse page asks its question eight times (the page, the total, six facets), and on
+    PostgreSQL each trigram look-up costs tens of milliseconds where a common trigram
+    (``net``, ``vit``) names most entries. A broad search (more than
+    :data:`RESOLVED_TEXT` entries) is left as it is."""
+    if not (flt.text and flt.text.strip()):
+        return flt
+    found = session.scalars(
+        select(Entry.id).where(TextMatch(Entry.id, Entry.architecture, flt.text)).limit(RESOLVED_TEXT + 1)
+    ).all()
+    if len(found) > RESOLVED_TEXT:
+        return flt
+    return replace(flt, text=None, among=frozenset(found))
 
 
 #: Filters that leave out the NULLs of a sort column.

@@ -123,10 +123,11 @@ def browse(catalogue: Catalogue, query: BrowseQuery, *, cache: StateCache | None
     ``cache`` while the catalogue's state is unchanged)."""
     key, descending = _sort_order(query.sort)
     with catalogue.session() as s:
-        counts = _counts(s, query.flt, list(FACETS), FACET_VALUES, cache)
+        flt = queries.resolve_text(s, query.flt)
+        counts = _counts(s, flt, list(FACETS), FACET_VALUES, cache)
         entries = queries.search_page(
             s,
-            query.flt,
+            flt,
             sort=key,
             descending=descending,
             limit=PAGE_SIZE,

@@ -72,3 +72,30 @@ def test_a_search_reads_the_index_not_every_entry(catalogue: Catalogue) -> None:
             compiled = stmt.compile(conn, compile_kwargs={"literal_binds": True})
             plan = " ".join(str(r) for r in conn.exec_driver_sql(f"EXPLAIN {compiled}"))
             assert "ix_entry_search_id" in plan and "ix_entry_search_architecture" in plan
+
+
+def test_a_narrow_search_is_looked_up_once_and_answers_the_same(
+    catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from securitynet.catalogue import facets
+
+    flt = EntryFilter(text="resnet")
+    with catalogue.session() as s:
+        resolved = queries.resolve_text(s, flt)
+        # the ids the text alone matches (the other filters still apply, and each facet is
+        # counted without its own)
+        everything = {"include_removed": True, "include_shared_weights": True, "include_test_nets": True}
+        assert resolved.text is None and resolved.among == {e.id for e in catalogue.search(text="resnet", **everything)}
+        assert queries.search(s, resolved) == queries.search(s, flt)
+        assert facets.count_facets(s, resolved, list(facets.FACETS), limit=50) == facets.count_facets(
+            s, flt, list(facets.FACETS), limit=50
+        )
+        monkeypatch.setattr(queries, "RESOLVED_TEXT", 1)  # broader than that: left as asked
+        assert queries.resolve_text(s, flt) == flt
+
+
+def test_a_search_keeps_the_other_filters(catalogue: Catalogue) -> None:
+    # the removed entry matches the text; the default filter leaves it out
+    assert "timm:resnet18.gone_in1k" in _ids(catalogue, "resnet18")
+    assert "timm:resnet18.gone_in1k" not in {e.id for e in catalogue.search(text="resnet18")}
+    assert {e.dataset for e in catalogue.search(text="resnet", dataset="CIFAR-10")} == {"CIFAR-10"}
