@@ -198,6 +198,9 @@ class TextMatch(ColumnElement[bool]):
 
     inherit_cache = False
     type = Boolean()
+    # a predicate: put in a WHERE as it is (else SQLite gets "(...) = 1", which no index
+    # answers: a scan of every entry)
+    _is_implicitly_boolean = True
 
     def __init__(self, id_column: Any, architecture_column: Any, text: str) -> None:
         self.id_column = id_column
