@@ -44,6 +44,8 @@ def pages(cat: Catalogue) -> list[tuple[str, str]]:
         ("browse", "/browse"),
         ("browse-cifar10-top1", "/browse?dataset=CIFAR-10&min_top1=90&sort=top1"),
         ("browse-page2", "/browse?dataset=ImageNet-1k&page=2"),
+        ("browse-pretrained", "/browse?pretrain=ImageNet-21k&dataset=ImageNet-1k&max_input_size=300"),
+        ("browse-search", "/browse?q=resnet50&sort=params"),
         ("entry-timm", "/entry/timm:resnet50.a1_in1k"),
     ]
     evaluated = cat.results(source="evaluate", limit=1)

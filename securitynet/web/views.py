@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 #: Facets shown on the browse page, each a query parameter (and EntryFilter field).
 FACETS: tuple[str, ...] = facets.FACETS
 #: How a facet is headed on the page.
-FACET_TITLES = {"pretrain": "pre-training data"}
+FACET_TITLES = {"dataset": "data set", "pretrain": "pre-training data"}
 #: Range filters: query parameter -> how its text is read.
 RANGES: dict[str, Any] = {
     "min_params": parse_count,
