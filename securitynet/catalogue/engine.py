@@ -153,6 +153,7 @@ def _run_migrations(engine: Engine, direction: str, revision: str) -> str:
                     conn.commit()
     except OperationalError as exc:
         raise CatalogueError(f"cannot migrate the catalogue at {engine.url!r}: {exc.orig}") from exc
+    note_text_index(engine)
     reached = current_revision(engine)
     log.info("catalogue at revision %s", reached)
     return reached or ""
@@ -207,7 +208,25 @@ def open_engine(url: str, *, upgrade: bool = True, create_folder: bool = False) 
     engine = create_catalogue_engine(url, create_folder=create_folder)
     if upgrade:
         ensure_schema(engine)
+    note_text_index(engine)
     return engine
+
+
+def note_text_index(engine: Engine) -> None:
+    """Note on the engine's dialect whether SQLite's text-search index exists (queries
+    compiled for it ask the index only then; see :mod:`~securitynet.catalogue.textsearch`)."""
+    if engine.dialect.name != "sqlite":
+        return
+    from sqlalchemy import text
+
+    from securitynet.catalogue import textsearch
+
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(text(textsearch.HAS_INDEX_SQL)).first() is not None
+    except OperationalError:
+        found = False
+    setattr(engine.dialect, textsearch.DIALECT_FLAG, found)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -14,9 +14,10 @@ Freshness is kept by the database itself: migration 0008's triggers empty
 ``UPDATE``), and a refresh puts its row back in the same transaction as the new counts.
 A reader that finds no row counts over the entries instead: slower, never stale.
 
-Pre-training data is a set per entry (a chain may pre-train on several). Each set is stored
-as one key, its names written ``<length>:<name>`` and concatenated (two different sets
-never share a key, whatever a name holds); ``facet_pretrain`` lists each key's names.
+Pre-training data is a set per entry (a chain may pre-train on several): ``entry.pretrain``
+holds it as one key, its names written ``<length>:<name>`` in name order and concatenated
+(two different sets never share a key, whatever a name holds), kept by triggers on
+``entry_dataset``; ``facet_pretrain`` lists each key's names.
 """
 
 from __future__ import annotations
@@ -38,44 +39,39 @@ STATE = "facet_count"
 COLUMNS = ("dataset", "family", "source", "licence", "task", "input_size")
 
 
-def _keys_select(dialect: str) -> str:
-    """One row per entry with pre-training data: ``(entry_id, key)``. Two entries with the
-    same set may get its names in different orders (SQLite's ``group_concat`` promises
-    none): two keys, two ``facet_count`` rows, each listed in ``facet_pretrain``, and every
-    count still exact."""
-    if dialect == "postgresql":
-        return (
-            "SELECT entry_id, string_agg(length(dataset) || ':' || dataset, '' ORDER BY dataset) AS pretrain "
-            "FROM (SELECT DISTINCT entry_id, dataset FROM entry_dataset WHERE stage = 'pretrain') AS d "
-            "GROUP BY entry_id"
-        )
-    return (
-        "SELECT entry_id, group_concat(length(dataset) || ':' || dataset, '') AS pretrain "
-        "FROM (SELECT DISTINCT entry_id, dataset FROM entry_dataset WHERE stage = 'pretrain') AS d "
-        "GROUP BY entry_id"
-    )
-
-
-def fill_statement(dialect: str) -> str:
+def fill_statement() -> str:
     """``INSERT INTO facet_count`` from every entry, in one pass."""
     columns = ", ".join(f"e.{c}" for c in COLUMNS)
     flags = "e.removed_upstream, (e.same_weights_as IS NOT NULL), e.test_net"
     return (
         f"INSERT INTO facet_count ({', '.join(COLUMNS)}, pretrain, removed_upstream, shared_weights, "
         f"test_net, entries) "
-        f"SELECT {columns}, p.pretrain, {flags}, COUNT(*) "
-        f"FROM entry AS e LEFT JOIN ({_keys_select(dialect)}) AS p ON p.entry_id = e.id "
-        f"GROUP BY {columns}, p.pretrain, {flags}"
+        f"SELECT {columns}, e.pretrain, {flags}, COUNT(*) FROM entry AS e "
+        f"GROUP BY {columns}, e.pretrain, {flags}"
     )
 
 
-def pretrain_statement(dialect: str) -> str:
-    """``INSERT INTO facet_pretrain``: each key of an entry with the names it was made of."""
-    return (
-        "INSERT INTO facet_pretrain (pretrain, dataset) "
-        f"SELECT DISTINCT p.pretrain, d.dataset FROM ({_keys_select(dialect)}) AS p "
-        "JOIN entry_dataset AS d ON d.entry_id = p.entry_id AND d.stage = 'pretrain'"
-    )
+#: ``INSERT INTO facet_pretrain``: each key with the names it is made of.
+PRETRAIN_STATEMENT = (
+    "INSERT INTO facet_pretrain (pretrain, dataset) SELECT DISTINCT e.pretrain, d.dataset "
+    "FROM entry AS e JOIN entry_dataset AS d ON d.entry_id = e.id AND d.stage = 'pretrain' "
+    "WHERE e.pretrain IS NOT NULL"
+)
+
+
+def parse_key(key: str) -> list[str]:
+    """The names in a pre-training key (``"12:ImageNet-21k8:LAION-2B"`` -> both names);
+    a key that is not one (written by hand) gives the names read before the fault."""
+    names: list[str] = []
+    at = 0
+    while at < len(key):
+        colon = key.find(":", at)
+        if colon < 0 or not key[at:colon].isdigit():
+            break
+        end = colon + 1 + int(key[at:colon])
+        names.append(key[colon + 1 : end])
+        at = end
+    return names
 
 
 def refresh_facet_counts(engine: Engine) -> float:
@@ -98,8 +94,8 @@ def rebuild(conn: Connection) -> None:
     conn.execute(text("DELETE FROM summary_state WHERE name = :name"), {"name": STATE})
     conn.execute(text("DELETE FROM facet_pretrain"))
     conn.execute(text("DELETE FROM facet_count"))
-    conn.execute(text(fill_statement(dialect)))
-    conn.execute(text(pretrain_statement(dialect)))
+    conn.execute(text(fill_statement()))
+    conn.execute(text(PRETRAIN_STATEMENT))
     conn.execute(
         text("INSERT INTO summary_state (name, refreshed_at) VALUES (:name, CURRENT_TIMESTAMP)"),
         {"name": STATE},
@@ -113,10 +109,11 @@ def counts_are_fresh(conn: Connection) -> bool:
 
 
 __all__ = [
+    "PRETRAIN_STATEMENT",
     "STATE",
     "counts_are_fresh",
     "fill_statement",
-    "pretrain_statement",
+    "parse_key",
     "rebuild",
     "refresh_facet_counts",
 ]

@@ -13,10 +13,11 @@ data, input size), the counts come from ``facet_count``, stored at write time
 (:mod:`~securitynet.catalogue.facet_table`): a ``GROUP BY`` over one row per combination of
 facet values, whatever the number of entries. Where it also names a top-1 or parameter
 range, text, an architecture or a number of classes, or the stored counts are stale, they
-are counted over the matching entries: under a data-set filter, one ``GROUP BY`` over the
-single-valued facets together answers all of them and the total in one pass over the
-matching rows (with ``ix_entry_browse_dataset`` of migration 0006, a pass over one range of
-the index alone); otherwise each facet gets a query of its own. Where the values combine
+are counted over the matching entries, from a covering index (migrations 0006, 0008; the
+pre-training facet from the key ``entry.pretrain`` keeps on each row): under a data-set
+filter, one ``GROUP BY`` over the facets together answers all of them and the total in one
+pass over the matching rows (a range of ``ix_entry_browse_dataset``); otherwise each facet
+gets a query of its own. Where the values combine
 into more than :data:`MAX_COMBINATIONS` groups, each facet is counted on its own instead,
 so memory stays bounded.
 """
@@ -32,10 +33,9 @@ from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
 from securitynet.catalogue import queries
-from securitynet.catalogue.facet_table import counts_are_fresh
-from securitynet.catalogue.models import Entry, EntryDataset, FacetCount, FacetPretrain
+from securitynet.catalogue.facet_table import counts_are_fresh, parse_key
+from securitynet.catalogue.models import Entry, FacetCount, FacetPretrain
 from securitynet.catalogue.queries import EntryFilter
-from securitynet.records import Stage
 
 #: Single-valued facets: name -> entry column (and EntryFilter field of that name).
 COLUMN_FACETS: dict[str, Any] = {
@@ -44,10 +44,14 @@ COLUMN_FACETS: dict[str, Any] = {
     "source": Entry.source,
     "licence": Entry.licence,
     "task": Entry.task,
+    # the set of pre-training data sets of the entry's chain, as a key: each group counts
+    # under every name in its key (see :mod:`~securitynet.catalogue.facet_table`)
+    "pretrain": Entry.pretrain,
 }
-#: Every facet that can be counted (each an EntryFilter field of that name); ``pretrain``
-#: is the set of pre-training data sets in an entry's training chain.
-FACETS: tuple[str, ...] = (*COLUMN_FACETS, "pretrain")
+#: Every facet that can be counted (each an EntryFilter field of that name).
+FACETS: tuple[str, ...] = tuple(COLUMN_FACETS)
+#: Facets whose value is a set (a key naming several values).
+SET_FACETS = frozenset({"pretrain"})
 MAX_COMBINATIONS = 5000
 
 
@@ -88,33 +92,33 @@ def _group_key(session: Session, column: Any) -> Any:
     return column
 
 
-def _no_pretraining_data(session: Session) -> bool:
-    """Whether the current stored counts say no entry names pre-training data (then the
-    join of every matching entry with its training chain can be skipped)."""
-    if not counts_are_fresh(session.connection()):
-        return False
-    return session.scalar(select(FacetPretrain.id).limit(1)) is None
+def _counter(facet: str, rows: Any, at: int = 0) -> Counter[Any]:
+    """Entries per value of ``facet`` from ``(value, ..., count)`` rows (``value`` at
+    ``at``); a set-valued facet's key counts under each of its names."""
+    counter: Counter[Any] = Counter()
+    for row in rows:
+        value, n = row[at], int(row[-1])
+        if value is None:
+            continue
+        if facet in SET_FACETS:
+            for name in dict.fromkeys(parse_key(value)):
+                counter[name] += n
+        else:
+            counter[value] += n
+    return counter
 
 
 def facet_values(session: Session, flt: EntryFilter, facet: str, *, limit: int) -> list[tuple[str, int]]:
     """The commonest values of ``facet`` among the entries ``flt`` matches when its own
     filter is left out, with their counts (one ``GROUP BY`` over the entries)."""
     others = _without(flt, facet)
-    counted: Any = func.count(func.distinct(EntryDataset.entry_id)) if facet == "pretrain" else func.count()
-    n = counted.label("n")
-    if facet == "pretrain":
-        if _no_pretraining_data(session):
-            return []
-        column: Any = EntryDataset.dataset
-        stmt = (
-            select(column, n)
-            .join(Entry, Entry.id == EntryDataset.entry_id)
-            .where(EntryDataset.stage == Stage.PRETRAIN, *queries.conditions(others))
-        )
-    else:
-        column = COLUMN_FACETS[facet]
-        stmt = select(column, n).where(*queries.conditions(others), column.is_not(None))
-    stmt = stmt.group_by(_group_key(session, column)).order_by(n.desc(), column).limit(limit)
+    column = COLUMN_FACETS[facet]
+    n = func.count().label("n")
+    stmt = select(column, n).where(*queries.conditions(others), column.is_not(None))
+    stmt = stmt.group_by(_group_key(session, column))
+    if facet in SET_FACETS:  # every key, each spelled out into its names (a few hundred)
+        return _top(_counter(facet, session.execute(stmt)), limit)
+    stmt = stmt.order_by(n.desc(), column).limit(limit)
     return [(str(value), int(count)) for value, count in session.execute(stmt)]
 
 
@@ -157,10 +161,7 @@ def count_facets(session: Session, flt: EntryFilter, facets: Sequence[str], *, l
         if len(combos) <= MAX_COMBINATIONS:
             total = sum(int(row[-1]) for row in combos)
             for i, facet in enumerate(shared):
-                counter: Counter[Any] = Counter()
-                for row in combos:
-                    counter[row[i]] += int(row[-1])
-                out[facet] = _top(counter, limit)
+                out[facet] = _top(_counter(facet, combos, i), limit)
     if total is None:
         total = queries.count(session, flt)
     for facet in facets:
@@ -173,6 +174,7 @@ __all__ = [
     "COLUMN_FACETS",
     "FACETS",
     "MAX_COMBINATIONS",
+    "SET_FACETS",
     "FacetCounts",
     "answers_from_storage",
     "count_facets",

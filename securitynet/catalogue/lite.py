@@ -169,6 +169,11 @@ class LiteCatalogue:
 
     # --- listing ----------------------------------------------------------------------------
 
+    def _text_index(self) -> bool:
+        from securitynet.catalogue.textsearch import HAS_INDEX_SQL
+
+        return self.conn.execute(HAS_INDEX_SQL).fetchone() is not None
+
     def _where(self, filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
         cond: list[str] = []
         args: list[Any] = []
@@ -211,7 +216,7 @@ class LiteCatalogue:
         if filters.get("text") and str(filters["text"]).strip():
             from securitynet.catalogue.textsearch import sqlite_match
 
-            match, match_args = sqlite_match(str(filters["text"]))
+            match, match_args = sqlite_match(str(filters["text"]), index=self._text_index())
             cond.append(match)
             args += match_args
         if not filters.get("include_removed"):

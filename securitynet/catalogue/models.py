@@ -99,7 +99,7 @@ class Base(DeclarativeBase):
 #: other facets and the parameter count.
 _BROWSE_TAIL = (
     "removed_upstream", "test_net", "same_weights_as", "family", "source", "licence", "params",
-    "task", "input_size",
+    "task", "input_size", "pretrain",
 )  # fmt: skip
 
 
@@ -143,6 +143,10 @@ class Entry(Base):
     #: the entry whose weight file this one shares (same URL or sha256); NULL for the first
     #: of such a group and for every entry with weights of its own
     same_weights_as: Mapped[str | None] = mapped_column(String(512), index=True)
+    #: the pre-training data sets of its training chain as one key (each name written
+    #: ``<length>:<name>``, in name order, concatenated; NULL: none), kept by triggers on
+    #: ``entry_dataset`` (migration 0008), so a browse counts them from the entry row
+    pretrain: Mapped[str | None] = mapped_column(Text)
     #: a net a library registers for its own tests (timm's ``test_*``), not a model
     test_net: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false(), index=True
@@ -204,7 +208,7 @@ class Entry(Base):
         # since 0008): a page, its total and its facet counts read from the index alone
         Index("ix_entry_browse_dataset", "dataset", "top1", *_BROWSE_TAIL),
         Index("ix_entry_browse_top1", "top1", "dataset", *_BROWSE_TAIL),
-        Index("ix_entry_browse_params", "params", "dataset", *_BROWSE_TAIL[:-3], "task", "input_size", "top1"),
+        Index("ix_entry_browse_params", "params", "dataset", *_BROWSE_TAIL[:-4], "task", "input_size", "pretrain", "top1"),
     )
 
     def __repr__(self) -> str:

@@ -169,6 +169,9 @@ def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
     if flt.architecture:
         cond.append(func.lower(Entry.architecture) == flt.architecture.strip().lower())
     if flt.pretrain:
+        # the key on the entry row sieves (in the covering indexes); the chain decides
+        name = resolve_dataset(flt.pretrain).lower()
+        cond.append(func.lower(Entry.pretrain).contains(f":{name}", autoescape=True))
         pretrained = select(EntryDataset.entry_id).where(
             EntryDataset.stage == Stage.PRETRAIN, _dataset_match(EntryDataset.dataset, flt.pretrain)
         )
@@ -224,7 +227,7 @@ def _compile_like(element: TextMatch, compiler: Any, **kw: Any) -> str:
 
 @compiles(TextMatch, "sqlite")
 def _compile_sqlite(element: TextMatch, compiler: Any, **kw: Any) -> str:
-    if not textsearch.indexed(element.text):
+    if not (getattr(compiler.dialect, textsearch.DIALECT_FLAG, False) and textsearch.indexed(element.text)):
         return str(compiler.process(element.condition(), **kw))
     rowid: Any = literal_column(f"{element.id_column.table.name}.rowid")
     candidates = and_(rowid.in_(_fts_rowids(element.text)), element.condition()).self_group()

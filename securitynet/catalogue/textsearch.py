@@ -5,7 +5,7 @@ A search is a case-insensitive substring of the id or the architecture (``resnet
 ``lower(id) LIKE '%...%'`` alone, every search reads every entry (seconds at a million).
 Migration 0008 adds a trigram index on each database:
 
-- **SQLite**: ``entry_search``, an FTS5 table with the trigram tokenizer over ``entry``'s
+- **SQLite** (3.34 or newer, with FTS5; otherwise no index): ``entry_search``, an FTS5 table with the trigram tokenizer over ``entry``'s
   ``id`` and ``architecture`` (external content: it stores the index, not the text), kept
   current by triggers. A search of three characters or more asks it for candidate rows
   (``entry.rowid IN (... MATCH ...)``); the ``LIKE`` is still checked on each candidate,
@@ -49,11 +49,19 @@ def indexed(text: str) -> bool:
     return len(text.strip()) >= MIN_INDEXED
 
 
-def sqlite_match(text: str) -> tuple[str, list[str]]:
-    """:class:`TextMatch` for SQLite as SQL text on ``entry`` and its arguments."""
+#: Where the catalogue notes on its engine's dialect whether ``entry_search`` exists
+#: (a SQLite built without FTS5 or older than 3.34 has no trigram tokenizer: the
+#: migration then makes no index, and searches read every entry).
+DIALECT_FLAG = "securitynet_text_index"
+HAS_INDEX_SQL = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{SEARCH_TABLE}'"
+
+
+def sqlite_match(text: str, *, index: bool = True) -> tuple[str, list[str]]:
+    """:class:`~securitynet.catalogue.queries.TextMatch` for SQLite as SQL text on ``entry``
+    and its arguments (``index``: whether ``entry_search`` exists)."""
     like = "(lower(id) LIKE ? ESCAPE '/' OR lower(architecture) LIKE ? ESCAPE '/')"
     pattern = like_pattern(text)
-    if not indexed(text):
+    if not (index and indexed(text)):
         return like, [pattern, pattern]
     return (
         f"(rowid IN (SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH ?) AND {like})",
@@ -69,4 +77,4 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     return not (type_ == "index" and name in PG_INDEXES)
 
 
-__all__ = ["MIN_INDEXED", "PG_INDEXES", "SEARCH_TABLE", "fts_phrase", "include_name", "indexed", "like_pattern", "sqlite_match"]
+__all__ = ["DIALECT_FLAG", "HAS_INDEX_SQL", "MIN_INDEXED", "PG_INDEXES", "SEARCH_TABLE", "fts_phrase", "include_name", "indexed", "like_pattern", "sqlite_match"]

@@ -176,3 +176,19 @@ def test_every_facet_filter_combination_agrees(pretrained: Catalogue) -> None:
                     stored = facets.count_facets(s, flt, ALL, limit=50)
                     counted = _counted(s, flt, ALL)
                     assert (stored.total, stored.facets) == (counted.total, counted.facets), flt
+
+
+def test_the_entry_row_keeps_its_pretraining_key(pretrained: Catalogue) -> None:
+    def key() -> str | None:
+        with pretrained.engine.connect() as conn:
+            return conn.execute(text("SELECT pretrain FROM entry WHERE id = 'hf:a/two-stages'")).scalar()
+
+    assert key() == "12:ImageNet-21k8:LAION-2B"  # names in order, each with its length
+    with pretrained.engine.begin() as conn:
+        conn.execute(text("DELETE FROM entry_dataset WHERE entry_id = 'hf:a/two-stages' AND dataset = 'LAION-2B'"))
+    assert key() == "12:ImageNet-21k"
+    with pretrained.engine.begin() as conn:
+        conn.execute(text("UPDATE entry_dataset SET stage = 'train' WHERE entry_id = 'hf:a/two-stages'"))
+    assert key() is None
+    with pretrained.engine.connect() as conn:  # a train step is no pre-training
+        assert conn.execute(text("SELECT pretrain FROM entry WHERE id = 'hf:a/colon-name'")).scalar() == "3:1:a"

@@ -101,3 +101,20 @@ def test_a_search_keeps_the_other_filters(catalogue: Catalogue) -> None:
     assert "timm:resnet18.gone_in1k" in _ids(catalogue, "resnet18")
     assert "timm:resnet18.gone_in1k" not in {e.id for e in catalogue.search(text="resnet18")}
     assert {e.dataset for e in catalogue.search(text="resnet", dataset="CIFAR-10")} == {"CIFAR-10"}
+
+
+def test_without_the_index_a_search_reads_every_entry_and_finds_the_same(
+    catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SQLite without FTS5's trigram tokenizer gets no index from the migration."""
+    from securitynet.catalogue import textsearch
+
+    if catalogue.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's index (PostgreSQL's planner picks its own)")
+    indexed = {q: _ids(catalogue, q) for q in ("resnet50", "patch16_224", "20")}
+    monkeypatch.setattr(catalogue.engine.dialect, textsearch.DIALECT_FLAG, False)
+    assert {q: _ids(catalogue, q) for q in indexed} == indexed
+    stmt = queries.search_statement(EntryFilter(text="resnet50"), sort=None)
+    assert "entry_search" not in str(stmt.compile(catalogue.engine))
+    like, args = textsearch.sqlite_match("resnet50", index=False)
+    assert "entry_search" not in like and args == ["%resnet50%", "%resnet50%"]
