@@ -37,7 +37,7 @@ from securitynet.catalogue.facet_table import counts_are_fresh, parse_key
 from securitynet.catalogue.models import Entry, FacetCount, FacetPretrain
 from securitynet.catalogue.queries import EntryFilter
 
-#: Single-valued facets: name -> entry column (and EntryFilter field of that name).
+#: Facets: name -> the entry column counted (and the EntryFilter field of that name).
 COLUMN_FACETS: dict[str, Any] = {
     "dataset": Entry.dataset,
     "family": Entry.family,
@@ -149,8 +149,10 @@ def count_facets(session: Session, flt: EntryFilter, facets: Sequence[str], *, l
     out: dict[str, list[tuple[str, int]]] = {}
     total: int | None = None
     # one pass only over one data set's rows (a range of the covering index): over a whole
-    # catalogue, grouping by four columns at once costs more than four single GROUP BYs
-    if shared and flt.dataset:
+    # catalogue, grouping by four columns at once costs more than four single GROUP BYs;
+    # on SQLite only (PostgreSQL sorts the rows for that GROUP BY: 2.8 s for 180,000 rows,
+    # where six hashed GROUP BYs take a tenth of it)
+    if shared and flt.dataset and session.get_bind().dialect.name == "sqlite":
         columns = [COLUMN_FACETS[f] for f in shared]
         combos = session.execute(
             select(*columns, func.count())

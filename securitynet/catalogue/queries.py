@@ -169,9 +169,6 @@ def _conditions(flt: EntryFilter) -> list[ColumnElement[bool]]:
     if flt.architecture:
         cond.append(func.lower(Entry.architecture) == flt.architecture.strip().lower())
     if flt.pretrain:
-        # the key on the entry row sieves (in the covering indexes); the chain decides
-        name = resolve_dataset(flt.pretrain).lower()
-        cond.append(func.lower(Entry.pretrain).contains(f":{name}", autoescape=True))
         pretrained = select(EntryDataset.entry_id).where(
             EntryDataset.stage == Stage.PRETRAIN, _dataset_match(EntryDataset.dataset, flt.pretrain)
         )
