@@ -17,9 +17,9 @@ are counted over the matching entries, from a covering index (migrations 0006, 0
 pre-training facet from the key ``entry.pretrain`` keeps on each row): under a data-set
 filter, one ``GROUP BY`` over the facets together answers all of them and the total in one
 pass over the matching rows (a range of ``ix_entry_browse_dataset``); otherwise each facet
-gets a query of its own. Where the values combine
-into more than :data:`MAX_COMBINATIONS` groups, each facet is counted on its own instead,
-so memory stays bounded.
+gets a query of its own. Where the values combine into more than :data:`MAX_COMBINATIONS`
+groups, SQLite counts each facet on its own instead, so memory stays bounded (PostgreSQL
+groups them all: at most the combinations ``facet_count`` holds).
 """
 
 from __future__ import annotations
@@ -149,18 +149,21 @@ def count_facets(session: Session, flt: EntryFilter, facets: Sequence[str], *, l
     out: dict[str, list[tuple[str, int]]] = {}
     total: int | None = None
     # one pass only over one data set's rows (a range of the covering index): over a whole
-    # catalogue, grouping by four columns at once costs more than four single GROUP BYs;
-    # on SQLite only (PostgreSQL sorts the rows for that GROUP BY: 2.8 s for 180,000 rows,
-    # where six hashed GROUP BYs take a tenth of it)
-    if shared and flt.dataset and session.get_bind().dialect.name == "sqlite":
+    # catalogue, grouping by four columns at once costs more than four single GROUP BYs
+    if shared and flt.dataset:
         columns = [COLUMN_FACETS[f] for f in shared]
-        combos = session.execute(
+        stmt = (
             select(*columns, func.count())
             .where(*queries.conditions(flt))
             .group_by(*(_group_key(session, c) for c in columns))
-            .limit(MAX_COMBINATIONS + 1)
-        ).all()
-        if len(combos) <= MAX_COMBINATIONS:
+        )
+        if session.get_bind().dialect.name == "sqlite":
+            stmt = stmt.limit(MAX_COMBINATIONS + 1)
+        # (no LIMIT on PostgreSQL: it would pick a sorted GROUP BY that can stop early,
+        # 3.7 s for 180,000 rows against 0.4 s hashed; the groups are at most the
+        # combinations ``facet_count`` holds)
+        combos = session.execute(stmt).all()
+        if len(combos) <= MAX_COMBINATIONS or session.get_bind().dialect.name != "sqlite":
             total = sum(int(row[-1]) for row in combos)
             for i, facet in enumerate(shared):
                 out[facet] = _top(_counter(facet, combos, i), limit)
