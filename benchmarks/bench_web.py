@@ -5,6 +5,7 @@ entries, against the same questions asked through ``securitynet sql``'s guard
     python benchmarks/bench_web.py                                   # SQLite (a temporary file)
     python benchmarks/bench_web.py --database-url postgresql://user@host/db   # and PostgreSQL
     python benchmarks/bench_web.py --sqlite-file /tmp/1m.db --keep   # fill once, measure again
+    python benchmarks/bench_web.py --sqlite-file /tmp/1m.db --keep --more   # and broad ranges, searches
 
 Pages: ``/browse.json`` with a data set and a top-1 range (the page, its total and six
 facet counts, counted over the matching entries), ``/browse.json`` with facet filters alone
@@ -83,6 +84,15 @@ PAGE_SQL = {
 }  # fmt: skip
 
 
+#: ``--more``: further browse pages, cold only (no ``sql`` comparison): broad and narrow
+#: ranges, a pre-training filter, the deepest page, sorts, a narrow and a broad search.
+MORE = [
+    {"min_top1": "50"}, {"min_params": "1M"}, {"dataset": "ImageNet-1k", "min_top1": "50"},
+    {"pretrain": "LAION-2B"}, {"pretrain": "LAION-2B", "min_top1": "90"}, {"page": "200"},
+    {"sort": "name", "page": "100"}, {"sort": "-gflops"}, {"q": "arch99"}, {"q": "synthetic"},
+]  # fmt: skip
+
+
 def _pretraining(cat: Catalogue) -> None:
     """A pre-training step for one entry in ten (ImageNet-21k, or LAION-2B for one in a
     hundred), so the pre-training facet has something to count."""
@@ -108,6 +118,16 @@ def _get(client: TestClient, path: str, params: dict[str, str] | None = None) ->
         return response.json()
 
     return call
+
+
+def more(cat: Catalogue, repeat: int) -> None:
+    """The :data:`MORE` pages, cold, each the median of ``repeat`` runs after a warm-up."""
+    backend = cat.engine.url.get_backend_name()
+    with TestClient(create_app(cat, cache=False)) as client:
+        for params in MORE:
+            seconds, answer = timed(_get(client, "/browse.json", params), repeat)
+            shown = "&".join(f"{k}={v}" for k, v in params.items())
+            print(f"[{backend}] web browse {shown:<36} (cold) {seconds * 1000:9.1f} ms ({answer['total']:,} match)", flush=True)
 
 
 def bench(url: str, rows: int, repeat: int, *, refill: bool = True) -> dict[str, float]:
@@ -171,13 +191,19 @@ def main() -> int:
     parser.add_argument("--sqlite-file", type=Path, help="the SQLite file to fill (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="measure the catalogues as they are: no refill")
     parser.add_argument("--no-sqlite", action="store_true", help="only the --database-url run")
+    parser.add_argument("--more", action="store_true", help="also the MORE pages (broad ranges, searches), cold")
     args = parser.parse_args()
-    if not args.no_sqlite:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = args.sqlite_file or Path(tmp) / "bench.db"
-            bench(f"sqlite:///{path}", args.rows, args.repeat, refill=not args.keep)
-    if args.database_url:
-        bench(args.database_url, args.rows, args.repeat, refill=not args.keep)
+    urls = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.no_sqlite:
+            urls.append(f"sqlite:///{args.sqlite_file or Path(tmp) / 'bench.db'}")
+        if args.database_url:
+            urls.append(args.database_url)
+        for url in urls:
+            bench(url, args.rows, args.repeat, refill=not args.keep)
+            if args.more:
+                with Catalogue(url, upgrade=False) as cat:
+                    more(cat, max(1, args.repeat // 2))
     return 0
 
 
