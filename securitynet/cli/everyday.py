@@ -92,40 +92,13 @@ LIST_TABLE_COLUMNS = ("id", "dataset", "top1", "params", "family", "licence")
 
 
 def list_entries(
-    *,
-    source: str | None = None,
-    dataset: str | None = None,
-    family: str | None = None,
-    architecture: str | None = None,
-    licence: str | None = None,
-    min_params: str | None = None,
-    max_params: str | None = None,
-    min_top1: float | None = None,
-    search: str | None = None,
-    include_removed: bool = False,
-    shared_weights: bool = False,
-    test_nets: bool = False,
-    sort: str = "top1",
-    limit: int = 50,
-    fmt: TableFormat = TableFormat.TABLE,
+    *, sort: str = "top1", limit: int = 50, fmt: TableFormat = TableFormat.TABLE, **options: Any
 ) -> None:
-    """List entries matching every filter, best top-1 first."""
+    """List entries matching every filter (``options``: those :func:`search_filters` takes),
+    best top-1 first."""
     from securitynet.catalogue.filters import parse_sort
 
-    filters = search_filters(
-        source=source,
-        dataset=dataset,
-        family=family,
-        architecture=architecture,
-        licence=licence,
-        min_params=min_params,
-        max_params=max_params,
-        min_top1=min_top1,
-        search=search,
-        include_removed=include_removed,
-        shared_weights=shared_weights,
-        test_nets=test_nets,
-    )
+    filters = search_filters(**options)
     key, descending = parse_sort(sort)
     from securitynet.catalogue.lite import open_lite
 
