@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from securitynet.attacks.membership import MembershipConfig, NetQuery, auc, run_membership
-from securitynet.attacks.membership.robust import PGDConfig, adversarial_batches, pgd
+from securitynet.attacks.membership.robust import PGDConfig, adversarial_batches, pgd_train
 from securitynet.attacks.membership.signals import Posteriors, signal
 from securitynet.attacks.membership.verified import (
     ibp_train,
@@ -59,21 +59,9 @@ def cnn(seed: int) -> nn.Module:
 
 def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float = 1e-3, wd: float = 0.0,
           adversarial: PGDConfig | None = None, seed: int = 0) -> nn.Module:
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=wd)
-    gen = torch.Generator().manual_seed(seed)
-    query = NetQuery(net, "logits")
-    for _ in range(epochs):
-        net.train()
-        for i in torch.randperm(len(y), generator=gen).split(64):
-            xb, yb = x[i], y[i]
-            if adversarial is not None:
-                net.eval()
-                xb = pgd(query, xb, yb, adversarial, mean=MEAN, std=STD)
-                net.train()
-            opt.zero_grad()
-            nn.functional.cross_entropy(net(xb), yb).backward()
-            opt.step()
-    return net.eval()
+    """The library's training loop (PGD examples per batch where ``adversarial`` is given)."""
+    return pgd_train(net, x, y, epochs=epochs, mean=MEAN, std=STD, adversarial=adversarial, lr=lr,
+                     weight_decay=wd, seed=seed)
 
 
 def attack(net: nn.Module, members, nonmembers, attacks: list[str], **config) -> dict:
@@ -134,12 +122,12 @@ def confidence_scores(net: nn.Module, members, nonmembers, *, pgd_eps: float | N
 
 def check_adversarial(train, test, seeds: list[int], n: int, n_non: int, epochs: int, eps: float) -> None:
     print(f"2. PGD-trained vs natural CNN ({n} members / {n_non} non-members, eps {eps}, {epochs} epochs; confidence AUC)")
-    pgd_train = PGDConfig(eps=eps, steps=5, step_size=2.5 * eps / 5)
+    training_attack = PGDConfig(eps=eps, steps=5, step_size=2.5 * eps / 5)
     for seed in seeds:
         members, nonmembers = split(train, test, n, n_non, seed)
         t0 = time.perf_counter()
         natural = fit(cnn(seed), *members, epochs=epochs, seed=seed)
-        robust = fit(cnn(seed), *members, epochs=epochs, seed=seed, adversarial=pgd_train)
+        robust = fit(cnn(seed), *members, epochs=epochs, seed=seed, adversarial=training_attack)
         nat = confidence_scores(natural, members, nonmembers, pgd_eps=eps)
         rob = confidence_scores(robust, members, nonmembers, pgd_eps=eps)
         gain, low, high = paired_gain(rob, "adv", "clean")

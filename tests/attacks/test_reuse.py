@@ -4,7 +4,6 @@ crafting a malicious primitive on the digits net (scikit-learn's digits, in the 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -17,14 +16,7 @@ from securitynet.attacks.reuse.primitive import feature_extractor, features, fin
 from securitynet.errors import AttackError
 from tests.attacks.conftest import Digits
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Small nets on a shared, loaded machine: one thread (two oversubscribe it ten-fold)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class LogSoftmaxNet(nn.Module):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from securitynet.attacks.membership import MembershipConfig, NetQuery, auc, run_membership
-from securitynet.attacks.membership.robust import PGDConfig, adversarial_batches, pgd
+from securitynet.attacks.membership.robust import PGDConfig, adversarial_batches, pgd_train
 from securitynet.attacks.membership.signals import Posteriors, signal
 from securitynet.data import load_dataset
 
@@ -72,22 +72,7 @@ def _cnn(seed: int) -> nn.Module:
 
 
 def _fit_cnn(seed: int, x: torch.Tensor, y: torch.Tensor, *, epochs: int, adversarial: PGDConfig | None) -> nn.Module:
-    net = _cnn(seed)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(seed)
-    query = NetQuery(net, "logits")
-    for _ in range(epochs):
-        net.train()
-        for i in torch.randperm(len(y), generator=gen).split(64):
-            xb, yb = x[i], y[i]
-            if adversarial is not None:
-                net.eval()
-                xb = pgd(query, xb, yb, adversarial, mean=MEAN, std=STD)
-                net.train()
-            opt.zero_grad()
-            nn.functional.cross_entropy(net(xb), yb).backward()
-            opt.step()
-    return net.eval()
+    return pgd_train(_cnn(seed), x, y, epochs=epochs, adversarial=adversarial, mean=MEAN, std=STD, seed=seed)
 
 
 def _clean_and_adversarial_auc(net: nn.Module, members: tuple[torch.Tensor, torch.Tensor], nonmembers: tuple[torch.Tensor, torch.Tensor], eps: float) -> tuple[float, float, float]:

@@ -5,10 +5,9 @@ The held-out clean images are split as the evaluation splits them: overlays, cal
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-import torch
 
 from securitynet.attacks.backdoor.strip import StripConfig, StripResult, run_strip
 from securitynet.attacks.membership.query import NetQuery
@@ -17,13 +16,7 @@ from tests.attacks.mnist_backdoor import BackdoorPair, Mnist, trigger
 FRR = 0.01
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """STRIP's small batches on one thread: on a loaded machine two cost several times more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def strip_both(mnist: Mnist, pair: BackdoorPair) -> tuple[StripResult, StripResult]:

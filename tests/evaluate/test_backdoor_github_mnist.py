@@ -9,7 +9,6 @@ import shlex
 from pathlib import Path
 
 import pytest
-import torch
 
 from tests.evaluate.conftest import NORMAL
 
@@ -19,13 +18,7 @@ CLEANSE = ("eval", "backdoor", NORMAL, "--method", "neural-cleanse", "--data", "
            "--steps", "10")  # fmt: skip
 
 
-@pytest.fixture
-def run(run):  # type: ignore[no-untyped-def]
-    # one thread: on a loaded machine two threads per small batch cost several times more
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield run
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_strip_on_a_clean_public_net_rejects_about_frr_of_anything_and_is_stored(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

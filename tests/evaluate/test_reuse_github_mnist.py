@@ -8,25 +8,16 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from securitynet.attacks.reuse import ReuseConfig
 from securitynet.catalogue.api import Catalogue
 from securitynet.evaluate import DataSpec, ReuseRequest, evaluate
 from tests.evaluate.conftest import NORMAL
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Small nets on a shared, loaded machine: one thread (two oversubscribe it ten-fold)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def readme_command() -> list[str]:
